@@ -1,0 +1,213 @@
+"""The one feature function: audio in, a fixed-size log-mel spectrogram out.
+
+Preprocessing (for training) and inference both call :func:`log_mel`, and every cache and every
+trained model stores the :class:`FeatureConfig` it was made with, so the two can never drift.
+
+Why these settings, for RAVDESS:
+
+* The clips are 2.9–5.3 s long but start and end with about a second of room noise. After
+  trimming at 40 dB below the loudest frame the speech lasts 1.3–4.2 s (median 2.0 s, 90th
+  percentile 2.9 s), so a 3 s window keeps all of the speech of nine clips in ten and the
+  middle 3 s of the rest.
+* 25 ms windows every 10 ms are the standard speech analysis frames: short enough to follow
+  pitch and energy contours, long enough to resolve harmonics of a low voice.
+* 64 mel bands from 50 Hz (below the lowest male F0) to 8 kHz (Nyquist at 16 kHz) give the
+  CNN a 64 × 301 image, small enough to train on a laptop CPU.
+* Levels stay absolute (dB re full scale), so loudness remains a cue; normalisation statistics
+  are learned on the training actors and saved with each model.
+
+The STFT, mel filterbank and trim are written here in NumPy rather than called from librosa:
+librosa's first call imports SciPy's signal stack (about 1.5 s), which would double the start-up
+time of a one-clip inference. ``tests/test_features.py`` checks that the result equals
+``librosa.feature.melspectrogram`` followed by ``librosa.power_to_db``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from ser_cnn.audio import SAMPLE_RATE, AudioSource, load_audio
+from ser_cnn.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Every setting that shapes the log-mel tensor. Stored with each cache and model."""
+
+    sample_rate: int = SAMPLE_RATE  # Hz
+    n_fft: int = 512  # samples: 32 ms FFT, next power of two above the window
+    win_length: int = 400  # samples: 25 ms analysis window
+    hop_length: int = 160  # samples: 10 ms between frames
+    n_mels: int = 64  # mel bands
+    fmin: float = 50.0  # Hz: below the lowest adult male F0 (~65 Hz)
+    fmax: float = 8000.0  # Hz: Nyquist at 16 kHz
+    duration: float = 3.0  # s: the window every clip is centre-cropped or padded to
+    trim_db: float = 40.0  # dB below the loudest frame that counts as silence at the ends
+    top_db: float = 80.0  # dB: floor of the log-mel below its own maximum (padding, silence)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.win_length <= self.n_fft:
+            raise ParameterError(f"need 0 < win_length <= n_fft, got {self.win_length}, {self.n_fft}")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            raise ParameterError(
+                f"need 0 <= fmin < fmax <= sample_rate / 2, got {self.fmin}, {self.fmax}"
+            )
+        if self.duration * self.sample_rate < self.n_fft:
+            raise ParameterError(f"duration {self.duration} s is shorter than one FFT frame")
+
+    @property
+    def n_samples(self) -> int:
+        """Samples in one fixed-length clip (48,000 by default)."""
+        return round(self.duration * self.sample_rate)
+
+    @property
+    def n_frames(self) -> int:
+        """Frames in one log-mel tensor (301 by default: centred frames, both ends included)."""
+        return 1 + self.n_samples // self.hop_length
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Shape of one log-mel tensor: (n_mels, n_frames)."""
+        return (self.n_mels, self.n_frames)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ParameterError(f"unknown feature settings {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**d)
+
+
+DEFAULT_CONFIG = FeatureConfig()
+
+
+def log_mel(
+    source: AudioSource, *, sr: float | None = None, config: FeatureConfig = DEFAULT_CONFIG
+) -> np.ndarray:
+    """Log-mel spectrogram of a clip, trimmed and fitted to ``config.duration``.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or np.ndarray
+        A file or an array of samples (see :func:`ser_cnn.audio.load_audio`).
+    sr : float, optional
+        Sample rate of an array ``source`` in Hz.
+    config : FeatureConfig
+
+    Returns
+    -------
+    np.ndarray, shape (config.n_mels, config.n_frames), float32
+        Power in dB re full scale, floored at ``config.top_db`` below the clip's maximum.
+    """
+    y = load_audio(source, sr=sr, target_sr=config.sample_rate)
+    return log_mel_from_samples(fit_length(trim_silence(y, config=config), config.n_samples), config)
+
+
+def log_mel_from_samples(y: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """Log-mel spectrogram of samples already at ``config.sample_rate``, of any length.
+
+    Returns
+    -------
+    np.ndarray, shape (config.n_mels, 1 + len(y) // config.hop_length), float32
+    """
+    power = _power_spectrogram(np.asarray(y, dtype=np.float32), config)
+    mel = mel_filterbank(config) @ power
+    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
+    return np.maximum(db, db.max() - config.top_db).astype(np.float32)
+
+
+def trim_silence(y: np.ndarray, *, config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """Cut leading and trailing frames more than ``config.trim_db`` below the loudest frame.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n,)
+
+    Returns
+    -------
+    np.ndarray, shape (m,), m <= n; ``y`` itself when it is shorter than one frame.
+    """
+    frame, hop = config.win_length, config.hop_length
+    if len(y) < frame:
+        return y
+    frames = np.lib.stride_tricks.sliding_window_view(y, frame)[::hop]
+    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
+    loud = np.flatnonzero(20 * np.log10(np.maximum(rms, 1e-10) / max(rms.max(), 1e-10)) > -config.trim_db)
+    if loud.size == 0:
+        return y
+    return y[loud[0] * hop : min(len(y), loud[-1] * hop + frame)]
+
+
+def fit_length(y: np.ndarray, n_samples: int) -> np.ndarray:
+    """Centre-crop or zero-pad (equally on both sides) to exactly ``n_samples``."""
+    excess = len(y) - n_samples
+    if excess >= 0:
+        start = excess // 2
+        return y[start : start + n_samples]
+    before = -excess // 2
+    return np.pad(y, (before, -excess - before))
+
+
+def _power_spectrogram(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """|STFT|² with centred frames (zero padding of n_fft // 2), a periodic Hann window.
+
+    Returns shape (n_fft // 2 + 1, 1 + len(y) // hop_length).
+    """
+    pad = config.n_fft // 2
+    y = np.pad(y, (pad, pad))
+    frames = np.lib.stride_tricks.sliding_window_view(y, config.n_fft)[:: config.hop_length]
+    spectrum = np.fft.rfft(frames * _window(config.n_fft, config.win_length), axis=1)
+    return (np.abs(spectrum) ** 2).T.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _window(n_fft: int, win_length: int) -> np.ndarray:
+    """Periodic Hann window of ``win_length``, zero-padded to ``n_fft`` on both sides."""
+    n = np.arange(win_length)
+    w = 0.5 - 0.5 * np.cos(2 * np.pi * n / win_length)
+    left = (n_fft - win_length) // 2
+    return np.pad(w, (left, n_fft - win_length - left)).astype(np.float32)
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / (200.0 / 3)
+    log_part = 15.0 + np.log(np.maximum(hz, 1000.0) / 1000.0) / (np.log(6.4) / 27)
+    return np.where(hz >= 1000.0, log_part, linear)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    linear = mel * (200.0 / 3)
+    log_part = 1000.0 * np.exp((np.log(6.4) / 27) * (mel - 15.0))
+    return np.where(mel >= 15.0, log_part, linear)
+
+
+def mel_filterbank(config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """Triangular, area-normalised (Slaney) mel filters, as ``librosa.filters.mel`` makes them.
+
+    Returns
+    -------
+    np.ndarray, shape (n_mels, n_fft // 2 + 1), float32
+    """
+    return _mel_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    fft_hz = np.linspace(0, sr / 2, n_fft // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    rising = (fft_hz[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]
+    falling = (edges[2:, None] - fft_hz[None, :]) / np.diff(edges)[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # equal area per band
+    return weights.astype(np.float32)
