@@ -1,6 +1,6 @@
 """Preprocess RAVDESS into a cache of fixed-size log-mel tensors.
 
-    python scripts/preprocess.py [--data-dir DIR] [--out DIR] [--jobs N] [--force]
+python scripts/preprocess.py [--data-dir DIR] [--out DIR] [--jobs N] [--force]
 """
 
 from __future__ import annotations

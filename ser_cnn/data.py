@@ -99,7 +99,9 @@ def parse_name(path: str | os.PathLike) -> Clip:
                 f"{', '.join(f'{v:02d}' for v in valid)}; {expected}"
             )
     if emotion == 1 and intensity == 2:
-        raise NameFormatError(f"{path.name}: neutral has no strong intensity in RAVDESS; {expected}")
+        raise NameFormatError(
+            f"{path.name}: neutral has no strong intensity in RAVDESS; {expected}"
+        )
     return Clip(
         path=path,
         modality=MODALITIES[modality],
@@ -193,7 +195,12 @@ class Split:
         return None
 
     def to_dict(self) -> dict:
-        return {"fold": self.fold, "train": list(self.train), "val": list(self.val), "test": list(self.test)}
+        return {
+            "fold": self.fold,
+            "train": list(self.train),
+            "val": list(self.val),
+            "test": list(self.test),
+        }
 
 
 def load_folds() -> dict[int, tuple[int, ...]]:

@@ -51,7 +51,9 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.win_length <= self.n_fft:
-            raise ParameterError(f"need 0 < win_length <= n_fft, got {self.win_length}, {self.n_fft}")
+            raise ParameterError(
+                f"need 0 < win_length <= n_fft, got {self.win_length}, {self.n_fft}"
+            )
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
             raise ParameterError(
                 f"need 0 <= fmin < fmax <= sample_rate / 2, got {self.fmin}, {self.fmax}"
@@ -82,7 +84,9 @@ class FeatureConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ParameterError(f"unknown feature settings {sorted(unknown)}; known: {sorted(names)}")
+            raise ParameterError(
+                f"unknown feature settings {sorted(unknown)}; known: {sorted(names)}"
+            )
         return cls(**d)
 
 
@@ -108,7 +112,9 @@ def log_mel(
         Power in dB re full scale, floored at ``config.top_db`` below the clip's maximum.
     """
     y = load_audio(source, sr=sr, target_sr=config.sample_rate)
-    return log_mel_from_samples(fit_length(trim_silence(y, config=config), config.n_samples), config)
+    return log_mel_from_samples(
+        fit_length(trim_silence(y, config=config), config.n_samples), config
+    )
 
 
 def log_mel_from_samples(y: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
@@ -140,7 +146,9 @@ def trim_silence(y: np.ndarray, *, config: FeatureConfig = DEFAULT_CONFIG) -> np
         return y
     frames = np.lib.stride_tricks.sliding_window_view(y, frame)[::hop]
     rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
-    loud = np.flatnonzero(20 * np.log10(np.maximum(rms, 1e-10) / max(rms.max(), 1e-10)) > -config.trim_db)
+    loud = np.flatnonzero(
+        20 * np.log10(np.maximum(rms, 1e-10) / max(rms.max(), 1e-10)) > -config.trim_db
+    )
     if loud.size == 0:
         return y
     return y[loud[0] * hop : min(len(y), loud[-1] * hop + frame)]
@@ -199,7 +207,9 @@ def mel_filterbank(config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
     -------
     np.ndarray, shape (n_mels, n_fft // 2 + 1), float32
     """
-    return _mel_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
+    return _mel_filterbank(
+        config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax
+    )
 
 
 @functools.lru_cache(maxsize=8)

@@ -3,7 +3,7 @@
 Layout of a cache folder::
 
     settings.json    feature settings, library versions (a cache is only reused with equal settings)
-    manifest.csv     one row per clip: every name field, source path, size and time, duration, cache path
+    manifest.csv     one row per clip: name fields, source path, size, time, duration, cache path
     errors.csv       files that could not be used, and why
     features/*.npy   one float32 array of shape (n_mels, n_frames) per clip
 
@@ -106,9 +106,7 @@ def preprocess(
     old_rows = _read_csv(out_dir / MANIFEST_FILE)
     old_errors = _read_csv(out_dir / ERRORS_FILE)
     rows: dict[str, dict] = {}
-    errors: dict[str, dict] = {
-        str(p): {"path": str(p), "error": why} for p, why in rejected
-    }
+    errors: dict[str, dict] = {str(p): {"path": str(p), "error": why} for p, why in rejected}
     todo: list[tuple[Clip, os.stat_result]] = []
     for clip, stat in _dedupe(clips, errors):
         key = _source_key(clip.path, stat)
@@ -132,7 +130,9 @@ def preprocess(
         for clip, stat, result in _run(todo, features_dir, config, jobs, progress):
             if isinstance(result, str):
                 errors[str(clip.path)] = {
-                    "path": str(clip.path), "error": result, **_source_key_dict(stat)
+                    "path": str(clip.path),
+                    "error": result,
+                    **_source_key_dict(stat),
                 }
             else:
                 rows[clip.stem] = _manifest_row(clip, stat, result, out_dir)
@@ -262,11 +262,15 @@ def _work(task: tuple[Clip, os.stat_result, Path, FeatureConfig]):
         _atomic_save(features_dir / f"{clip.stem}.npy", features)
     except SerError as err:
         return clip, stat, str(err).removeprefix(f"{clip.path}: ")
-    return clip, stat, {
-        "duration": round(info.frames / info.samplerate, 4),
-        "source_sample_rate": info.samplerate,
-        "source_channels": info.channels,
-    }
+    return (
+        clip,
+        stat,
+        {
+            "duration": round(info.frames / info.samplerate, 4),
+            "source_sample_rate": info.samplerate,
+            "source_channels": info.channels,
+        },
+    )
 
 
 def _run(todo, features_dir: Path, config: FeatureConfig, jobs: int | None, progress: bool):
@@ -299,13 +303,13 @@ def _atomic_save(path: Path, array: np.ndarray) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as f:
         np.save(f, array)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def _read_csv(path: Path) -> dict[str, dict]:
@@ -325,4 +329,3 @@ def _write_tables(out_dir: Path, rows: dict[str, dict], errors: dict[str, dict])
         columns=["path", "error", "source_size", "source_mtime_ns"],
     )
     _atomic_write_text(out_dir / ERRORS_FILE, error_table.to_csv(index=False))
-

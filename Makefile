@@ -1,0 +1,37 @@
+# Two entry points for a fresh clone: `make demo` and `make test`. Both create .venv and install
+# ser_cnn into it with the versions of requirements.lock (what CI tests), so results reproduce.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP_FLAGS ?= --disable-pip-version-check --quiet
+
+.PHONY: install demo test lint format benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c requirements.lock -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/python scripts/preprocess.py --data-dir examples --out data/examples-cache
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+benchmark: install
+	$(BIN)/python scripts/benchmark.py preprocess
+
+clean:
+	rm -rf $(VENV) data/examples-cache .pytest_cache .ruff_cache

@@ -1,0 +1,120 @@
+"""Properties of the log-mel feature function."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import librosa
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser_cnn.errors import ParameterError
+from ser_cnn.features import (
+    DEFAULT_CONFIG,
+    FeatureConfig,
+    fit_length,
+    log_mel,
+    log_mel_from_samples,
+    mel_filterbank,
+    trim_silence,
+)
+from tests.conftest import voice
+
+C = DEFAULT_CONFIG
+
+
+@pytest.mark.parametrize("seconds", [0.2, 1.0, 2.9, 5.3])
+def test_fixed_shape_dtype_and_finite_for_any_length(seconds):
+    x = log_mel(voice(seconds=seconds), sr=16_000)
+    assert x.shape == (C.n_mels, C.n_frames) == (64, 301)
+    assert x.dtype == np.float32
+    assert np.isfinite(x).all()
+    assert x.max() - x.min() <= C.top_db + 1e-3
+
+
+def test_path_equals_array(tmp_path):
+    y = voice(sr=48_000)
+    sf.write(tmp_path / "a.wav", y, 48_000, subtype="FLOAT")
+    np.testing.assert_array_equal(log_mel(tmp_path / "a.wav"), log_mel(y, sr=48_000))
+
+
+def test_matches_librosa_melspectrogram():
+    y = fit_length(voice(seconds=2.5), C.n_samples)
+    ours = log_mel_from_samples(y, C)
+    power = librosa.feature.melspectrogram(
+        y=y,
+        sr=C.sample_rate,
+        n_fft=C.n_fft,
+        hop_length=C.hop_length,
+        win_length=C.win_length,
+        n_mels=C.n_mels,
+        fmin=C.fmin,
+        fmax=C.fmax,
+        center=True,
+        pad_mode="constant",
+        power=2.0,
+    )
+    ref = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=C.top_db)
+    np.testing.assert_allclose(ours, ref, atol=1e-3)
+    np.testing.assert_allclose(
+        mel_filterbank(C),
+        librosa.filters.mel(
+            sr=C.sample_rate, n_fft=C.n_fft, n_mels=C.n_mels, fmin=C.fmin, fmax=C.fmax
+        ),
+        atol=1e-7,
+    )
+
+
+def test_trim_removes_quiet_ends_only():
+    y = voice(seconds=1.0, pad=0.5)
+    trimmed = trim_silence(y, config=C)
+    assert 0.9 * 16_000 < len(trimmed) < 1.2 * 16_000
+    # the kept part is a contiguous slice of the input
+    start = int(np.flatnonzero(y == trimmed[0])[0])
+    np.testing.assert_array_equal(y[start : start + len(trimmed)], trimmed)
+
+
+def test_fit_length_centre_crops_and_pads():
+    y = np.arange(10, dtype=np.float32)
+    np.testing.assert_array_equal(fit_length(y, 4), [3, 4, 5, 6])
+    padded = fit_length(y, 14)
+    np.testing.assert_array_equal(padded, [0, 0, *range(10), 0, 0])
+    assert len(fit_length(y, 10)) == 10
+
+
+def test_resampled_input_gives_nearly_the_same_features():
+    y16, y44 = voice(sr=16_000), voice(sr=44_100)
+    a, b = log_mel(y16, sr=16_000), log_mel(y44, sr=44_100)
+    loud = a > a.max() - 40  # compare where there is signal
+    assert np.median(np.abs(a - b)[loud]) < 1.0  # dB
+
+
+def test_louder_input_shifts_levels_by_its_gain():
+    y = voice()
+    a, b = log_mel(y, sr=16_000), log_mel(y * 0.5, sr=16_000)
+    loud = a > a.max() - 40
+    assert np.median((a - b)[loud]) == pytest.approx(20 * np.log10(2), abs=0.1)
+
+
+def test_config_round_trip_and_derived_values():
+    c = FeatureConfig(n_mels=40, duration=2.0)
+    assert FeatureConfig.from_dict(c.to_dict()) == c
+    assert c.n_samples == 32_000 and c.n_frames == 201 and c.shape == (40, 201)
+    assert log_mel(voice(), sr=16_000, config=c).shape == (40, 201)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.n_mels = 10  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"win_length": 1024}, {"fmax": 9000.0}, {"fmin": 9.0, "fmax": 5.0}, {"duration": 0.01}],
+)
+def test_invalid_configs_are_refused(kwargs):
+    with pytest.raises(ParameterError):
+        FeatureConfig(**kwargs)
+
+
+def test_unknown_settings_are_refused():
+    with pytest.raises(ParameterError, match="unknown feature settings"):
+        FeatureConfig.from_dict({**C.to_dict(), "n_bins": 3})

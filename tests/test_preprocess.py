@@ -1,0 +1,190 @@
+"""scripts/preprocess.py end to end on a tiny synthetic RAVDESS tree."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+import ser_cnn.preprocess as pp
+from ser_cnn.errors import DataError
+from ser_cnn.features import FeatureConfig, log_mel
+from ser_cnn.preprocess import load_cache, preprocess
+from tests.conftest import REPO, make_ravdess_tree
+
+
+def run_script(*args, env=None):
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "preprocess.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_script_end_to_end_then_no_op(ravdess_tree, tmp_path):
+    out = tmp_path / "cache"
+    first = run_script("--data-dir", ravdess_tree, "--out", out, "--jobs", 2)
+    assert first.returncode == 0, first.stderr
+    assert "32 clips usable" in first.stdout and "computed 32" in first.stdout
+
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert len(manifest) == 32
+    expected_columns = {
+        "stem",
+        "path",
+        "modality",
+        "vocal_channel",
+        "emotion",
+        "emotion_code",
+        "intensity",
+        "statement",
+        "repetition",
+        "actor",
+        "gender",
+        "duration",
+        "cache",
+    }
+    assert expected_columns <= set(manifest.columns)
+    assert manifest["duration"].between(1.7, 1.9).all()
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["features"] == FeatureConfig().to_dict()
+    assert settings["versions"]["numpy"] == np.__version__
+    arrays = [np.load(out / rel) for rel in manifest["cache"]]
+    assert {a.shape for a in arrays} == {(64, 301)} and {a.dtype for a in arrays} == {
+        np.dtype(np.float32)
+    }
+    # the cache holds exactly what the shared feature function computes
+    row = manifest.iloc[5]
+    np.testing.assert_array_equal(arrays[5], log_mel(row["path"]))
+
+    second = run_script("--data-dir", ravdess_tree, "--out", out)
+    assert second.returncode == 0
+    assert "nothing to do" in second.stdout
+
+
+def test_new_clips_are_added_and_removed_ones_dropped(ravdess_tree, tmp_path):
+    out = tmp_path / "cache"
+    preprocess(ravdess_tree, out, jobs=1, progress=False)
+    make_ravdess_tree(ravdess_tree, actors=(5,), emotions=(3, 4))
+    gone = next((ravdess_tree / "Actor_01").glob("*.wav"))
+    gone.unlink()
+    summary = preprocess(ravdess_tree, out, jobs=1, progress=False)
+    assert (summary.computed, summary.reused, summary.total) == (2, 31, 33)
+    assert not (out / "features" / f"{gone.stem}.npy").exists()
+
+
+def test_changed_settings_are_refused_then_rebuilt_with_force(ravdess_tree, tmp_path):
+    out = tmp_path / "cache"
+    preprocess(ravdess_tree, out, jobs=1, progress=False)
+    other = FeatureConfig(n_mels=32)
+    with pytest.raises(DataError, match="--force"):
+        preprocess(ravdess_tree, out, config=other, jobs=1, progress=False)
+    summary = preprocess(ravdess_tree, out, config=other, jobs=1, progress=False, force=True)
+    assert summary.computed == 32
+    _, features, config = load_cache(out)
+    assert config == other and features.shape == (32, 32, 301)
+
+
+def test_script_names_force_when_settings_differ(ravdess_tree, tmp_path):
+    out = tmp_path / "cache"
+    preprocess(ravdess_tree, out, config=FeatureConfig(n_mels=32), jobs=1, progress=False)
+    result = run_script("--data-dir", ravdess_tree, "--out", out)
+    assert (
+        result.returncode == 1 and "--force" in result.stderr and "Traceback" not in result.stderr
+    )
+
+
+def test_interrupted_run_leaves_no_partial_files_and_resumes(ravdess_tree, tmp_path, monkeypatch):
+    out = tmp_path / "cache"
+    calls = {"n": 0}
+    real = pp.log_mel
+
+    def flaky(path, **kw):
+        calls["n"] += 1
+        if calls["n"] == 11:
+            raise KeyboardInterrupt  # what Ctrl-C does halfway through
+        return real(path, **kw)
+
+    monkeypatch.setattr(pp, "log_mel", flaky)
+    monkeypatch.setattr(pp, "CHECKPOINT_SECONDS", 0.0)
+    with pytest.raises(KeyboardInterrupt):
+        preprocess(ravdess_tree, out, jobs=1, progress=False)
+    assert len(pd.read_csv(out / "manifest.csv")) == 10  # the finished clips are recorded
+    assert not list((out / "features").glob("*.tmp"))
+    # a half-written array, as a hard kill mid-write leaves it, must never be read back
+    (out / "features" / "03-01-01-01-01-01-04.npy.999.tmp").write_bytes(b"\x93NUMPY partial")
+
+    monkeypatch.setattr(pp, "log_mel", real)
+    summary = preprocess(ravdess_tree, out, jobs=1, progress=False)
+    assert (summary.reused, summary.computed, summary.total) == (10, 22, 32)
+    assert not list((out / "features").glob("*.tmp"))
+
+
+def test_corrupt_silent_and_misnamed_files_are_skipped_and_listed(ravdess_tree, tmp_path):
+    actor = ravdess_tree / "Actor_02"
+    corrupt = actor / "03-01-05-02-01-02-02.wav"
+    corrupt.write_text("not audio")
+    silent = actor / "03-01-05-02-02-02-02.wav"
+    sf.write(silent, np.zeros(16_000, dtype=np.float32), 16_000)
+    (actor / "take 3.wav").write_bytes(b"RIFF")
+    out = tmp_path / "cache"
+    result = run_script("--data-dir", ravdess_tree, "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "skipped 3 files" in result.stdout
+    errors = pd.read_csv(out / "errors.csv")
+    reasons = dict(
+        zip(errors["path"].map(lambda p: p.rsplit("/", 1)[-1]), errors["error"], strict=True)
+    )
+    assert "not an audio file" in reasons[corrupt.name]
+    assert "digital silence" in reasons[silent.name]
+    assert "not a RAVDESS file name" in reasons["take 3.wav"]
+    assert len(pd.read_csv(out / "manifest.csv")) == 32
+    # known failures are not retried while the file is unchanged
+    again = preprocess(ravdess_tree, out, jobs=1, progress=False)
+    assert again.computed == 0 and len(again.errors) == 3
+
+
+def test_duplicate_clip_in_wav_and_flac_is_used_once(ravdess_tree, tmp_path):
+    wav = next((ravdess_tree / "Actor_03").glob("*.wav"))
+    y, sr = sf.read(wav)
+    sf.write(wav.with_suffix(".flac"), y, sr)
+    summary = preprocess(ravdess_tree, tmp_path / "cache", jobs=1, progress=False)
+    assert summary.total == 32
+    assert any("duplicate" in why for _, why in summary.errors)
+
+
+def test_nothing_usable_is_a_failure(tmp_path):
+    root = tmp_path / "ravdess" / "Actor_01"
+    root.mkdir(parents=True)
+    (root / "03-01-01-01-01-01-01.wav").write_text("junk")
+    result = run_script("--data-dir", root.parent, "--out", tmp_path / "cache")
+    assert result.returncode == 1
+    assert "0 clips usable" in result.stdout
+
+
+def test_missing_data_folder_explains_where_ravdess_comes_from(tmp_path):
+    result = run_script("--data-dir", tmp_path / "missing", "--out", tmp_path / "cache")
+    assert result.returncode == 1
+    assert "Zenodo record 1188976" in result.stderr
+    assert "Audio_Speech_Actors_01-24.zip" in result.stderr and "--data-dir" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ravdess_dir_variable_is_the_default(ravdess_tree, tmp_path):
+    import os
+
+    env = {**os.environ, "RAVDESS_DIR": str(ravdess_tree)}
+    result = run_script("--out", tmp_path / "cache", "--quiet", env=env)
+    assert result.returncode == 0 and "32 clips usable" in result.stdout
+
+
+def test_load_cache_without_a_cache_names_the_command(tmp_path):
+    with pytest.raises(DataError, match=r"scripts/preprocess\.py"):
+        load_cache(tmp_path)
