@@ -10,7 +10,8 @@ import sys
 
 from ser_cnn.data import resolve_data_dir
 from ser_cnn.errors import SerError
-from ser_cnn.preprocess import DEFAULT_OUT_DIR, preprocess
+from ser_cnn.features import DEFAULT_CONFIG
+from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR, preprocess
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +21,17 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="RAVDESS folder (default: $RAVDESS_DIR, else data/ravdess)",
     )
-    parser.add_argument("--out", default=str(DEFAULT_OUT_DIR), help="cache folder (%(default)s)")
+    parser.add_argument(
+        "--features",
+        choices=("logmel", "classic"),
+        default="logmel",
+        help="logmel: the CNN's tensors (default); classic: the MLP baseline's 180-number vectors",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help=f"cache folder ({DEFAULT_OUT_DIR}, or {DEFAULT_CLASSIC_DIR} for --features classic)",
+    )
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (all cores)")
     parser.add_argument(
         "--force", action="store_true", help="rebuild a cache made with other feature settings"
@@ -29,10 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    if args.features == "classic":
+        from ser_cnn.baseline import DEFAULT_CLASSIC as config
+
+        out = args.out or DEFAULT_CLASSIC_DIR
+    else:
+        config, out = DEFAULT_CONFIG, args.out or DEFAULT_OUT_DIR
     try:
         summary = preprocess(
             resolve_data_dir(args.data_dir),
-            args.out,
+            out,
+            config=config,
             jobs=args.jobs,
             force=args.force,
             progress=not args.quiet,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 from ser_cnn.errors import DataError, NameFormatError, ParameterError
@@ -24,6 +23,7 @@ STATEMENTS = {1: "Kids are talking by the door", 2: "Dogs are sitting by the doo
 ACTORS = tuple(range(1, 25))
 SUFFIXES = (".wav", ".flac")  # the official zip has WAV; a lossless FLAC copy works the same
 EXAMPLE_NAME = "03-01-06-01-02-01-12.wav"
+FOLDS_FILE = Path(__file__).with_name("ravdess_folds.json")  # package data
 
 DEFAULT_DATA_DIR = Path("data/ravdess")
 ZENODO_HELP = (
@@ -205,7 +205,7 @@ class Split:
 
 def load_folds() -> dict[int, tuple[int, ...]]:
     """The six published test-actor folds (EmoBox, Ma et al. 2024), shipped with the package."""
-    text = resources.files("ser_cnn").joinpath("ravdess_folds.json").read_text()
+    text = FOLDS_FILE.read_text()
     return {int(k): tuple(v) for k, v in json.loads(text)["folds"].items()}
 
 

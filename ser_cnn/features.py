@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -37,6 +38,8 @@ from ser_cnn.errors import ParameterError
 @dataclass(frozen=True)
 class FeatureConfig:
     """Every setting that shapes the log-mel tensor. Stored with each cache and model."""
+
+    kind: ClassVar[str] = "logmel"  # names the cache type in settings.json
 
     sample_rate: int = SAMPLE_RATE  # Hz
     n_fft: int = 512  # samples: 32 ms FFT, next power of two above the window
@@ -78,6 +81,10 @@ class FeatureConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def compute(self, source: AudioSource, *, sr: float | None = None) -> np.ndarray:
+        """:func:`log_mel` with these settings."""
+        return log_mel(source, sr=sr, config=self)
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureConfig:

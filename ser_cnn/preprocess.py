@@ -29,10 +29,11 @@ from tqdm.auto import tqdm
 from ser_cnn.audio import audio_info
 from ser_cnn.data import Clip, resolve_data_dir, scan
 from ser_cnn.errors import DataError, SerError
-from ser_cnn.features import DEFAULT_CONFIG, FeatureConfig, log_mel
+from ser_cnn.features import DEFAULT_CONFIG, FeatureConfig
 from ser_cnn.versions import library_versions
 
 DEFAULT_OUT_DIR = Path("data/processed")
+DEFAULT_CLASSIC_DIR = Path("data/processed_classic")  # the MLP baseline's 180-number vectors
 SETTINGS_FILE = "settings.json"
 MANIFEST_FILE = "manifest.csv"
 ERRORS_FILE = "errors.csv"
@@ -174,7 +175,7 @@ def load_cache(
             f"no preprocessed cache in {out_dir}: make it with "
             f"`python scripts/preprocess.py --data-dir DIR --out {out_dir}`"
         )
-    config = FeatureConfig.from_dict(json.loads(settings_path.read_text())["features"])
+    config = config_from_settings(json.loads(settings_path.read_text()))
     manifest = pd.read_csv(manifest_path).sort_values("stem", ignore_index=True)
     if manifest.empty:
         raise DataError(f"the cache in {out_dir} holds no clips; run preprocess.py again")
@@ -184,6 +185,18 @@ def load_cache(
     return manifest, features, config
 
 
+def config_from_settings(settings: dict):
+    """The feature config a cache or model was made with, of its kind (log-mel or classic)."""
+    kind = settings.get("kind", "logmel")
+    if kind == "logmel":
+        return FeatureConfig.from_dict(settings["features"])
+    if kind == "classic":
+        from ser_cnn.baseline import ClassicConfig
+
+        return ClassicConfig.from_dict(settings["features"])
+    raise DataError(f"unknown feature kind {kind!r}; expected 'logmel' or 'classic'")
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -191,7 +204,11 @@ def _prepare_out_dir(out_dir: Path, config: FeatureConfig, force: bool) -> None:
     settings_path = out_dir / SETTINGS_FILE
     if settings_path.exists():
         old = json.loads(settings_path.read_text())
-        same = old.get("features") == config.to_dict() and old.get("format") == CACHE_FORMAT
+        same = (
+            old.get("features") == config.to_dict()
+            and old.get("kind", "logmel") == config.kind
+            and old.get("format") == CACHE_FORMAT
+        )
         if not same:
             if not force:
                 raise DataError(
@@ -209,6 +226,7 @@ def _prepare_out_dir(out_dir: Path, config: FeatureConfig, force: bool) -> None:
     if not settings_path.exists():
         settings = {
             "format": CACHE_FORMAT,
+            "kind": config.kind,
             "features": config.to_dict(),
             "shape": list(config.shape),
             "versions": library_versions(),
@@ -258,7 +276,7 @@ def _work(task: tuple[Clip, os.stat_result, Path, FeatureConfig]):
     clip, stat, features_dir, config = task
     try:
         info = audio_info(clip.path)
-        features = log_mel(clip.path, config=config)
+        features = config.compute(clip.path)
         _atomic_save(features_dir / f"{clip.stem}.npy", features)
     except SerError as err:
         return clip, stat, str(err).removeprefix(f"{clip.path}: ")

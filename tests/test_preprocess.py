@@ -104,15 +104,15 @@ def test_script_names_force_when_settings_differ(ravdess_tree, tmp_path):
 def test_interrupted_run_leaves_no_partial_files_and_resumes(ravdess_tree, tmp_path, monkeypatch):
     out = tmp_path / "cache"
     calls = {"n": 0}
-    real = pp.log_mel
+    real = FeatureConfig.compute
 
-    def flaky(path, **kw):
+    def flaky(self, path, **kw):
         calls["n"] += 1
         if calls["n"] == 11:
             raise KeyboardInterrupt  # what Ctrl-C does halfway through
-        return real(path, **kw)
+        return real(self, path, **kw)
 
-    monkeypatch.setattr(pp, "log_mel", flaky)
+    monkeypatch.setattr(FeatureConfig, "compute", flaky)
     monkeypatch.setattr(pp, "CHECKPOINT_SECONDS", 0.0)
     with pytest.raises(KeyboardInterrupt):
         preprocess(ravdess_tree, out, jobs=1, progress=False)
@@ -121,7 +121,7 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(ravdess_tree, tmp_p
     # a half-written array, as a hard kill mid-write leaves it, must never be read back
     (out / "features" / "03-01-01-01-01-01-04.npy.999.tmp").write_bytes(b"\x93NUMPY partial")
 
-    monkeypatch.setattr(pp, "log_mel", real)
+    monkeypatch.setattr(FeatureConfig, "compute", real)
     summary = preprocess(ravdess_tree, out, jobs=1, progress=False)
     assert (summary.reused, summary.computed, summary.total) == (10, 22, 32)
     assert not list((out / "features").glob("*.tmp"))

@@ -1,0 +1,222 @@
+"""The seed projects' baseline: a 180-number summary of each clip and a scikit-learn MLP.
+
+Features: means over time of 40 MFCCs, 12 chroma bins (from the STFT magnitude) and 128 mel
+bands, computed from the same loaded 16 kHz mono audio as the CNN's features (the whole clip,
+as the seed projects did, without trimming). Model: ``StandardScaler`` then ``MLPClassifier``,
+its hidden sizes, alpha and number of epochs chosen on the validation actors.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ser_cnn.audio import SAMPLE_RATE, AudioSource, load_audio
+from ser_cnn.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class ClassicConfig:
+    """Settings of the 180-number classic feature vector (librosa's defaults, at 16 kHz)."""
+
+    kind: ClassVar[str] = "classic"  # names the cache type in settings.json
+    sample_rate: int = SAMPLE_RATE  # Hz
+    n_fft: int = 2048  # samples: librosa's default frame (128 ms at 16 kHz)
+    hop_length: int = 512  # samples: librosa's default hop (32 ms)
+    n_mfcc: int = 40
+    n_chroma: int = 12
+    n_mels: int = 128
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.n_mfcc + self.n_chroma + self.n_mels,)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClassicConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(d) - names:
+            raise ParameterError(f"unknown classic feature settings {sorted(set(d) - names)}")
+        return cls(**d)
+
+    def compute(self, source: AudioSource, *, sr: float | None = None) -> np.ndarray:
+        return classic_features(source, sr=sr, config=self)
+
+
+DEFAULT_CLASSIC = ClassicConfig()
+
+
+def classic_features(
+    source: AudioSource, *, sr: float | None = None, config: ClassicConfig = DEFAULT_CLASSIC
+) -> np.ndarray:
+    """The seed projects' clip summary: MFCC, chroma and mel means over time.
+
+    Parameters
+    ----------
+    source : path or np.ndarray
+        Anything :func:`ser_cnn.audio.load_audio` takes.
+    sr : float, optional
+        Sample rate of an array ``source``.
+
+    Returns
+    -------
+    np.ndarray, shape (180,), float32
+        ``[0:40]`` MFCC means, ``[40:52]`` chroma means, ``[52:180]`` mel power means.
+    """
+    y = load_audio(source, sr=sr, target_sr=config.sample_rate)
+    return classic_from_samples(y, config)
+
+
+def classic_from_samples(y: np.ndarray, config: ClassicConfig = DEFAULT_CLASSIC) -> np.ndarray:
+    """:func:`classic_features` of samples already at ``config.sample_rate``."""
+    import librosa  # imported on first use: its first call costs over a second
+
+    magnitude = np.abs(librosa.stft(y, n_fft=config.n_fft, hop_length=config.hop_length))
+    mel = librosa.feature.melspectrogram(
+        S=magnitude**2, sr=config.sample_rate, n_mels=config.n_mels
+    )
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=config.n_mfcc)
+    # tuning=0: A440 chroma bins. librosa's per-clip tuning estimate (pitch tracking) costs more
+    # than all the rest of this function and maps the same speech to shifted bins.
+    chroma = librosa.feature.chroma_stft(
+        S=magnitude, sr=config.sample_rate, n_chroma=config.n_chroma, tuning=0.0
+    )
+    summary = np.concatenate([mfcc.mean(axis=1), chroma.mean(axis=1), mel.mean(axis=1)])
+    return summary.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+
+HIDDEN_GRID = ((256,), (512,), (256, 128))
+ALPHA_GRID = (1e-4, 1e-3, 1e-2)
+MAX_EPOCHS = 200
+PATIENCE = 20  # epochs without a better validation UAR before stopping
+
+
+@dataclass
+class MlpFit:
+    pipeline: object  # sklearn Pipeline(StandardScaler, MLPClassifier)
+    hidden: tuple[int, ...]
+    alpha: float
+    best_epoch: int
+    history: list[dict]  # per epoch of the chosen setting: loss, val UAR, val accuracy
+    search: list[dict]  # every setting tried with its best validation UAR
+
+
+def fit_mlp(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    seed: int = 0,
+    hidden_grid=HIDDEN_GRID,
+    alpha_grid=ALPHA_GRID,
+    max_epochs: int = MAX_EPOCHS,
+    patience: int = PATIENCE,
+) -> MlpFit:
+    """Grid-search hidden sizes and alpha, early-stopping each on the validation clips' UAR.
+
+    scikit-learn's own ``early_stopping`` would hold out random training clips, i.e. the same
+    speakers; here each epoch is scored on the validation actors instead, and the best epoch of
+    the best setting is kept.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x_train)  # training clips only
+    xt, xv = scaler.transform(x_train), scaler.transform(x_val)
+    best: dict | None = None
+    search = []
+    for hidden in hidden_grid:
+        for alpha in alpha_grid:
+            mlp = MLPClassifier(
+                hidden_layer_sizes=hidden,
+                alpha=alpha,
+                batch_size=64,
+                learning_rate_init=1e-3,
+                max_iter=1,
+                warm_start=True,
+                random_state=seed,
+            )
+            history, top, top_epoch, top_model = [], -1.0, 0, None
+            for epoch in range(1, max_epochs + 1):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)  # one epoch per call
+                    mlp.fit(xt, y_train)  # warm_start: one more epoch from where it stopped
+                pred = mlp.predict(xv)
+                uar = balanced_accuracy_score(y_val, pred)
+                history.append(
+                    {
+                        "epoch": epoch,
+                        "loss": float(mlp.loss_),
+                        "val_uar": float(uar),
+                        "val_accuracy": float(np.mean(pred == y_val)),
+                    }
+                )
+                if uar > top:
+                    top, top_epoch, top_model = uar, epoch, copy.deepcopy(mlp)
+                elif epoch - top_epoch >= patience:
+                    break
+            search.append(
+                {"hidden": list(hidden), "alpha": alpha, "val_uar": top, "epoch": top_epoch}
+            )
+            if best is None or top > best["uar"]:
+                best = {
+                    "uar": top,
+                    "hidden": hidden,
+                    "alpha": alpha,
+                    "epoch": top_epoch,
+                    "model": top_model,
+                    "history": history,
+                }
+    pipeline = Pipeline([("scale", scaler), ("mlp", best["model"])])
+    return MlpFit(pipeline, best["hidden"], best["alpha"], best["epoch"], best["history"], search)
+
+
+def save_pipeline(pipeline, path: str | os.PathLike) -> None:
+    """Save with joblib, the scikit-learn version beside it (read back by :func:`load_pipeline`)."""
+    import joblib
+    import sklearn
+
+    path = Path(path)
+    joblib.dump({"pipeline": pipeline, "sklearn_version": sklearn.__version__}, path)
+
+
+def load_pipeline(path: str | os.PathLike):
+    """Load a pipeline saved by :func:`save_pipeline`; warn clearly if scikit-learn changed.
+
+    Only load files you trust: joblib files can run code when loaded.
+    """
+    import joblib
+    import sklearn
+
+    saved = joblib.load(Path(path))
+    if saved["sklearn_version"] != sklearn.__version__:
+        warnings.warn(
+            f"{path} was saved with scikit-learn {saved['sklearn_version']} and is loaded with "
+            f"{sklearn.__version__}; its predictions may differ. Retrain with "
+            "`python scripts/train.py --model mlp`, or install the version it was saved with.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return saved["pipeline"]
+
+
+def write_history(history: list[dict], path: Path) -> None:
+    import pandas as pd
+
+    pd.DataFrame(history).to_csv(path, index=False)

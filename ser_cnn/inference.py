@@ -1,0 +1,403 @@
+"""Recognise emotions with a trained run folder: the CNN's SavedModel and the MLP baseline.
+
+Everything that shapes a prediction (label order, feature settings, normalisation) is read from
+the run folder, so inference cannot drift from training. Training code is not imported here.
+
+    >>> import ser_cnn
+    >>> rec = ser_cnn.load_recognizer()               # the shipped model
+    >>> p = rec.predict("examples/03-01-05-02-01-01-11.flac")
+    >>> p.emotion, round(p.probability, 2)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ser_cnn.audio import (
+    AUDIO_SUFFIXES,
+    SILENCE_PEAK,
+    AudioSource,
+    audio_info,
+    load_audio,
+    stream_audio,
+)
+from ser_cnn.errors import AudioError, DataError, ParameterError
+from ser_cnn.features import FeatureConfig, fit_length, log_mel_from_samples, trim_silence
+
+DEFAULT_RUN = Path(__file__).resolve().parents[1] / "checkpoints" / "ravdess_fold1"
+MODELS = ("cnn", "mlp")
+HOP_FRACTION = 0.5  # default hop between windows of a long recording: half a window
+LONG_FACTOR = 2.0  # recordings up to this many windows long are analysed as one clip
+BLOCK_SECONDS = 60.0  # long files are read in blocks of this much audio (bounded memory)
+WINDOW_BATCH = 32  # windows per model call
+MIN_TAIL = 1.0  # s: a last window shorter than this is dropped (too little to judge)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One model's answer: the most likely emotion, its probability, and every probability."""
+
+    emotion: str
+    probability: float
+    probabilities: dict[str, float]
+
+    @classmethod
+    def from_vector(cls, p: np.ndarray, labels: tuple[str, ...]) -> Scores:
+        p = np.asarray(p, dtype=np.float64)
+        p = p / p.sum()
+        best = int(np.argmax(p))
+        return cls(
+            labels[best], float(p[best]), {lab: float(v) for lab, v in zip(labels, p, strict=True)}
+        )
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
+
+    def to_dict(self) -> dict:
+        return {
+            "emotion": self.emotion,
+            "probability": self.probability,
+            "probabilities": self.probabilities,
+        }
+
+
+@dataclass(frozen=True)
+class Window:
+    """Scores of one window of a long recording; ``silent`` windows have no scores."""
+
+    start: float  # s
+    end: float  # s
+    scores: dict[str, Scores]
+    silent: bool = False
+
+    def to_dict(self) -> dict:
+        d = {"start": round(self.start, 3), "end": round(self.end, 3), "silent": self.silent}
+        d.update({name: s.to_dict() for name, s in self.scores.items()})
+        return d
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What ser_cnn hears in one recording.
+
+    ``scores`` maps each model ('cnn', 'mlp') to its :class:`Scores`; for a long recording they
+    are the mean of its non-silent windows' probabilities, and ``windows`` lists every window.
+    ``emotion`` and ``probability`` are the first model's (the CNN when it was loaded).
+    """
+
+    source: str
+    duration: float  # s
+    scores: dict[str, Scores]
+    windows: list[Window] = field(default_factory=list)
+
+    @property
+    def emotion(self) -> str:
+        return next(iter(self.scores.values())).emotion
+
+    @property
+    def probability(self) -> float:
+        return next(iter(self.scores.values())).probability
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        return next(iter(self.scores.values())).probabilities
+
+    def to_dict(self) -> dict:
+        d = {"file": self.source, "duration": round(self.duration, 3)}
+        d.update({name: s.to_dict() for name, s in self.scores.items()})
+        d["windows"] = [w.to_dict() for w in self.windows]
+        return d
+
+
+class Recognizer:
+    """Loaded models of one run folder.
+
+    Parameters
+    ----------
+    run_dir : path, optional
+        A folder with ``cnn/`` and/or ``mlp/`` run folders, or one model's run folder.
+        Default: the shipped model (``checkpoints/ravdess_fold1``).
+    models : sequence of {'cnn', 'mlp'}
+        Which models to load (default both; those the folder lacks are skipped).
+    """
+
+    def __init__(self, run_dir: str | os.PathLike | None = None, *, models: Iterable[str] = MODELS):
+        run_dir = Path(run_dir) if run_dir is not None else DEFAULT_RUN
+        wanted = tuple(models)
+        bad = set(wanted) - set(MODELS)
+        if bad or not wanted:
+            raise ParameterError(f"models must be chosen from {MODELS}, got {wanted}")
+        folders = _model_folders(run_dir)
+        missing = [m for m in wanted if m not in folders]
+        if len(missing) == len(wanted):
+            raise DataError(
+                f"{run_dir}: no {' or '.join(wanted)} model here; expected a run folder of "
+                "scripts/train.py (config.json with saved_model/ or model.joblib)"
+            )
+        self.run_dir = run_dir
+        self.configs = {
+            m: json.loads((folders[m] / "config.json").read_text()) for m in wanted if m in folders
+        }
+        labels = {tuple(c["labels"]) for c in self.configs.values()}
+        if len(labels) != 1:
+            raise DataError(f"{run_dir}: the models disagree on the emotion labels: {labels}")
+        self.labels: tuple[str, ...] = labels.pop()
+        self._cnn = self._mlp = None
+        if "cnn" in self.configs:
+            import tensorflow as tf  # the SavedModel needs TensorFlow only, not Keras
+
+            self.feature_config = FeatureConfig.from_dict(self.configs["cnn"]["features"])
+            self._cnn = tf.saved_model.load(str(folders["cnn"] / "saved_model"))
+        if "mlp" in self.configs:
+            from ser_cnn.baseline import ClassicConfig, load_pipeline
+
+            self.classic_config = ClassicConfig.from_dict(self.configs["mlp"]["features"])
+            self._mlp = load_pipeline(folders["mlp"] / "model.joblib")
+        window = (
+            self.feature_config.duration if self._cnn is not None else 3.0
+        )  # the MLP summarises any length; windows of the CNN's size keep both comparable
+        self.window = float(window)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(self.configs)
+
+    @property
+    def sample_rate(self) -> int:
+        config = self.feature_config if self._cnn is not None else self.classic_config
+        return config.sample_rate
+
+    # -- prediction ----------------------------------------------------------------------------
+
+    def predict(
+        self,
+        source: AudioSource,
+        *,
+        sr: float | None = None,
+        window: float | None = None,
+        hop: float | None = None,
+    ) -> Prediction:
+        """Predict the emotion of one recording (a path or an array with ``sr``).
+
+        Recordings up to twice the model's window (6 s by default) are analysed whole, as in
+        training. Longer ones are cut into ``window``-second windows every ``hop`` seconds
+        (default: the model's 3 s window, hop 1.5 s), read block by block, so memory stays
+        bounded whatever the length.
+        """
+        window, hop = self._window_hop(window, hop)
+        if isinstance(source, np.ndarray):
+            y = load_audio(source, sr=sr, target_sr=self.sample_rate)
+            duration = len(y) / self.sample_rate
+            if duration <= LONG_FACTOR * window:
+                return self._predict_clips([y], ["audio array"])[0]
+            return self._predict_long(iter([y]), "audio array", window, hop)
+        path = Path(source)
+        if sr is not None:
+            raise ParameterError("sr is read from the file: pass sr= only with an array")
+        info = audio_info(path)
+        duration = info.frames / info.samplerate
+        if duration <= LONG_FACTOR * window:
+            return self.predict_many([path])[0]
+        return self._predict_long(
+            stream_audio(path, block_seconds=BLOCK_SECONDS, target_sr=self.sample_rate),
+            str(path),
+            window,
+            hop,
+        )
+
+    def predict_many(
+        self, paths: Iterable[str | os.PathLike], *, batch_size: int = 64
+    ) -> list[Prediction]:
+        """Predict many clips with batched model calls; raises on the first bad file.
+
+        For per-file error handling (as the CLI does), use :meth:`iter_predict`.
+        """
+        out = []
+        for _, result in self.iter_predict(paths, batch_size=batch_size):
+            if isinstance(result, Exception):
+                raise result
+            out.append(result)
+        return out
+
+    def iter_predict(
+        self,
+        paths: Iterable[str | os.PathLike],
+        *,
+        batch_size: int = 64,
+        window: float | None = None,
+        hop: float | None = None,
+    ) -> Iterator[tuple[str, Prediction | Exception]]:
+        """Yield ``(path, Prediction or the AudioError it raised)`` in input order.
+
+        Short clips are gathered into batches of ``batch_size`` for one model call each;
+        long recordings are analysed window by window.
+        """
+        window, hop = self._window_hop(window, hop)
+        pending: list[tuple[str, np.ndarray | None, Exception | None]] = []
+
+        def flush():
+            ok = [(name, y) for name, y, err in pending if err is None]
+            results = (
+                iter(self._predict_clips([y for _, y in ok], [n for n, _ in ok]))
+                if ok
+                else iter(())
+            )
+            for name, _, err in pending:
+                yield name, err if err is not None else next(results)
+            pending.clear()
+
+        for p in paths:
+            name = str(p)
+            try:
+                info = audio_info(p)
+                if info.frames / info.samplerate > LONG_FACTOR * window:
+                    yield from flush()
+                    yield name, self.predict(p, window=window, hop=hop)
+                    continue
+                pending.append((name, load_audio(p, target_sr=self.sample_rate), None))
+            except (AudioError, ParameterError) as err:
+                pending.append((name, None, err))
+            if len(pending) >= batch_size:
+                yield from flush()
+        yield from flush()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _window_hop(self, window: float | None, hop: float | None) -> tuple[float, float]:
+        window = self.window if window is None else float(window)
+        hop = window * HOP_FRACTION if hop is None else float(hop)
+        if not window > 0 or not hop > 0:
+            raise ParameterError(f"window and hop must be positive seconds, got {window}, {hop}")
+        if hop > window:
+            raise ParameterError(f"hop ({hop} s) must not exceed the window ({window} s)")
+        return window, hop
+
+    def _score(self, clips: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Probabilities (n, n_labels) of each loaded model for 16 kHz clips of any length."""
+        out = {}
+        if self._cnn is not None:
+            c = self.feature_config
+            x = np.stack(
+                [
+                    log_mel_from_samples(fit_length(trim_silence(y, config=c), c.n_samples), c)
+                    for y in clips
+                ]
+            )
+            out["cnn"] = np.asarray(self._cnn.serve(x))
+        if self._mlp is not None:
+            from ser_cnn.baseline import classic_from_samples
+
+            x = np.stack([classic_from_samples(y, self.classic_config) for y in clips])
+            out["mlp"] = self._mlp.predict_proba(x)
+        return out
+
+    def _predict_clips(self, clips: list[np.ndarray], names: list[str]) -> list[Prediction]:
+        probs = self._score(clips)
+        return [
+            Prediction(
+                source=name,
+                duration=len(y) / self.sample_rate,
+                scores={m: Scores.from_vector(p[i], self.labels) for m, p in probs.items()},
+            )
+            for i, (name, y) in enumerate(zip(names, clips, strict=True))
+        ]
+
+    def _predict_long(
+        self, blocks: Iterator[np.ndarray], name: str, window: float, hop: float
+    ) -> Prediction:
+        """Windows at 0, hop, 2·hop, ... and a last, shorter one for audio they leave over."""
+        sr = self.sample_rate
+        n_win, n_hop = round(window * sr), round(hop * sr)
+        buffer = np.zeros(0, dtype=np.float32)  # the recording from sample `offset` on
+        offset = total = 0
+        last_end = 0  # end (in samples) of the last window taken
+        pending: list[tuple[int, np.ndarray]] = []
+        windows: list[Window] = []
+
+        def score_pending():
+            voiced = [(t, w) for t, w in pending if np.max(np.abs(w)) >= SILENCE_PEAK]
+            probs = self._score([w for _, w in voiced]) if voiced else {}
+            scored = {
+                t: {m: Scores.from_vector(p[i], self.labels) for m, p in probs.items()}
+                for i, (t, _) in enumerate(voiced)
+            }
+            for t, w in pending:
+                windows.append(
+                    Window(t / sr, (t + len(w)) / sr, scored.get(t, {}), silent=t not in scored)
+                )
+            pending.clear()
+
+        for block in blocks:
+            total += len(block)
+            buffer = np.concatenate([buffer, block])
+            while len(buffer) >= n_win:
+                pending.append((offset, buffer[:n_win].copy()))
+                last_end = offset + n_win
+                buffer, offset = buffer[n_hop:], offset + n_hop
+                if len(pending) >= WINDOW_BATCH:
+                    score_pending()
+        if total - last_end > 0 and len(buffer) >= MIN_TAIL * sr:
+            pending.append((offset, buffer.copy()))
+        score_pending()
+        voiced = [w for w in windows if not w.silent]
+        if not voiced:
+            raise AudioError(
+                f"{name}: digital silence in every window; there is no voice to analyse"
+            )
+        scores = {
+            m: Scores.from_vector(
+                np.mean([list(w.scores[m].probabilities.values()) for w in voiced], axis=0),
+                self.labels,
+            )
+            for m in voiced[0].scores
+        }
+        return Prediction(source=name, duration=total / sr, scores=scores, windows=windows)
+
+
+def load_recognizer(
+    run_dir: str | os.PathLike | None = None, *, models: Iterable[str] = MODELS
+) -> Recognizer:
+    """Load the shipped model (default) or a run folder. See :class:`Recognizer`."""
+    return Recognizer(run_dir, models=models)
+
+
+def find_inputs(
+    paths: Iterable[str | os.PathLike],
+) -> Iterator[tuple[str, Path | None, str | None]]:
+    """Expand files and folders into ``(name, path, error)``: folders are searched for audio."""
+    from ser_cnn.data import find_audio
+
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = find_audio(path, AUDIO_SUFFIXES)
+            if not found:
+                yield str(path), None, f"folder has no audio files ({', '.join(AUDIO_SUFFIXES)})"
+            for f in found:
+                yield str(f), f, None
+        elif not path.exists():
+            yield str(path), None, "no such file or folder"
+        else:
+            yield str(path), path, None
+
+
+def _model_folders(run_dir: Path) -> dict[str, Path]:
+    if not run_dir.is_dir():
+        raise DataError(
+            f"{run_dir}: no such run folder; train one with `python scripts/train.py` "
+            "or leave out --run to use the shipped model"
+        )
+    folders = {}
+    if (run_dir / "config.json").exists():  # one model's run folder
+        model = json.loads((run_dir / "config.json").read_text()).get("model")
+        folders[model] = run_dir
+    for m in MODELS:
+        if (run_dir / m / "config.json").exists():
+            folders[m] = run_dir / m
+    return folders

@@ -1,0 +1,121 @@
+"""Evaluation shared by every model: the numbers of metrics.json and the two pictures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+
+def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict:
+    """Accuracy, UAR, macro-F1, per-class precision / recall / F1 and the confusion matrix.
+
+    Parameters
+    ----------
+    y_true, y_pred : np.ndarray of int, shape (n,)
+        Class indices into ``labels``.
+    labels : sequence of str
+
+    Returns
+    -------
+    dict
+        JSON-ready. ``uar`` is the unweighted average recall (balanced accuracy);
+        ``confusion_matrix[i][j]`` counts clips of class i predicted as class j.
+    """
+    idx = list(range(len(labels)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=idx, zero_division=0
+    )
+    return {
+        "n": len(y_true),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "uar": float(balanced_accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=idx, average="macro", zero_division=0)),
+        "per_class": {
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "labels": list(labels),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=idx).tolist(),
+    }
+
+
+def summarize_folds(per_fold: dict[str, dict], labels: Sequence[str]) -> dict:
+    """Mean and standard deviation over folds, and the confusion matrix pooled over all folds."""
+    keys = ("accuracy", "uar", "macro_f1")
+    table = {k: [m[k] for m in per_fold.values()] for k in keys}
+    pooled = np.sum([np.array(m["confusion_matrix"]) for m in per_fold.values()], axis=0)
+    per_class_f1 = {
+        label: float(np.mean([m["per_class"][label]["f1"] for m in per_fold.values()]))
+        for label in labels
+    }
+    return {
+        "folds": per_fold,
+        "mean": {k: float(np.mean(v)) for k, v in table.items()},
+        "std": {k: float(np.std(v)) for k, v in table.items()},  # population std over the folds
+        "per_class_f1_mean": per_class_f1,
+        "labels": list(labels),
+        "pooled_confusion_matrix": pooled.tolist(),
+    }
+
+
+def plot_confusion(matrix, labels: Sequence[str], path: Path, *, title: str = "") -> None:
+    """Row-normalised confusion matrix (recall on the diagonal), with counts, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(matrix, dtype=float)
+    rates = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            color = "white" if rates[i, j] > 0.5 else "black"
+            ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=8, color=color)
+    fig.colorbar(im, ax=ax, label="fraction of true class")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_history(history: dict[str, list[float]], path: Path, *, title: str = "") -> None:
+    """Loss and accuracy per epoch, training and validation, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            if prefix + key in history:
+                values = history[prefix + key]
+                ax.plot(range(1, len(values) + 1), values, style, label=(prefix or "train_") + key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

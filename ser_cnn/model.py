@@ -1,0 +1,113 @@
+"""The CNN: a pure builder, no I/O and no global state.
+
+Input is a batch of raw log-mel tensors, shape (batch, n_mels, n_frames), in dB. The model's
+first layer normalises each mel band with statistics of the training actors, so the exported
+SavedModel takes exactly what :func:`ser_cnn.features.log_mel` returns and cannot be fed
+features normalised differently from training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+from keras import layers
+
+INPUT_NAME = "log_mel"
+OUTPUT_NAME = "probabilities"
+UTTERANCE_EPS = 1e-3  # dB²: keeps a flat (silent) clip finite
+
+
+def utterance_normalize(features: np.ndarray) -> np.ndarray:
+    """NumPy twin of the model's utterance normalisation, for computing band statistics.
+
+    features: (n, n_mels, n_frames) -> same shape, each clip with mean 0 and variance 1.
+    """
+    mean = features.mean(axis=(1, 2), keepdims=True)
+    var = features.var(axis=(1, 2), keepdims=True)
+    return (features - mean) / np.sqrt(var + UTTERANCE_EPS)
+
+
+def build_cnn(
+    input_shape: tuple[int, int],
+    n_classes: int,
+    *,
+    filters: Sequence[int] = (24, 48, 96, 128),
+    convs_per_block: int = 1,
+    dense: int = 128,
+    dropout: float = 0.3,
+    utterance_norm: bool = False,
+    bn_momentum: float = 0.99,
+    band_mean: np.ndarray | None = None,
+    band_std: np.ndarray | None = None,
+    name: str = "ser_cnn",
+) -> keras.Model:
+    """Build the (uncompiled) log-mel CNN.
+
+    Parameters
+    ----------
+    input_shape : (n_mels, n_frames)
+        Shape of one log-mel tensor.
+    n_classes : int
+        Number of emotions; the output is a softmax over them.
+    filters : sequence of int
+        Channels of each conv block. Each block is ``convs_per_block`` 3×3 convolutions with
+        batch normalisation and ReLU, then 2×2 max pooling, halving frequency and time.
+    convs_per_block : int
+    dense : int
+        Width of the hidden dense layer after pooling.
+    dropout : float
+        Dropout rate before the hidden and the output layer.
+    utterance_norm : bool
+        Standardise each clip over all its bands and frames before the band normalisation,
+        so the overall level and contrast of a recording (microphone distance, gain) drop out.
+    bn_momentum : float
+        Momentum of the batch-normalisation moving statistics.
+    band_mean, band_std : np.ndarray, shape (n_mels,), optional
+        Per-band statistics of the training data. Default: 0 and 1 (no normalisation).
+
+    Returns
+    -------
+    keras.Model
+        Input ``log_mel`` (batch, n_mels, n_frames) float32; output ``probabilities``
+        (batch, n_classes), rows summing to 1.
+    """
+    n_mels, n_frames = input_shape
+    mean = np.zeros(n_mels) if band_mean is None else np.asarray(band_mean, dtype=np.float64)
+    std = np.ones(n_mels) if band_std is None else np.asarray(band_std, dtype=np.float64)
+    if mean.shape != (n_mels,) or std.shape != (n_mels,):
+        raise ValueError(f"band statistics must have shape ({n_mels},)")
+
+    inputs = keras.Input(shape=(n_mels, n_frames), name=INPUT_NAME)
+    x = inputs
+    if utterance_norm:
+        x = layers.LayerNormalization(
+            axis=(1, 2), epsilon=UTTERANCE_EPS, center=False, scale=False, name="utterance_norm"
+        )(x)
+    x = layers.Normalization(axis=1, mean=mean, variance=np.square(std), name="band_norm")(x)
+    x = layers.Reshape((n_mels, n_frames, 1), name="add_channel")(x)
+    for i, width in enumerate(filters):
+        for j in range(convs_per_block):
+            x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{i}_{j}")(x)
+            x = layers.BatchNormalization(momentum=bn_momentum, name=f"bn{i}_{j}")(x)
+            x = layers.ReLU(name=f"relu{i}_{j}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    # Keep where in frequency each channel fires (the spectral envelope carries much of the
+    # emotion: high-band energy in anger, low in sadness): flatten frequency × channels per frame.
+    # Then statistics pooling, mean and max over time, so the decision uses the whole utterance
+    # and does not depend on where speech sits in the window.
+    _, f_left, t_left, channels = x.shape
+    x = layers.Permute((2, 1, 3), name="time_first")(x)
+    x = layers.Reshape((t_left, f_left * channels), name="flatten_freq")(x)
+    x = layers.Concatenate(name="stats_pool")(
+        [
+            layers.GlobalAveragePooling1D(name="time_mean")(x),
+            layers.GlobalMaxPooling1D(name="time_max")(x),
+        ]
+    )
+    x = layers.Dropout(dropout, name="drop_hidden")(x)
+    x = layers.Dense(dense, activation="relu", name="hidden")(x)
+    x = layers.Dropout(dropout, name="drop_out")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name=OUTPUT_NAME)(x)
+    return keras.Model(inputs, outputs, name=name)

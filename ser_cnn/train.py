@@ -1,0 +1,563 @@
+"""Train the CNN on a preprocessed cache, speaker-independently, and write a self-describing run.
+
+A run folder (``checkpoints/<run>/``) holds everything needed to use and to judge the model::
+
+    saved_model/          TensorFlow SavedModel (model.export): what inference loads
+    model.keras           the Keras model, for further training or inspection
+    config.json           labels in output order, feature settings, normalisation statistics,
+                          training arguments, the actors of each part, seed, versions, git commit
+    normalization.json    per-mel-band mean and std of the training actors (also inside the model)
+    history.csv           loss and accuracy per epoch
+    metrics.json          test accuracy, UAR, macro-F1, per-class scores, confusion matrix
+    training_curves.png   confusion_matrix.png
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ser_cnn.data import EMOTIONS, Split
+from ser_cnn.errors import DataError, ParameterError
+from ser_cnn.features import FeatureConfig
+from ser_cnn.metrics import evaluate, plot_confusion, plot_history, summarize_folds
+from ser_cnn.preprocess import load_cache
+from ser_cnn.versions import git_commit, library_versions
+
+RUN_FORMAT = 1  # bump when the run-folder layout changes
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings of the CNN; all of them are saved in the run's config.json."""
+
+    epochs: int = 50
+    batch_size: int = 32
+    learning_rate: float = 3e-3  # with batch norm; 1e-3 learned slower in 8-epoch trials
+    patience: int = 15  # epochs without a better validation loss before stopping
+    monitor: str = "val_loss"  # what picks the best epoch: validation actors only
+    seed: int = 0
+    filters: tuple[int, ...] = (16, 32, 64, 128)
+    convs_per_block: int = 1
+    dense: int = 128
+    dropout: float = 0.3
+    utterance_norm: bool = False  # standardise each clip first (slower to learn in trials)
+    bn_momentum: float = 0.9  # moving averages that keep up: 0.99 lagged, val collapsed
+    class_weights: bool = True  # neutral has half as many clips as every other emotion
+    time_shift: int = 30  # frames (0.3 s): random circular shift of each training clip
+    freq_masks: int = 2  # SpecAugment: masks of up to freq_mask_width mel bands
+    freq_mask_width: int = 8
+    time_masks: int = 2  # SpecAugment: masks of up to time_mask_width frames
+    time_mask_width: int = 25
+    mixup_alpha: float = 0.2  # Beta(α, α) mixing of pairs of training clips; 0 = off
+    noise_db: float = 0.0  # std of Gaussian noise added to the log-mel, in dB; 0 = off
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["filters"] = list(self.filters)
+        return d
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict
+    seconds: float
+    epochs_run: int
+    best_epoch: int
+    seconds_per_epoch: float
+    extra: dict = field(default_factory=dict)
+
+
+def select(manifest: pd.DataFrame, actors: tuple[int, ...]) -> np.ndarray:
+    """Boolean mask of the manifest rows whose actor is in ``actors``."""
+    return manifest["actor"].isin(actors).to_numpy()
+
+
+def labels_of(manifest: pd.DataFrame) -> np.ndarray:
+    """Class indices (0..7, in EMOTIONS order) of the manifest rows."""
+    return manifest["emotion_code"].to_numpy(dtype=np.int64) - 1
+
+
+def band_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of each mel band over clips and frames. features: (n, n_mels, n_frames)."""
+    mean = features.mean(axis=(0, 2), dtype=np.float64)
+    std = features.std(axis=(0, 2), dtype=np.float64)
+    return mean, np.maximum(std, 1e-3)
+
+
+def train_cnn(
+    cache_dir: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    split: Split,
+    config: TrainConfig = TrainConfig(),
+    *,
+    verbose: int = 2,
+) -> RunResult:
+    """Train on the training actors, select on the validation actors, test on the test actors.
+
+    Parameters
+    ----------
+    cache_dir : path
+        A cache written by ``scripts/preprocess.py``.
+    run_dir : path
+        Output folder; created, or replaced if it holds an earlier run.
+    split : Split
+        Actor-wise split (see :func:`ser_cnn.data.split`).
+    config : TrainConfig
+    verbose : int
+        Keras verbosity: 2 prints one line per epoch, 0 nothing.
+
+    Returns
+    -------
+    RunResult
+    """
+    import keras  # TensorFlow loads here, not at import time of ser_cnn
+
+    started = time.perf_counter()
+    manifest, features, feature_config = load_cache(cache_dir)
+    parts = {name: select(manifest, getattr(split, name)) for name in ("train", "val", "test")}
+    for name, mask in parts.items():
+        if not mask.any() and (name != "val" or split.val):
+            raise DataError(f"the cache holds no clips of the {name} actors {getattr(split, name)}")
+    if not parts["val"].any():
+        raise ParameterError("training needs validation actors to select the best epoch")
+    y = labels_of(manifest)
+    x_train, y_train = features[parts["train"]], y[parts["train"]]
+    x_val, y_val = features[parts["val"]], y[parts["val"]]
+    x_test, y_test = features[parts["test"]], y[parts["test"]]
+
+    keras.utils.set_random_seed(config.seed)
+    from ser_cnn.model import utterance_normalize
+
+    # training actors only: never val or test
+    mean, std = band_statistics(utterance_normalize(x_train) if config.utterance_norm else x_train)
+    model = build_model(feature_config, config, mean, std)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    n_classes = len(EMOTIONS)
+    train_ds = make_dataset(x_train, y_train, n_classes, config, training=True)
+    val_ds = make_dataset(x_val, y_val, n_classes, config, training=False)
+
+    run_dir = Path(run_dir)
+    _fresh_dir(run_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        best = Path(tmp) / "best.weights.h5"
+        callbacks = [
+            keras.callbacks.ModelCheckpoint(
+                best, monitor=config.monitor, save_best_only=True, save_weights_only=True
+            ),
+            keras.callbacks.EarlyStopping(monitor=config.monitor, patience=config.patience),
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, patience=max(2, config.patience // 3), min_lr=1e-5
+            ),
+            keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+        ]
+        fit_started = time.perf_counter()
+        history = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.epochs,
+            class_weight=_class_weights(y_train, n_classes) if config.class_weights else None,
+            callbacks=callbacks,
+            verbose=verbose,
+        ).history
+        fit_seconds = time.perf_counter() - fit_started
+        model.load_weights(best)  # the epoch the validation actors liked best
+
+    probabilities = model.predict(x_test, batch_size=128, verbose=0)
+    metrics = evaluate(y_test, probabilities.argmax(axis=1), EMOTIONS)
+    val_metrics = evaluate(y_val, model.predict(x_val, verbose=0).argmax(axis=1), EMOTIONS)
+    monitored = history[config.monitor]
+    best_epoch = int(np.argmin(monitored) if "loss" in config.monitor else np.argmax(monitored)) + 1
+    epochs_run = len(monitored)
+    metrics.update(
+        {
+            "part": "test",
+            "test_actors": list(split.test),
+            "best_epoch": best_epoch,
+            "epochs_run": epochs_run,
+            "validation": {k: val_metrics[k] for k in ("accuracy", "uar", "macro_f1")},
+        }
+    )
+
+    model.save(run_dir / "model.keras")
+    model.export(str(run_dir / "saved_model"), format="tf_saved_model", verbose=False)
+    normalization = {"band_mean": mean.tolist(), "band_std": std.tolist(), "from": "train actors"}
+    (run_dir / "normalization.json").write_text(json.dumps(normalization, indent=1) + "\n")
+    seconds = time.perf_counter() - started
+    run_config = {
+        "format": RUN_FORMAT,
+        "model": "cnn",
+        "labels": list(EMOTIONS),
+        "input": {"name": "log_mel", "shape": list(feature_config.shape), "dtype": "float32"},
+        "features": feature_config.to_dict(),
+        "normalization": normalization,
+        "split": split.to_dict(),
+        "clips": {name: int(mask.sum()) for name, mask in parts.items()},
+        "training": config.to_dict(),
+        "seed": config.seed,
+        "parameters": int(model.count_params()),
+        "cost": {
+            "seconds_total": round(seconds, 1),
+            "seconds_fit": round(fit_seconds, 1),
+            "seconds_per_epoch": round(fit_seconds / epochs_run, 2),
+            "cpu_cores": os.cpu_count(),
+        },
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+    }
+    (run_dir / "config.json").write_text(json.dumps(run_config, indent=2) + "\n")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    title = f"CNN, test actors {', '.join(map(str, split.test))}"
+    plot_history(history, run_dir / "training_curves.png", title=title)
+    plot_confusion(
+        metrics["confusion_matrix"], EMOTIONS, run_dir / "confusion_matrix.png", title=title
+    )
+    return RunResult(
+        run_dir=run_dir,
+        metrics=metrics,
+        seconds=seconds,
+        epochs_run=epochs_run,
+        best_epoch=best_epoch,
+        seconds_per_epoch=fit_seconds / epochs_run,
+    )
+
+
+def build_model(feature_config: FeatureConfig, config: TrainConfig, mean, std):
+    from ser_cnn.model import build_cnn
+
+    return build_cnn(
+        feature_config.shape,
+        len(EMOTIONS),
+        filters=config.filters,
+        convs_per_block=config.convs_per_block,
+        dense=config.dense,
+        dropout=config.dropout,
+        utterance_norm=config.utterance_norm,
+        bn_momentum=config.bn_momentum,
+        band_mean=mean,
+        band_std=std,
+    )
+
+
+def make_dataset(
+    x: np.ndarray, y: np.ndarray, n_classes: int, config: TrainConfig, *, training: bool
+):
+    """tf.data pipeline: one-hot labels; for training, shuffling and augmentation.
+
+    Augmentations act on raw log-mel tensors (dB) of the training actors only: random circular
+    time shift, SpecAugment frequency and time masks (filled with the clip's mean), Gaussian
+    noise, and mixup of pairs within a batch (labels mixed alike).
+    """
+    import tensorflow as tf
+
+    onehot = np.eye(n_classes, dtype=np.float32)[y]
+    ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), onehot))
+    if not training:
+        return ds.batch(config.batch_size)
+    ds = ds.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
+    n_mels, n_frames = x.shape[1:]
+
+    def augment(clip, label):
+        if config.time_shift:
+            shift = tf.random.uniform([], -config.time_shift, config.time_shift + 1, tf.int32)
+            clip = tf.roll(clip, shift, axis=1)
+        fill = tf.reduce_mean(clip)
+        for _ in range(config.freq_masks):
+            clip = _mask(clip, fill, n_mels, config.freq_mask_width, axis=0)
+        for _ in range(config.time_masks):
+            clip = _mask(clip, fill, n_frames, config.time_mask_width, axis=1)
+        if config.noise_db:
+            clip += tf.random.normal(tf.shape(clip), stddev=config.noise_db)
+        return clip, label
+
+    ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE).batch(config.batch_size)
+    if config.mixup_alpha > 0:
+        ds = ds.map(lambda c, lab: _mixup(c, lab, config.mixup_alpha))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _mask(clip, fill, size: int, max_width: int, *, axis: int):
+    import tensorflow as tf
+
+    if max_width <= 0:
+        return clip
+    width = tf.random.uniform([], 0, max_width + 1, tf.int32)
+    start = tf.random.uniform([], 0, tf.maximum(size - width, 0) + 1, tf.int32)
+    index = tf.range(size)
+    hit = (index >= start) & (index < start + width)
+    hit = tf.reshape(hit, [-1, 1] if axis == 0 else [1, -1])
+    return tf.where(hit, fill, clip)
+
+
+def _mixup(clips, labels, alpha: float):
+    import tensorflow as tf
+
+    n = tf.shape(clips)[0]
+    # Beta(α, α) from two Gamma draws; one λ per clip
+    a = tf.random.gamma([n], alpha)
+    b = tf.random.gamma([n], alpha)
+    lam = a / (a + b)
+    partner = tf.random.shuffle(tf.range(n))
+    lam_x = tf.reshape(lam, [-1, 1, 1])
+    lam_y = tf.reshape(lam, [-1, 1])
+    clips = lam_x * clips + (1 - lam_x) * tf.gather(clips, partner)
+    labels = lam_y * labels + (1 - lam_y) * tf.gather(labels, partner)
+    return clips, labels
+
+
+def _class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
+    """'balanced' weights: n / (n_classes × count), so every emotion counts the same."""
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    weights = len(y) / (n_classes * np.maximum(counts, 1))
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def _fresh_dir(path: Path) -> None:
+    if path.exists():
+        ours = (path / "config.json").exists() or (path / "history.csv").exists()  # or interrupted
+        if not ours and any(path.iterdir()):
+            raise ParameterError(
+                f"{path} exists and is not a ser_cnn run folder; choose another --out"
+            )
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
+def cross_validate(
+    cache_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: TrainConfig = TrainConfig(),
+    *,
+    model: str = "cnn",
+    folds: tuple[int, ...] = (1, 2, 3, 4, 5, 6),
+    summary_path: str | os.PathLike | None = None,
+    verbose: int = 2,
+) -> dict:
+    """Train one model ('cnn' or 'mlp') per published fold; write per-fold and mean ± std scores
+    to one file.
+
+    Returns the summary written to ``summary_path`` (default ``out_dir/cv_summary.json``),
+    with a pooled confusion matrix picture beside it.
+    """
+    from ser_cnn.data import split as make_split
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    per_fold, cost = {}, {}
+    for k in folds:
+        if model == "cnn":
+            result = train_cnn(
+                cache_dir, out_dir / f"fold{k}", make_split(k), config, verbose=verbose
+            )
+        elif model == "mlp":
+            result = train_mlp(cache_dir, out_dir / f"fold{k}", make_split(k), seed=config.seed)
+        else:
+            raise ParameterError(f"model must be 'cnn' or 'mlp', got {model!r}")
+        per_fold[str(k)] = result.metrics
+        cost[str(k)] = {
+            "seconds": round(result.seconds, 1),
+            "seconds_per_epoch": round(result.seconds_per_epoch, 2),
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+        }
+        print(
+            f"fold {k}: "
+            + "  ".join(f"{s} {result.metrics[s]:.3f}" for s in ("accuracy", "uar", "macro_f1"))
+            + f"  ({result.seconds:.0f} s)",
+            flush=True,
+        )
+    summary = summarize_folds(per_fold, EMOTIONS)
+    configs = {k: json.loads((out_dir / f"fold{k}" / "config.json").read_text()) for k in folds}
+    first = configs[folds[0]]
+    selection = "validation loss" if model == "cnn" else "validation UAR"
+    summary.update(
+        {
+            "model": model,
+            "protocol": "RAVDESS speech, 8 emotions, speaker-independent 6-fold "
+            "(EmoBox folds, ser_cnn/ravdess_folds.json); validation actors from the training "
+            f"actors of each fold; best epoch chosen on {selection}",
+            "training": config.to_dict()
+            if model == "cnn"
+            else {str(k): c["training"] | {"search": None} for k, c in configs.items()},
+            "parameters": first.get("parameters"),
+            "features": first["features"],
+            "cost": {
+                "wall_seconds": round(time.perf_counter() - started, 1),
+                "per_fold": cost,
+                "cpu_cores": os.cpu_count(),
+            },
+            "versions": library_versions(),
+            "git_commit": git_commit(),
+        }
+    )
+    summary_path = Path(summary_path) if summary_path else out_dir / "cv_summary.json"
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    plot_confusion(
+        summary["pooled_confusion_matrix"],
+        EMOTIONS,
+        summary_path.with_suffix(".png"),
+        title=f"{model.upper()}, {len(folds)} folds pooled, "
+        f"mean accuracy {summary['mean']['accuracy']:.3f}",
+    )
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# The MLP baseline: same splits, same metrics, same run-folder layout
+
+
+def train_mlp(
+    cache_dir: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    split: Split | None,
+    *,
+    seed: int = 0,
+    emotions: tuple[str, ...] | None = None,
+    random_split: bool = False,
+) -> RunResult:
+    """Train the StandardScaler + MLPClassifier baseline on the classic 180-number features.
+
+    Parameters
+    ----------
+    cache_dir : path
+        A cache of ``scripts/preprocess.py --features classic``.
+    run_dir : path
+        Output folder: ``model.joblib`` instead of the SavedModel, otherwise as for the CNN.
+    split : Split or None
+        Actor-wise split; must be None with ``random_split``.
+    emotions : tuple of str, optional
+        Keep only these emotions (e.g. the seed project's calm, happy, fearful, disgust).
+    random_split : bool
+        Split clips at random (75 % train of which a tenth validates, 25 % test), as the seed
+        projects did. Speakers then occur in both training and test data: the result is
+        labelled as leaking speakers and is not comparable with actor-wise figures.
+    """
+    from ser_cnn.baseline import fit_mlp, save_pipeline, write_history
+
+    if random_split == (split is not None):
+        raise ParameterError("give an actor-wise split, or random_split=True, not both")
+    started = time.perf_counter()
+    manifest, features, feature_config = load_cache(cache_dir)
+    if getattr(feature_config, "kind", "") != "classic":
+        raise DataError(
+            f"{cache_dir} holds {feature_config.kind} features; the MLP needs the classic ones: "
+            "`python scripts/preprocess.py --features classic`"
+        )
+    labels = tuple(emotions) if emotions else EMOTIONS
+    unknown = set(labels) - set(EMOTIONS)
+    if unknown:
+        raise ParameterError(
+            f"unknown emotions {sorted(unknown)}; choose from {', '.join(EMOTIONS)}"
+        )
+    keep = manifest["emotion"].isin(labels).to_numpy()
+    manifest, features = manifest[keep].reset_index(drop=True), features[keep]
+    y = manifest["emotion"].map({e: i for i, e in enumerate(labels)}).to_numpy()
+    if random_split:
+        parts = _random_parts(len(manifest), seed)
+        split_info = {"kind": "random clips (LEAKS SPEAKERS: the same actors train and test)"}
+    else:
+        parts = {name: select(manifest, getattr(split, name)) for name in ("train", "val", "test")}
+        split_info = {"kind": "actor-wise", **split.to_dict()}
+    for name, mask in parts.items():
+        if not mask.any():
+            raise DataError(f"no clips in the {name} part of this split")
+
+    fit = fit_mlp(
+        features[parts["train"]],
+        y[parts["train"]],
+        features[parts["val"]],
+        y[parts["val"]],
+        seed=seed,
+    )
+    pred = fit.pipeline.predict(features[parts["test"]])
+    metrics = evaluate(y[parts["test"]], pred, labels)
+    val_pred = fit.pipeline.predict(features[parts["val"]])
+    metrics.update(
+        {
+            "part": "test",
+            "split": split_info["kind"],
+            "best_epoch": fit.best_epoch,
+            "validation": {
+                k: evaluate(y[parts["val"]], val_pred, labels)[k]
+                for k in ("accuracy", "uar", "macro_f1")
+            },
+        }
+    )
+    run_dir = Path(run_dir)
+    _fresh_dir(run_dir)
+    save_pipeline(fit.pipeline, run_dir / "model.joblib")
+    write_history(fit.history, run_dir / "history.csv")
+    run_config = {
+        "format": RUN_FORMAT,
+        "model": "mlp",
+        "labels": list(labels),
+        "input": {"name": "classic", "shape": list(feature_config.shape), "dtype": "float32"},
+        "feature_kind": "classic",
+        "features": feature_config.to_dict(),
+        "split": split_info,
+        "clips": {name: int(mask.sum()) for name, mask in parts.items()},
+        "training": {
+            "hidden_layer_sizes": list(fit.hidden),
+            "alpha": fit.alpha,
+            "best_epoch": fit.best_epoch,
+            "selection": "grid over hidden sizes and alpha, early stopping on validation UAR",
+            "search": fit.search,
+        },
+        "seed": seed,
+        "cost": {"seconds_total": round(time.perf_counter() - started, 1)},
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+    }
+    (run_dir / "config.json").write_text(json.dumps(run_config, indent=2) + "\n")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    curves = {
+        "loss": [h["loss"] for h in fit.history],
+        "val_accuracy": [h["val_accuracy"] for h in fit.history],
+    }
+    where = "random clips" if random_split else f"test actors {', '.join(map(str, split.test))}"
+    title = f"MLP, {where}"
+    plot_history(curves, run_dir / "training_curves.png", title=title)
+    plot_confusion(
+        metrics["confusion_matrix"], labels, run_dir / "confusion_matrix.png", title=title
+    )
+    return RunResult(
+        run_dir=run_dir,
+        metrics=metrics,
+        seconds=time.perf_counter() - started,
+        epochs_run=len(fit.history),
+        best_epoch=fit.best_epoch,
+        seconds_per_epoch=0.0,
+    )
+
+
+def _random_parts(n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    n_test = round(0.25 * n)
+    n_val = round(0.1 * (n - n_test))
+    parts = {}
+    for name, idx in (
+        ("test", order[:n_test]),
+        ("val", order[n_test : n_test + n_val]),
+        ("train", order[n_test + n_val :]),
+    ):
+        mask = np.zeros(n, dtype=bool)
+        mask[idx] = True
+        parts[name] = mask
+    return parts

@@ -1,0 +1,254 @@
+"""Inference: the Python API, long recordings, and the CLI on every kind of input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser_cnn.data import EMOTIONS
+from ser_cnn.errors import AudioError, DataError, ParameterError
+from ser_cnn.inference import DEFAULT_RUN, load_recognizer
+from tests.conftest import REPO, voice
+
+EXAMPLES = REPO / "examples"
+INFER = [sys.executable, str(REPO / "scripts" / "infer.py")]
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return load_recognizer()
+
+
+def run_cli(*args, timeout=180):
+    return subprocess.run(
+        [*INFER, *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_shipped_model_is_self_describing():
+    for model in ("cnn", "mlp"):
+        config = json.loads((DEFAULT_RUN / model / "config.json").read_text())
+        assert config["labels"] == list(EMOTIONS)
+        assert config["split"]["test"] == [1, 11, 20, 21]
+    assert (DEFAULT_RUN / "cnn" / "saved_model" / "saved_model.pb").exists()
+    size = sum(f.stat().st_size for f in DEFAULT_RUN.rglob("*") if f.is_file())
+    assert size < 10_000_000
+
+
+def test_examples_are_unseen_by_the_shipped_model():
+    config = json.loads((DEFAULT_RUN / "cnn" / "config.json").read_text())
+    seen = set(config["split"]["train"]) | set(config["split"]["val"])
+    actors = {int(p.stem.rsplit("-", 1)[1]) for p in EXAMPLES.glob("03-*")}
+    assert actors and not actors & seen
+
+
+def test_api_on_an_example_clip(rec):
+    p = rec.predict(EXAMPLES / "03-01-05-02-01-01-11.flac")
+    assert set(p.scores) == {"cnn", "mlp"}
+    for scores in p.scores.values():
+        assert list(scores.probabilities) == list(EMOTIONS)
+        assert sum(scores.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+        assert scores.emotion == max(scores.probabilities, key=scores.probabilities.get)
+    assert p.emotion == p.scores["cnn"].emotion and 0 < p.probability <= 1
+    assert not p.windows
+
+
+def test_api_on_an_array_equals_the_file(rec, tmp_path):
+    y = voice(sr=44_100, seconds=2.0)
+    sf.write(tmp_path / "v.wav", y, 44_100, subtype="FLOAT")
+    a = rec.predict(y, sr=44_100)
+    b = rec.predict(tmp_path / "v.wav")
+    for m in ("cnn", "mlp"):
+        np.testing.assert_allclose(
+            list(a.scores[m].probabilities.values()), list(b.scores[m].probabilities.values()), atol=1e-5
+        )
+
+
+def test_flac_and_wav_of_the_same_clip_agree(rec, tmp_path):
+    y, sr = sf.read(EXAMPLES / "03-01-03-02-02-01-20.flac", dtype="int16")
+    sf.write(tmp_path / "same.wav", y, sr, subtype="PCM_16")
+    a = rec.predict(EXAMPLES / "03-01-03-02-02-01-20.flac")
+    b = rec.predict(tmp_path / "same.wav")
+    assert a.scores["cnn"] == b.scores["cnn"] and a.scores["mlp"] == b.scores["mlp"]
+
+
+def test_batched_prediction_equals_one_by_one(rec):
+    files = sorted(EXAMPLES.glob("03-*"))
+    batched = rec.predict_many(files, batch_size=3)
+    for f, b in zip(files, batched, strict=True):
+        single = rec.predict(f)
+        np.testing.assert_allclose(
+            list(single.scores["cnn"].probabilities.values()),
+            list(b.scores["cnn"].probabilities.values()),
+            atol=1e-5,
+        )
+
+
+def test_long_recording_windows_and_times(rec):
+    sr, seconds, window, hop = 16_000, 20.0, 3.0, 1.5
+    rng = np.random.default_rng(0)
+    y = np.concatenate([voice(sr=sr, seconds=1.4, pad=0.3, seed=i) for i in range(10)])
+    y = np.concatenate([y, 0.01 * rng.standard_normal(round(seconds * sr) - len(y)).astype(np.float32)])
+    p = rec.predict(y, sr=sr, window=window, hop=hop)
+    starts = np.arange(0, seconds - window + 1e-9, hop)  # full windows
+    expected = [(s, s + window) for s in starts]
+    if seconds - expected[-1][1] > 0:  # the audio left over gets a last, shorter window
+        expected.append((starts[-1] + hop, seconds))
+    got = [(w.start, w.end) for w in p.windows]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert p.duration == pytest.approx(seconds)
+    overall = np.mean([list(w.scores["cnn"].probabilities.values()) for w in p.windows], axis=0)
+    np.testing.assert_allclose(list(p.scores["cnn"].probabilities.values()), overall, atol=1e-6)
+
+
+def test_long_file_is_streamed_and_silent_windows_are_marked(rec, tmp_path):
+    sr = 22_050
+    speech = np.concatenate([voice(sr=sr, seconds=1.4, seed=i) for i in range(4)])
+    y = np.concatenate([speech, np.zeros(5 * sr, dtype=np.float32), speech])
+    sf.write(tmp_path / "long.wav", y, sr, subtype="PCM_16")
+    p = rec.predict(tmp_path / "long.wav")
+    assert len(p.windows) > 5
+    assert any(w.silent for w in p.windows) and not all(w.silent for w in p.windows)
+    assert all(not w.scores for w in p.windows if w.silent)
+    assert p.windows[-1].end == pytest.approx(len(y) / sr, abs=1e-3)
+
+
+def test_long_silence_is_an_error(rec, tmp_path):
+    sf.write(tmp_path / "quiet.wav", np.zeros(16_000 * 10, dtype=np.int16), 16_000)
+    with pytest.raises(AudioError, match="silence"):
+        rec.predict(tmp_path / "quiet.wav")
+
+
+def test_api_errors(rec, tmp_path):
+    with pytest.raises(ParameterError):
+        rec.predict(voice(), sr=16_000, window=3, hop=4)
+    with pytest.raises(DataError, match="no such run folder"):
+        load_recognizer(tmp_path / "nothing")
+    with pytest.raises(ParameterError):
+        load_recognizer(models=("svm",))
+
+
+def test_one_model_only(tmp_path):
+    shutil.copytree(DEFAULT_RUN / "mlp", tmp_path / "mlp")
+    rec = load_recognizer(tmp_path / "mlp")
+    assert rec.models == ("mlp",)
+    assert set(rec.predict(voice(), sr=16_000).scores) == {"mlp"}
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    """Every input the CLI must take in its stride: good ones and bad ones."""
+    d = tmp_path_factory.mktemp("zoo")
+    x = voice(sr=48_000, seconds=1.5)
+    good = {}
+    for sr in (8_000, 22_050, 44_100, 96_000):
+        good[f"rate_{sr}.wav"] = (voice(sr=sr, seconds=1.5), sr, {})
+    for subtype in ("PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT"):
+        good[f"depth_{subtype}.wav"] = (x, 48_000, {"subtype": subtype})
+    good["clip.flac"] = (x, 48_000, {"format": "FLAC"})
+    good["clip.ogg"] = (x, 48_000, {"format": "OGG"})
+    good["stereo.wav"] = (np.stack([x, 0.5 * x], axis=1), 48_000, {})
+    good["six channels.wav"] = (np.repeat(x[:, None], 6, axis=1), 48_000, {"subtype": "FLOAT"})
+    good["Ärger – prise 1.wav"] = (x, 48_000, {})
+    for name, (y, sr, kw) in good.items():
+        sf.write(d / name, y, sr, **kw)
+    bad = d / "bad"
+    bad.mkdir()
+    (bad / "empty.wav").touch()
+    (bad / "text.wav").write_text("definitely not audio")
+    full = (d / "rate_8000.wav").read_bytes()
+    (bad / "truncated.wav").write_bytes(full[: len(full) // 3])
+    sf.write(bad / "short.wav", voice(sr=16_000, seconds=0.05, pad=0), 16_000)
+    sf.write(bad / "silence.wav", np.zeros(32_000, dtype=np.int16), 16_000)
+    nan = x.copy()
+    nan[1000] = np.nan
+    sf.write(bad / "nan.wav", nan, 48_000, subtype="FLOAT")
+    (d / "no_audio").mkdir()
+    (d / "no_audio" / "readme.txt").write_text("nothing here")
+    return d, sorted(good), bad
+
+
+def test_cli_every_good_input_is_analysed(zoo):
+    d, good, _ = zoo
+    result = run_cli("--format", "json", "--quiet", *[d / g for g in good])
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert [r["file"].rsplit("/", 1)[-1] for r in records] == good
+    for r in records:
+        assert r["ok"] and r["error"] is None
+        for m in ("cnn", "mlp"):
+            assert sum(r[m]["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+            assert r[m]["emotion"] in EMOTIONS
+
+
+BAD_CASES = {
+    "empty.wav": "empty (0 bytes)",
+    "text.wav": "not an audio file",
+    "truncated.wav": "truncated",
+    "short.wav": "too short",
+    "silence.wav": "digital silence",
+    "nan.wav": "NaN or infinite",
+}
+
+
+def test_cli_bad_inputs_get_one_clear_line_each_and_the_rest_still_run(zoo):
+    d, good, bad = zoo
+    missing = d / "missing.wav"
+    args = [missing, d / "no_audio", *[bad / b for b in BAD_CASES], d / good[0]]
+    result = run_cli("--quiet", *args)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == len(BAD_CASES) + 2
+    assert any(str(missing) in e and "no such file" in e for e in errors)
+    assert any("no_audio" in e and "no audio files" in e for e in errors)
+    for name, problem in BAD_CASES.items():
+        assert any(name in e and problem in e for e in errors), (name, errors)
+    assert good[0] in result.stdout  # the good file after the bad ones was still analysed
+
+
+def test_cli_folder_all_and_csv(zoo):
+    d, good, _ = zoo
+    result = run_cli("--format", "csv", "--quiet", "--model", "cnn", d)
+    assert result.returncode == 1  # the folder holds the bad files too
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == len(good) + len(BAD_CASES)
+    ok = [r for r in rows if r["ok"] == "True"]
+    assert len(ok) == len(good)
+    for r in ok:
+        assert sum(float(r[f"cnn_p_{e}"]) for e in EMOTIONS) == pytest.approx(1.0, abs=1e-4)
+        assert "mlp_emotion" not in r
+
+
+def test_cli_table_on_the_examples():
+    result = run_cli("--top-k", "3", EXAMPLES)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("CNN") == 5 and result.stdout.count("MLP") == 5
+    assert "5 of 5 analysed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--top-k", "0", "x.wav"], ["--model", "svm", "x.wav"], ["--window", "-1", "x.wav"],
+     ["--window", "2", "--hop", "3", "x.wav"], ["--all", "--top-k", "2", "x.wav"]],
+)
+def test_cli_usage_errors_exit_2(args):
+    result = run_cli(*args, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_cli_missing_run_folder(tmp_path):
+    result = run_cli("--run", tmp_path / "none", EXAMPLES, timeout=60)
+    assert result.returncode == 1 and "no such run folder" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,93 @@
+"""The CNN builder, one training step, and the SavedModel round trip in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from ser_cnn.model import INPUT_NAME, OUTPUT_NAME, build_cnn, utterance_normalize
+
+SHAPE = (64, 101)
+
+
+def test_builder_shapes_and_names():
+    model = build_cnn(SHAPE, 8)
+    assert model.input.name == INPUT_NAME or model.inputs[0].name == INPUT_NAME
+    assert tuple(model.input.shape) == (None, *SHAPE)
+    assert tuple(model.output.shape) == (None, 8)
+    assert model.layers[-1].name == OUTPUT_NAME
+    probs = model.predict(np.random.default_rng(0).normal(size=(3, *SHAPE)), verbose=0)
+    assert probs.shape == (3, 8)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.optimizer is None  # uncompiled: the caller chooses how to train
+
+
+@pytest.mark.parametrize("n_classes", [2, 4, 8])
+def test_builder_is_pure(n_classes):
+    a, b = build_cnn(SHAPE, n_classes), build_cnn(SHAPE, n_classes)
+    assert a is not b and a.count_params() == b.count_params()
+    assert a.output.shape[-1] == n_classes
+
+
+def test_band_statistics_are_applied_inside_the_model():
+    rng = np.random.default_rng(1)
+    x = rng.normal(loc=-40, scale=7, size=(4, *SHAPE)).astype(np.float32)
+    mean, std = np.full(SHAPE[0], -40.0), np.full(SHAPE[0], 7.0)
+    model = build_cnn(SHAPE, 8, band_mean=mean, band_std=std)
+    normalised = keras.Model(model.input, model.get_layer("band_norm").output)(x)
+    np.testing.assert_allclose(np.asarray(normalised), (x + 40) / 7, atol=1e-4)
+
+
+def test_utterance_norm_matches_its_numpy_twin():
+    rng = np.random.default_rng(2)
+    x = rng.normal(loc=-50, scale=9, size=(3, *SHAPE)).astype(np.float32)
+    model = build_cnn(SHAPE, 8, utterance_norm=True)
+    layer = keras.Model(model.input, model.get_layer("utterance_norm").output)
+    np.testing.assert_allclose(np.asarray(layer(x)), utterance_normalize(x), atol=1e-4)
+    # a clip's overall gain (a dB offset) no longer matters
+    np.testing.assert_allclose(np.asarray(layer(x + 12.0)), np.asarray(layer(x)), atol=1e-4)
+
+
+def test_bad_band_statistics_shape():
+    with pytest.raises(ValueError, match="band statistics"):
+        build_cnn(SHAPE, 8, band_mean=np.zeros(3))
+
+
+def test_one_training_step_lowers_the_loss():
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, *SHAPE)).astype(np.float32)
+    y = np.eye(8, dtype=np.float32)[rng.integers(0, 8, 16)]
+    model = build_cnn(SHAPE, 8, dropout=0.0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="categorical_crossentropy")
+    before = model.evaluate(x, y, verbose=0)
+    model.train_on_batch(x, y)
+    after = model.evaluate(x, y, verbose=0)
+    assert after < before
+
+
+def test_saved_model_round_trip_in_a_fresh_process(tmp_path):
+    rng = np.random.default_rng(3)
+    model = build_cnn(
+        SHAPE, 8, utterance_norm=True, band_mean=rng.normal(size=64), band_std=np.full(64, 2.0)
+    )
+    x = rng.normal(loc=-30, scale=10, size=(5, *SHAPE)).astype(np.float32)
+    expected = model.predict(x, verbose=0)
+    model.export(str(tmp_path / "saved_model"), format="tf_saved_model", verbose=False)
+    np.save(tmp_path / "x.npy", x)
+    code = (
+        "import json, sys, numpy as np, tensorflow as tf\n"
+        f"m = tf.saved_model.load({str(tmp_path / 'saved_model')!r})\n"
+        f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+        "print(json.dumps(m.serve(tf.constant(x)).numpy().tolist()))\n"
+        "print('keras' in sys.modules, file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = np.array(json.loads(out.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -1,0 +1,201 @@
+"""scripts/train.py end to end on a tiny synthetic cache: the CNN and the MLP run folders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from ser_cnn.baseline import DEFAULT_CLASSIC, load_pipeline, save_pipeline
+from ser_cnn.data import EMOTIONS, split
+from ser_cnn.features import FeatureConfig
+from ser_cnn.preprocess import load_cache, preprocess
+from ser_cnn.train import TrainConfig, band_statistics, select, train_cnn, train_mlp
+from tests.conftest import REPO, make_ravdess_tree
+
+pytestmark = pytest.mark.slow
+
+# A small feature window keeps the tiny CNN fast; everything else is as in a real run.
+TINY = FeatureConfig(n_mels=32, duration=1.0)
+ACTORS = (1, 2, 3, 4, 5, 6)
+TINY_SPLIT = split(test_actors=[1, 2], val_actors=[3, 4])
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    make_ravdess_tree(root / "ravdess", actors=ACTORS)
+    preprocess(root / "ravdess", root / "logmel", config=TINY, jobs=1, progress=False)
+    preprocess(root / "ravdess", root / "classic", config=DEFAULT_CLASSIC, jobs=1, progress=False)
+    return root
+
+
+def test_train_script_writes_a_complete_run_folder(caches, tmp_path):
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "train.py"),
+            "--cache",
+            str(caches / "logmel"),
+            "--test-actors",
+            "1,2",
+            "--val-actors",
+            "3,4",
+            "--epochs",
+            "2",
+            "--out",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Epoch 2/2" in result.stdout and "test: accuracy" in result.stdout
+    for name in (
+        "saved_model/saved_model.pb",
+        "model.keras",
+        "config.json",
+        "normalization.json",
+        "history.csv",
+        "metrics.json",
+        "training_curves.png",
+        "confusion_matrix.png",
+    ):
+        assert (run / name).exists(), name
+    config = json.loads((run / "config.json").read_text())
+    assert config["labels"] == list(EMOTIONS)
+    assert config["features"] == TINY.to_dict()
+    assert config["split"] == {
+        "fold": None,
+        "train": [5, 6, *range(7, 25)],
+        "val": [3, 4],
+        "test": [1, 2],
+    }
+    assert config["training"]["epochs"] == 2 and config["seed"] == 0
+    assert config["versions"]["tensorflow"] == tf.__version__
+    assert {"git_commit", "parameters", "clips"} <= set(config)
+    assert len(pd.read_csv(run / "history.csv")) == 2
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"accuracy", "uar", "macro_f1", "per_class", "confusion_matrix"} <= set(metrics)
+    assert np.sum(metrics["confusion_matrix"]) == 16  # 2 test actors × 8 emotions
+
+
+def test_normalisation_and_split_never_see_test_actors(caches, tmp_path):
+    result = train_cnn(
+        caches / "logmel", tmp_path / "run", TINY_SPLIT, TrainConfig(epochs=1), verbose=0
+    )
+    config = json.loads((result.run_dir / "config.json").read_text())
+    train, val, test = (set(config["split"][k]) for k in ("train", "val", "test"))
+    assert not (train & val or train & test or val & test)
+    manifest, features, _ = load_cache(caches / "logmel")
+    from ser_cnn.model import utterance_normalize
+
+    train_only = utterance_normalize(features[select(manifest, tuple(train))])
+    mean, std = band_statistics(train_only)
+    np.testing.assert_allclose(config["normalization"]["band_mean"], mean, rtol=1e-6)
+    np.testing.assert_allclose(config["normalization"]["band_std"], std, rtol=1e-6)
+    everything = band_statistics(utterance_normalize(features))[0]
+    assert not np.allclose(config["normalization"]["band_mean"], everything)
+    assert config["clips"] == {"train": 16, "val": 16, "test": 16}
+
+
+def test_same_seed_same_split_and_close_numbers(caches, tmp_path):
+    cfg = TrainConfig(epochs=2, seed=7)
+    a = train_cnn(caches / "logmel", tmp_path / "a", TINY_SPLIT, cfg, verbose=0)
+    b = train_cnn(caches / "logmel", tmp_path / "b", TINY_SPLIT, cfg, verbose=0)
+    ha, hb = pd.read_csv(a.run_dir / "history.csv"), pd.read_csv(b.run_dir / "history.csv")
+    np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=1e-3)
+
+
+def test_mlp_run_folder_and_reload(caches, tmp_path):
+    result = train_mlp(caches / "classic", tmp_path / "mlp", TINY_SPLIT, seed=0)
+    run = result.run_dir
+    for name in (
+        "model.joblib",
+        "config.json",
+        "metrics.json",
+        "history.csv",
+        "training_curves.png",
+        "confusion_matrix.png",
+    ):
+        assert (run / name).exists(), name
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "mlp" and config["labels"] == list(EMOTIONS)
+    assert config["versions"]["scikit-learn"]
+    manifest, features, _ = load_cache(caches / "classic")
+    pipeline = load_pipeline(run / "model.joblib")
+    test = features[select(manifest, (1, 2))]
+    probs = pipeline.predict_proba(test)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(
+        np.mean(
+            probs.argmax(1) == manifest[select(manifest, (1, 2))]["emotion_code"].to_numpy() - 1
+        )
+    )
+
+
+def test_mlp_reload_under_another_version_warns(caches, tmp_path):
+    import joblib
+
+    result = train_mlp(caches / "classic", tmp_path / "mlp", TINY_SPLIT, seed=0)
+    saved = joblib.load(result.run_dir / "model.joblib")
+    saved["sklearn_version"] = "0.1.0"
+    joblib.dump(saved, tmp_path / "old.joblib")
+    with pytest.warns(UserWarning, match="saved with scikit-learn 0.1.0"):
+        load_pipeline(tmp_path / "old.joblib")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        save_pipeline(saved["pipeline"], tmp_path / "same.joblib")
+        load_pipeline(tmp_path / "same.joblib")
+
+
+def test_mlp_emotion_subset_and_random_split(caches, tmp_path):
+    subset = ("calm", "happy", "fearful", "disgust")
+    result = train_mlp(caches / "classic", tmp_path / "r", None, random_split=True, emotions=subset)
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["labels"] == list(subset)
+    assert "LEAKS SPEAKERS" in config["split"]["kind"]
+    assert sum(config["clips"].values()) == len(ACTORS) * 4
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--model", "mlp", "--split", "random", "--fold", "2"],
+        ["--model", "mlp", "--split", "random", "--cv"],
+        ["--model", "mlp", "--split", "random", "--test-actors", "1,2"],
+        ["--split", "random"],
+        ["--emotions", "calm,happy"],
+        ["--model", "mlp", "--emotions", "calm,joy"],
+        ["--fold", "1", "--test-actors", "1,2"],
+    ],
+)
+def test_contradictory_options_are_usage_errors(args):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "train.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "error:" in result.stderr
+
+
+def test_missing_cache_names_the_command(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "train.py"), "--cache", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "scripts/preprocess.py" in result.stderr and "Traceback" not in result.stderr
