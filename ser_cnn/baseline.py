@@ -2,14 +2,16 @@
 
 Features: means over time of 40 MFCCs, 12 chroma bins (from the STFT magnitude) and 128 mel
 bands, computed from the same loaded 16 kHz mono audio as the CNN's features (the whole clip,
-as the seed projects did, without trimming). Model: ``StandardScaler`` then ``MLPClassifier``,
-its hidden sizes, alpha and number of epochs chosen on the validation actors.
+as the seed projects did, without trimming), with librosa's default frames (2048 / 512).
+Model: ``StandardScaler`` then ``MLPClassifier``, its hidden sizes, alpha and number of epochs
+chosen on the validation actors.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import os
 import warnings
 from dataclasses import dataclass
@@ -17,9 +19,11 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import scipy.fft
 
 from ser_cnn.audio import SAMPLE_RATE, AudioSource, load_audio
 from ser_cnn.errors import ParameterError
+from ser_cnn.features import mel_filters, power_spectrogram, power_to_db
 
 
 @dataclass(frozen=True)
@@ -77,21 +81,44 @@ def classic_features(
 
 
 def classic_from_samples(y: np.ndarray, config: ClassicConfig = DEFAULT_CLASSIC) -> np.ndarray:
-    """:func:`classic_features` of samples already at ``config.sample_rate``."""
-    import librosa  # imported on first use: its first call costs over a second
+    """:func:`classic_features` of samples already at ``config.sample_rate``.
 
-    magnitude = np.abs(librosa.stft(y, n_fft=config.n_fft, hop_length=config.hop_length))
-    mel = librosa.feature.melspectrogram(
-        S=magnitude**2, sr=config.sample_rate, n_mels=config.n_mels
+    Mel and MFCC equal librosa's ``melspectrogram`` and ``mfcc`` (a test checks this); the
+    chroma is ser_cnn's own (see :func:`chroma_filters`). All in NumPy: librosa's first call
+    costs about two seconds of imports, more than the rest of a one-clip prediction.
+    """
+    power = power_spectrogram(
+        np.asarray(y, dtype=np.float32),
+        n_fft=config.n_fft,
+        win_length=config.n_fft,
+        hop_length=config.hop_length,
     )
-    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=config.n_mfcc)
-    # tuning=0: A440 chroma bins. librosa's per-clip tuning estimate (pitch tracking) costs more
-    # than all the rest of this function and maps the same speech to shifted bins.
-    chroma = librosa.feature.chroma_stft(
-        S=magnitude, sr=config.sample_rate, n_chroma=config.n_chroma, tuning=0.0
-    )
+    sr = config.sample_rate
+    mel = mel_filters(sr, config.n_fft, config.n_mels, 0.0, sr / 2) @ power
+    mfcc = scipy.fft.dct(power_to_db(mel), type=2, norm="ortho", axis=0)[: config.n_mfcc]
+    chroma = chroma_filters(sr, config.n_fft, config.n_chroma) @ np.sqrt(power)
+    chroma /= np.maximum(chroma.max(axis=0, keepdims=True), 1e-10)  # each frame's peak is 1
     summary = np.concatenate([mfcc.mean(axis=1), chroma.mean(axis=1), mel.mean(axis=1)])
     return summary.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def chroma_filters(sr: int, n_fft: int, n_chroma: int = 12) -> np.ndarray:
+    """Pitch-class weights of the STFT bins, shape (n_chroma, n_fft // 2 + 1).
+
+    Each bin from C1 (32.7 Hz) to Nyquist is shared between the two pitch classes nearest to
+    its frequency (equal temperament, A = 440 Hz), in proportion to closeness; row 0 is C.
+    """
+    hz = np.linspace(0, sr / 2, n_fft // 2 + 1)
+    weights = np.zeros((n_chroma, len(hz)))
+    usable = hz >= 440.0 * 2 ** (-57 / 12)  # C1: lower bins are too coarse to name a pitch
+    position = (n_chroma * np.log2(hz[usable] / 440.0) + 9 * n_chroma / 12) % n_chroma
+    below = np.floor(position).astype(int)
+    share = position - below
+    columns = np.flatnonzero(usable)
+    weights[below % n_chroma, columns] += 1 - share
+    weights[(below + 1) % n_chroma, columns] += share
+    return weights.astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -131,10 +131,19 @@ def log_mel_from_samples(y: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) 
     -------
     np.ndarray, shape (config.n_mels, 1 + len(y) // config.hop_length), float32
     """
-    power = _power_spectrogram(np.asarray(y, dtype=np.float32), config)
-    mel = mel_filterbank(config) @ power
-    db = 10.0 * np.log10(np.maximum(mel, 1e-10))
-    return np.maximum(db, db.max() - config.top_db).astype(np.float32)
+    power = power_spectrogram(
+        np.asarray(y, dtype=np.float32),
+        n_fft=config.n_fft,
+        win_length=config.win_length,
+        hop_length=config.hop_length,
+    )
+    return power_to_db(mel_filterbank(config) @ power, top_db=config.top_db)
+
+
+def power_to_db(power: np.ndarray, *, top_db: float = 80.0) -> np.ndarray:
+    """10·log10(power) (dB re 1.0), floored at ``top_db`` below its maximum; float32."""
+    db = 10.0 * np.log10(np.maximum(power, 1e-10))
+    return np.maximum(db, db.max() - top_db).astype(np.float32)
 
 
 def trim_silence(y: np.ndarray, *, config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
@@ -171,15 +180,17 @@ def fit_length(y: np.ndarray, n_samples: int) -> np.ndarray:
     return np.pad(y, (before, -excess - before))
 
 
-def _power_spectrogram(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """|STFT|² with centred frames (zero padding of n_fft // 2), a periodic Hann window.
+def power_spectrogram(y: np.ndarray, *, n_fft: int, win_length: int, hop_length: int) -> np.ndarray:
+    """|STFT|² with centred frames (zero padding of n_fft // 2) and a periodic Hann window.
 
-    Returns shape (n_fft // 2 + 1, 1 + len(y) // hop_length).
+    Returns
+    -------
+    np.ndarray, shape (n_fft // 2 + 1, 1 + len(y) // hop_length), float32
     """
-    pad = config.n_fft // 2
+    pad = n_fft // 2
     y = np.pad(y, (pad, pad))
-    frames = np.lib.stride_tricks.sliding_window_view(y, config.n_fft)[:: config.hop_length]
-    spectrum = np.fft.rfft(frames * _window(config.n_fft, config.win_length), axis=1)
+    frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length]
+    spectrum = np.fft.rfft(frames * _window(n_fft, win_length), axis=1)
     return (np.abs(spectrum) ** 2).T.astype(np.float32)
 
 
@@ -214,13 +225,11 @@ def mel_filterbank(config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
     -------
     np.ndarray, shape (n_mels, n_fft // 2 + 1), float32
     """
-    return _mel_filterbank(
-        config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax
-    )
+    return mel_filters(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
 
 
 @functools.lru_cache(maxsize=8)
-def _mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+def mel_filters(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     fft_hz = np.linspace(0, sr / 2, n_fft // 2 + 1)
     edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
     rising = (fft_hz[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]

@@ -68,7 +68,9 @@ def test_api_on_an_array_equals_the_file(rec, tmp_path):
     b = rec.predict(tmp_path / "v.wav")
     for m in ("cnn", "mlp"):
         np.testing.assert_allclose(
-            list(a.scores[m].probabilities.values()), list(b.scores[m].probabilities.values()), atol=1e-5
+            list(a.scores[m].probabilities.values()),
+            list(b.scores[m].probabilities.values()),
+            atol=1e-5,
         )
 
 
@@ -96,7 +98,9 @@ def test_long_recording_windows_and_times(rec):
     sr, seconds, window, hop = 16_000, 20.0, 3.0, 1.5
     rng = np.random.default_rng(0)
     y = np.concatenate([voice(sr=sr, seconds=1.4, pad=0.3, seed=i) for i in range(10)])
-    y = np.concatenate([y, 0.01 * rng.standard_normal(round(seconds * sr) - len(y)).astype(np.float32)])
+    y = np.concatenate(
+        [y, 0.01 * rng.standard_normal(round(seconds * sr) - len(y)).astype(np.float32)]
+    )
     p = rec.predict(y, sr=sr, window=window, hop=hop)
     starts = np.arange(0, seconds - window + 1e-9, hop)  # full windows
     expected = [(s, s + window) for s in starts]
@@ -240,8 +244,14 @@ def test_cli_table_on_the_examples():
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["--top-k", "0", "x.wav"], ["--model", "svm", "x.wav"], ["--window", "-1", "x.wav"],
-     ["--window", "2", "--hop", "3", "x.wav"], ["--all", "--top-k", "2", "x.wav"]],
+    [
+        [],
+        ["--top-k", "0", "x.wav"],
+        ["--model", "svm", "x.wav"],
+        ["--window", "-1", "x.wav"],
+        ["--window", "2", "--hop", "3", "x.wav"],
+        ["--all", "--top-k", "2", "x.wav"],
+    ],
 )
 def test_cli_usage_errors_exit_2(args):
     result = run_cli(*args, timeout=60)
