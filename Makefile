@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/python scripts/preprocess.py --data-dir examples --out data/examples-cache
+	$(BIN)/python scripts/infer.py --top-k 3 examples/
 
 lint: install
 	$(BIN)/ruff check .
@@ -34,4 +34,4 @@ benchmark: install
 	$(BIN)/python scripts/benchmark.py preprocess
 
 clean:
-	rm -rf $(VENV) data/examples-cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache

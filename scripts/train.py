@@ -81,7 +81,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     aug = p.add_argument_group("CNN augmentation and balancing (training actors only)")
     aug.add_argument("--mixup", type=float, default=DEFAULTS.mixup_alpha, help="Beta alpha; 0 off")
     aug.add_argument("--time-shift", type=int, default=DEFAULTS.time_shift, help="frames; 0 off")
-    aug.add_argument("--no-specaugment", action="store_true", help="no frequency or time masks")
+    aug.add_argument(
+        "--specaugment", action="store_true", help="2 frequency (≤8 bands) and 2 time (≤25) masks"
+    )
     aug.add_argument("--noise-db", type=float, default=DEFAULTS.noise_db, help="dB std; 0 off")
     aug.add_argument("--no-class-weights", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
@@ -116,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         utterance_norm=args.utterance_norm,
         mixup_alpha=args.mixup,
         time_shift=args.time_shift,
-        freq_masks=0 if args.no_specaugment else DEFAULTS.freq_masks,
-        time_masks=0 if args.no_specaugment else DEFAULTS.time_masks,
+        freq_masks=2 if args.specaugment else DEFAULTS.freq_masks,
+        time_masks=2 if args.specaugment else DEFAULTS.time_masks,
         noise_db=args.noise_db,
         class_weights=not args.no_class_weights,
     )

@@ -9,6 +9,17 @@ from ser_cnn.errors import AudioError, DataError, NameFormatError, ParameterErro
 
 __version__ = "0.1.0"
 
+
+def load_recognizer(run_dir=None, *, models=("cnn", "mlp")):
+    """Load the shipped model (default) or a run folder: see :class:`ser_cnn.inference.Recognizer`.
+
+    TensorFlow is imported by this call, not by ``import ser_cnn``.
+    """
+    from ser_cnn.inference import load_recognizer as load
+
+    return load(run_dir, models=models)
+
+
 __all__ = [
     "EMOTIONS",
     "AudioError",
@@ -17,4 +28,5 @@ __all__ = [
     "ParameterError",
     "SerError",
     "__version__",
+    "load_recognizer",
 ]

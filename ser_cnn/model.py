@@ -35,6 +35,7 @@ def build_cnn(
     *,
     filters: Sequence[int] = (24, 48, 96, 128),
     convs_per_block: int = 1,
+    time_pool: int = 1,
     dense: int = 128,
     dropout: float = 0.3,
     utterance_norm: bool = False,
@@ -55,6 +56,9 @@ def build_cnn(
         Channels of each conv block. Each block is ``convs_per_block`` 3×3 convolutions with
         batch normalisation and ReLU, then 2×2 max pooling, halving frequency and time.
     convs_per_block : int
+    time_pool : int
+        Average this many frames into one before the first convolution (prosody changes over
+        tens of milliseconds; 2 halves the cost of every layer).
     dense : int
         Width of the hidden dense layer after pooling.
     dropout : float
@@ -87,6 +91,8 @@ def build_cnn(
         )(x)
     x = layers.Normalization(axis=1, mean=mean, variance=np.square(std), name="band_norm")(x)
     x = layers.Reshape((n_mels, n_frames, 1), name="add_channel")(x)
+    if time_pool > 1:
+        x = layers.AveragePooling2D((1, time_pool), name="time_pool")(x)
     for i, width in enumerate(filters):
         for j in range(convs_per_block):
             x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{i}_{j}")(x)

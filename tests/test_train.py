@@ -96,14 +96,14 @@ def test_normalisation_and_split_never_see_test_actors(caches, tmp_path):
     train, val, test = (set(config["split"][k]) for k in ("train", "val", "test"))
     assert not (train & val or train & test or val & test)
     manifest, features, _ = load_cache(caches / "logmel")
-    from ser_cnn.model import utterance_normalize
-
-    train_only = utterance_normalize(features[select(manifest, tuple(train))])
-    mean, std = band_statistics(train_only)
+    assert config["training"]["utterance_norm"] is False
+    mean, std = band_statistics(features[select(manifest, tuple(train))])
     np.testing.assert_allclose(config["normalization"]["band_mean"], mean, rtol=1e-6)
     np.testing.assert_allclose(config["normalization"]["band_std"], std, rtol=1e-6)
-    everything = band_statistics(utterance_normalize(features))[0]
+    everything = band_statistics(features)[0]
     assert not np.allclose(config["normalization"]["band_mean"], everything)
+    saved = json.loads((result.run_dir / "normalization.json").read_text())
+    assert saved["band_mean"] == config["normalization"]["band_mean"]
     assert config["clips"] == {"train": 16, "val": 16, "test": 16}
 
 

@@ -1,0 +1,100 @@
+"""Ablation of the CNN's training choices: each variant changes one thing from the default.
+
+    python scripts/ablation.py [--folds 1] [--epochs 50] [--cache data/processed]
+
+Trains every variant on the given folds (validation actors pick the best epoch, as always) and
+writes validation and test accuracy, UAR and macro-F1 of each to results/ablation.json. The
+variant to keep is the one that does best on the *validation* actors; test scores are reported
+beside them, not used to choose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ser_cnn.data import split
+from ser_cnn.preprocess import DEFAULT_OUT_DIR
+from ser_cnn.train import TrainConfig, train_cnn
+from ser_cnn.versions import git_commit, library_versions
+
+VARIANTS: dict[str, dict] = {
+    "default (no augmentation)": {},
+    "+ SpecAugment (2 freq, 2 time masks)": {"freq_masks": 2, "time_masks": 2},
+    "+ time shift (±0.3 s)": {"time_shift": 30},
+    "+ mixup (α = 0.2)": {"mixup_alpha": 0.2},
+    "+ noise (1 dB)": {"noise_db": 1.0},
+    "+ utterance normalisation": {"utterance_norm": True},
+    "no class weights": {"class_weights": False},
+    "narrow CNN (16-32-64-128, 10 ms frames)": {"filters": (16, 32, 64, 128), "time_pool": 1},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cache", default=str(DEFAULT_OUT_DIR))
+    p.add_argument("--folds", default="1", help="comma-separated folds (1)")
+    p.add_argument("--epochs", type=int, default=TrainConfig().epochs)
+    p.add_argument("--variants", default=None, help="comma-separated subset of the names")
+    p.add_argument("--out", default="results/ablation.json")
+    p.add_argument("--runs", default="checkpoints/ablation", help="run folders go here")
+    args = p.parse_args(argv)
+    folds = [int(f) for f in args.folds.split(",")]
+    names = args.variants.split(",") if args.variants else list(VARIANTS)
+    out = Path(args.out)
+    results = json.loads(out.read_text())["variants"] if out.exists() else {}
+    for name in names:
+        config = dataclasses.replace(TrainConfig(epochs=args.epochs), **VARIANTS[name])
+        per_fold = {}
+        for k in folds:
+            started = time.perf_counter()
+            slug = "".join(c if c.isalnum() else "_" for c in name).strip("_")
+            r = train_cnn(
+                args.cache, Path(args.runs) / f"{slug}_fold{k}", split(k), config, verbose=0
+            )
+            per_fold[str(k)] = {
+                "validation": r.metrics["validation"],
+                "test": {s: r.metrics[s] for s in ("accuracy", "uar", "macro_f1")},
+                "best_epoch": r.best_epoch,
+                "epochs_run": r.epochs_run,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        mean = {
+            part: {
+                s: float(np.mean([f[part][s] for f in per_fold.values()]))
+                for s in ("accuracy", "uar", "macro_f1")
+            }
+            for part in ("validation", "test")
+        }
+        results[name] = {"changes": _jsonable(VARIANTS[name]), "folds": per_fold, "mean": mean}
+        print(
+            f"{name:45s} val acc {mean['validation']['accuracy']:.3f}  "
+            f"test acc {mean['test']['accuracy']:.3f}  UAR {mean['test']['uar']:.3f}",
+            flush=True,
+        )
+        summary = {
+            "what": "each variant changes one training choice of the default CNN",
+            "folds": folds,
+            "epochs": args.epochs,
+            "default": TrainConfig(epochs=args.epochs).to_dict(),
+            "variants": results,
+            "versions": library_versions(),
+            "git_commit": git_commit(),
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(summary, indent=2) + "\n")  # after every variant: resumable
+    return 0
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Write the README's result tables from the files in results/ and checkpoints/.
+
+    python scripts/report.py          # rewrite the tables between the README's report markers
+    python scripts/report.py --check  # exit 1 if the README differs from the files (tested)
+
+Every figure in those tables comes from a JSON file that a command regenerates; this script only
+formats them, so the README cannot drift from the measurements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "results"
+README = REPO / "README.md"
+SHIPPED = REPO / "checkpoints" / "ravdess_fold1"
+SCORES = (("accuracy", "accuracy"), ("uar", "UAR"), ("macro_f1", "macro-F1"))
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _pm(summary: dict, key: str) -> str:
+    return f"{summary['mean'][key]:.3f} ± {summary['std'][key]:.3f}"
+
+
+def _mb(path: Path) -> float:
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    return sum(f.stat().st_size for f in files) / 1e6
+
+
+def headline() -> str:
+    rows = ["| model | accuracy | UAR | macro-F1 | source |", "| --- | --- | --- | --- | --- |"]
+    for model, name in (
+        ("CNN (log-mel)", "cv_cnn.json"),
+        ("MLP baseline (180 features)", "cv_mlp.json"),
+    ):
+        s = _load(name)
+        if s is None:
+            rows.append(f"| {model} | not measured yet | | | `results/{name}` |")
+            continue
+        cells = " | ".join(_pm(s, k) for k, _ in SCORES)
+        rows.append(f"| {model} | {cells} | [`results/{name}`](results/{name}) |")
+    return "\n".join(rows)
+
+
+def per_fold() -> str:
+    cnn, mlp = _load("cv_cnn.json"), _load("cv_mlp.json")
+    if cnn is None or mlp is None:
+        return "_(cross-validation files missing)_"
+    rows = [
+        "| fold | test actors | CNN accuracy | CNN UAR | CNN macro-F1 "
+        "| MLP accuracy | MLP UAR | MLP macro-F1 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for k in sorted(cnn["folds"], key=int):
+        c, m = cnn["folds"][k], mlp["folds"][k]
+        actors = ", ".join(map(str, c["test_actors"]))
+        cells = [f"{c[s]:.3f}" for s, _ in SCORES] + [f"{m[s]:.3f}" for s, _ in SCORES]
+        rows.append(f"| {k} | {actors} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def ablation() -> str:
+    a = _load("ablation.json")
+    if a is None:
+        return "_(results/ablation.json missing: `python scripts/ablation.py`)_"
+    folds = ", ".join(map(str, a["folds"]))
+    rows = [
+        f"Fold(s) {folds}, {a['epochs']} epochs, seed {a['default']['seed']}; the best epoch is "
+        "chosen on the validation actors; choices are judged on validation, test shown beside.",
+        "",
+        "| variant | val accuracy | val UAR | test accuracy | test UAR | test macro-F1 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, v in a["variants"].items():
+        val, test = v["mean"]["validation"], v["mean"]["test"]
+        rows.append(
+            f"| {name} | {val['accuracy']:.3f} | {val['uar']:.3f} | {test['accuracy']:.3f} | "
+            f"{test['uar']:.3f} | {test['macro_f1']:.3f} |"
+        )
+    return "\n".join(rows)
+
+
+def leakage() -> str:
+    s = _load("seed_parity.json")
+    if s is None:
+        return "_(results/seed_parity.json missing: `python scripts/seed_parity.py`)_"
+    rows = [
+        "| MLP baseline | split | accuracy | UAR | seed project reported |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    reported = s["seed_projects_reported"]
+    for name, r in s["results"].items():
+        theirs = reported.get(name)
+        rows.append(
+            f"| {name} | {r['split']} | {_pm(r, 'accuracy')} | {_pm(r, 'uar')} | "
+            f"{f'{theirs:.3f}' if theirs else '–'} |"
+        )
+    return "\n".join(rows)
+
+
+def cost() -> str:
+    cnn = _load("cv_cnn.json")
+    rows = ["| what | value | source |", "| --- | --- | --- |"]
+    if cnn is not None:
+        per = cnn["cost"]["per_fold"]
+        spe = [f["seconds_per_epoch"] for f in per.values()]
+        rows += [
+            f"| CNN parameters | {cnn['parameters']:,} | `results/cv_cnn.json` |",
+            f"| seconds per epoch (training actors, {cnn['cost']['cpu_cores']} CPU cores) | "
+            f"{min(spe):.1f}–{max(spe):.1f} | `results/cv_cnn.json` |",
+            f"| six-fold run, wall time | {cnn['cost']['wall_seconds'] / 60:.1f} min | "
+            "`results/cv_cnn.json` |",
+        ]
+    cnn_dir = SHIPPED / "cnn"
+    if (cnn_dir / "saved_model").exists():
+        saved, keras_file = _mb(cnn_dir / "saved_model"), _mb(cnn_dir / "model.keras")
+        rows += [
+            f"| shipped CNN: SavedModel / `.keras` file | {saved:.2f} MB / {keras_file:.2f} MB "
+            "| `checkpoints/ravdess_fold1/cnn` |",
+            f"| shipped run folder, both models, pictures included | {_mb(SHIPPED):.2f} MB "
+            "| `checkpoints/ravdess_fold1` |",
+        ]
+    return "\n".join(rows)
+
+
+def benchmarks() -> str:
+    pre, inf = _load("benchmark_preprocess.json"), _load("benchmark_infer.json")
+    rows = ["| what | measured | target |", "| --- | --- | --- |"]
+    if pre is not None:
+        rows += [
+            f"| preprocess {pre['clips']} clips, 1 worker | {pre['one_core_s']:.2f} s "
+            f"({pre['clips_per_s_one_core']:.0f} clips/s) | – |",
+            f"| preprocess {pre['clips']} clips, all {pre['machine']['cpu_cores']} cores | "
+            f"{pre['all_cores_s']:.2f} s ({pre['clips_per_s_all_cores']:.0f} clips/s) | ≤ 10 s |",
+            f"| preprocess no-op re-run | {pre['no_op_rerun_s']:.2f} s | ≤ 2 s |",
+        ]
+    if inf is not None:
+        cold, folder, hour = inf["one_clip_cold_s"], inf["folder"], inf["hour_long_file"]
+        rows += [
+            f"| `infer.py` one clip, cold, both models | {cold['both']:.2f} s | ≤ 5 s |",
+            f"| `infer.py` one clip, cold, `--model cnn` | {cold['cnn']:.2f} s | – |",
+            f"| `infer.py` folder of {folder['clips']} clips, both models | "
+            f"{folder['both']['clips_per_s']:.0f} clips/s | ≥ 100 clips/s |",
+            f"| `infer.py` folder of {folder['clips']} clips, `--model cnn` | "
+            f"{folder['cnn']['clips_per_s']:.0f} clips/s | – |",
+            f"| `infer.py` one-hour recording (44.1 kHz), peak memory | "
+            f"{hour['peak_rss_mb']:.0f} MB ({hour['wall_s']:.0f} s) | < 1.5 GB |",
+        ]
+    return "\n".join(rows)
+
+
+SECTIONS = {
+    "headline": headline,
+    "per-fold": per_fold,
+    "ablation": ablation,
+    "leakage": leakage,
+    "cost": cost,
+    "benchmarks": benchmarks,
+}
+
+
+def render(text: str) -> str:
+    for name, make in SECTIONS.items():
+        pattern = re.compile(
+            rf"(<!-- report:{name} -->\n).*?(\n<!-- /report:{name} -->)", flags=re.DOTALL
+        )
+        text = pattern.sub(lambda m, make=make: m.group(1) + make() + m.group(2), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="only check that the README is current")
+    args = p.parse_args(argv)
+    current = README.read_text()
+    wanted = render(current)
+    if args.check:
+        if wanted != current:
+            print("README.md tables differ from results/: run `python scripts/report.py`")
+            return 1
+        print("README.md tables match results/")
+        return 0
+    README.write_text(wanted)
+    print("README.md tables rewritten from results/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
