@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", default=None, help="comma-separated subset of the names")
     p.add_argument("--out", default="results/ablation.json")
     p.add_argument("--runs", default="checkpoints/ablation", help="run folders go here")
+    p.add_argument(
+        "--reuse",
+        default=None,
+        help="a cross-validation folder (checkpoints/cv_cnn_seed0) whose fold runs with the "
+        "default configuration are taken instead of training the default again",
+    )
     args = p.parse_args(argv)
     folds = [int(f) for f in args.folds.split(",")]
     names = args.variants.split(",") if args.variants else list(VARIANTS)
@@ -53,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         config = dataclasses.replace(TrainConfig(epochs=args.epochs), **VARIANTS[name])
         per_fold = {}
         for k in folds:
+            reused = _reuse(args.reuse, k, config)
+            if reused is not None:
+                per_fold[str(k)] = reused
+                continue
             started = time.perf_counter()
             slug = "".join(c if c.isalnum() else "_" for c in name).strip("_")
             r = train_cnn(
@@ -90,6 +100,27 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(summary, indent=2) + "\n")  # after every variant: resumable
     return 0
+
+
+def _reuse(cv_dir: str | None, fold: int, config: TrainConfig) -> dict | None:
+    """Scores of an existing run of this fold with exactly this configuration, if there is one."""
+    if cv_dir is None:
+        return None
+    run = Path(cv_dir) / f"fold{fold}"
+    if not (run / "config.json").exists():
+        return None
+    saved = json.loads((run / "config.json").read_text())
+    if saved["training"] != config.to_dict() or saved["split"]["fold"] != fold:
+        return None
+    m = json.loads((run / "metrics.json").read_text())
+    return {
+        "validation": m["validation"],
+        "test": {s: m[s] for s in ("accuracy", "uar", "macro_f1")},
+        "best_epoch": m["best_epoch"],
+        "epochs_run": m["epochs_run"],
+        "seconds": saved["cost"]["seconds_total"],
+        "reused_from": str(run),
+    }
 
 
 def _jsonable(d: dict) -> dict:

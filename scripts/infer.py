@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _predict_all(rec, paths, args):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     bar = tqdm(
         total=len(paths),

@@ -9,7 +9,7 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ser_cnn.data import DEFAULT_DATA_DIR, SUFFIXES, parse_name
 from ser_cnn.errors import DataError, NameFormatError

@@ -11,9 +11,11 @@ the run folder, so inference cannot drift from training. Training code is not im
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from ser_cnn.audio import (
     load_audio,
     stream_audio,
 )
+from ser_cnn.baseline import ClassicConfig, classic_from_samples, load_pipeline
 from ser_cnn.errors import AudioError, DataError, ParameterError
 from ser_cnn.features import FeatureConfig, fit_length, log_mel_from_samples, trim_silence
 
@@ -155,14 +158,21 @@ class Recognizer:
             self.feature_config = FeatureConfig.from_dict(self.configs["cnn"]["features"])
             self._cnn = tf.saved_model.load(str(folders["cnn"] / "saved_model"))
         if "mlp" in self.configs:
-            from ser_cnn.baseline import ClassicConfig, load_pipeline
-
             self.classic_config = ClassicConfig.from_dict(self.configs["mlp"]["features"])
             self._mlp = load_pipeline(folders["mlp"] / "model.joblib")
-        window = (
-            self.feature_config.duration if self._cnn is not None else 3.0
-        )  # the MLP summarises any length; windows of the CNN's size keep both comparable
-        self.window = float(window)
+        rates = {c.sample_rate for c in (self._configs_loaded())}
+        if len(rates) != 1:
+            raise DataError(f"{run_dir}: the models expect different sample rates {rates}")
+        # The MLP summarises a clip of any length; without the CNN, its windows are 3 s too.
+        self.window = float(self.feature_config.duration if self._cnn is not None else 3.0)
+
+    def _configs_loaded(self) -> list:
+        loaded = []
+        if self._cnn is not None:
+            loaded.append(self.feature_config)
+        if self._mlp is not None:
+            loaded.append(self.classic_config)
+        return loaded
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -170,8 +180,7 @@ class Recognizer:
 
     @property
     def sample_rate(self) -> int:
-        config = self.feature_config if self._cnn is not None else self.classic_config
-        return config.sample_rate
+        return self._configs_loaded()[0].sample_rate
 
     # -- prediction ----------------------------------------------------------------------------
 
@@ -235,37 +244,43 @@ class Recognizer:
     ) -> Iterator[tuple[str, Prediction | Exception]]:
         """Yield ``(path, Prediction or the AudioError it raised)`` in input order.
 
-        Short clips are gathered into batches of ``batch_size`` for one model call each;
+        Clips are read and turned into features by a thread per core (decoding, resampling and
+        FFTs release the GIL), then scored ``batch_size`` at a time with one model call each;
         long recordings are analysed window by window.
         """
         window, hop = self._window_hop(window, hop)
-        pending: list[tuple[str, np.ndarray | None, Exception | None]] = []
 
-        def flush():
-            ok = [(name, y) for name, y, err in pending if err is None]
-            results = (
-                iter(self._predict_clips([y for _, y in ok], [n for n, _ in ok]))
-                if ok
-                else iter(())
-            )
-            for name, _, err in pending:
-                yield name, err if err is not None else next(results)
-            pending.clear()
-
-        for p in paths:
-            name = str(p)
+        def prepare(path):
             try:
-                info = audio_info(p)
+                info = audio_info(path)
                 if info.frames / info.samplerate > LONG_FACTOR * window:
-                    yield from flush()
-                    yield name, self.predict(p, window=window, hop=hop)
-                    continue
-                pending.append((name, load_audio(p, target_sr=self.sample_rate), None))
+                    return "long", None
+                y = load_audio(path, target_sr=self.sample_rate)
+                return "clip", (len(y) / self.sample_rate, self._features(y))
             except (AudioError, ParameterError) as err:
-                pending.append((name, None, err))
-            if len(pending) >= batch_size:
-                yield from flush()
-        yield from flush()
+                return "error", err
+
+        paths = iter(paths)
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            while chunk := list(itertools.islice(paths, batch_size)):
+                prepared = list(pool.map(prepare, chunk))
+                clips = [value for kind, value in prepared if kind == "clip"]
+                probs = self._score_features([f for _, f in clips]) if clips else {}
+                i = 0
+                for path, (kind, value) in zip(chunk, prepared, strict=True):
+                    if kind == "error":
+                        yield str(path), value
+                    elif kind == "long":
+                        try:
+                            yield str(path), self.predict(path, window=window, hop=hop)
+                        except (AudioError, ParameterError) as err:
+                            yield str(path), err
+                    else:
+                        scores = {
+                            m: Scores.from_vector(p[i], self.labels) for m, p in probs.items()
+                        }
+                        yield str(path), Prediction(str(path), value[0], scores)
+                        i += 1
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -278,24 +293,27 @@ class Recognizer:
             raise ParameterError(f"hop ({hop} s) must not exceed the window ({window} s)")
         return window, hop
 
-    def _score(self, clips: list[np.ndarray]) -> dict[str, np.ndarray]:
-        """Probabilities (n, n_labels) of each loaded model for 16 kHz clips of any length."""
+    def _features(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """Each loaded model's input for one 16 kHz clip of any length."""
         out = {}
         if self._cnn is not None:
             c = self.feature_config
-            x = np.stack(
-                [
-                    log_mel_from_samples(fit_length(trim_silence(y, config=c), c.n_samples), c)
-                    for y in clips
-                ]
-            )
-            out["cnn"] = np.asarray(self._cnn.serve(x))
+            out["cnn"] = log_mel_from_samples(fit_length(trim_silence(y, config=c), c.n_samples), c)
         if self._mlp is not None:
-            from ser_cnn.baseline import classic_from_samples
-
-            x = np.stack([classic_from_samples(y, self.classic_config) for y in clips])
-            out["mlp"] = self._mlp.predict_proba(x)
+            out["mlp"] = classic_from_samples(y, self.classic_config)
         return out
+
+    def _score_features(self, features: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Probabilities (n, n_labels) of each loaded model, one batched call per model."""
+        out = {}
+        if self._cnn is not None:
+            out["cnn"] = np.asarray(self._cnn.serve(np.stack([f["cnn"] for f in features])))
+        if self._mlp is not None:
+            out["mlp"] = self._mlp.predict_proba(np.stack([f["mlp"] for f in features]))
+        return out
+
+    def _score(self, clips: list[np.ndarray]) -> dict[str, np.ndarray]:
+        return self._score_features([self._features(y) for y in clips])
 
     def _predict_clips(self, clips: list[np.ndarray], names: list[str]) -> list[Prediction]:
         probs = self._score(clips)

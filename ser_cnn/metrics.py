@@ -79,9 +79,18 @@ def plot_confusion(matrix, labels: Sequence[str], path: Path, *, title: str = ""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    im = draw_confusion(ax, matrix, labels, title=title)
+    fig.colorbar(im, ax=ax, label="fraction of true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def draw_confusion(ax, matrix, labels: Sequence[str], *, title: str = ""):
+    """Draw a row-normalised confusion matrix with counts on a matplotlib axis."""
     m = np.asarray(matrix, dtype=float)
     rates = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
     im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -91,11 +100,8 @@ def plot_confusion(matrix, labels: Sequence[str], path: Path, *, title: str = ""
         for j in range(len(labels)):
             color = "white" if rates[i, j] > 0.5 else "black"
             ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=8, color=color)
-    fig.colorbar(im, ax=ax, label="fraction of true class")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return im
 
 
 def plot_history(history: dict[str, list[float]], path: Path, *, title: str = "") -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ser_cnn.audio import audio_info
 from ser_cnn.data import Clip, resolve_data_dir, scan
