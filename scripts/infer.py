@@ -10,12 +10,19 @@ Exit status: 0 when every file was analysed, 1 when some could not be, 2 for a u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
+import os
 import sys
+from pathlib import Path
 
 MODEL_CHOICES = {"cnn": ("cnn",), "mlp": ("mlp",), "both": ("cnn", "mlp")}
+
+
+# TensorFlow's C++ start-up chatter (no GPU found, oneDNN notes) is not for users' terminals.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,6 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--hop", type=float, default=None, help="seconds between windows (window/2)")
     p.add_argument("--batch-size", type=int, default=64, help="clips per model call (64)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up messages")
     args = p.parse_args(argv)
     if args.top_k < 1:
         p.error("--top-k must be at least 1")
@@ -52,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     from ser_cnn.inference import find_inputs, load_recognizer
 
     try:
-        rec = load_recognizer(args.run, models=MODEL_CHOICES[args.model])
+        with _native_stderr_silenced(not args.verbose):
+            rec = load_recognizer(args.run, models=MODEL_CHOICES[args.model])
     except SerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -81,6 +90,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "table" and len(inputs) > 1:
         print(f"\n{len(inputs) - failed} of {len(inputs)} analysed", file=sys.stderr)
     return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced(active: bool):
+    """Hide what TensorFlow's C++ code writes to stderr while it loads.
+
+    Its start-up lines (oneDNN notes, 'no CUDA drivers') are written before its logging is set
+    up, so TF_CPP_MIN_LOG_LEVEL cannot stop them (tensorflow/tensorflow#79029). Python
+    exceptions are unaffected: they are raised, and reported once stderr is back.
+    """
+    if not active:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with Path(os.devnull).open("w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _predict_all(rec, paths, args):

@@ -11,6 +11,7 @@ python scripts/train.py --model mlp --split random --emotions calm,happy,fearful
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from ser_cnn.train import TrainConfig
 
 DEFAULTS = TrainConfig()
 SCORES = ("accuracy", "uar", "macro_f1")
+
+
+# TensorFlow's C++ start-up chatter (no GPU found, oneDNN notes) is not for users' terminals.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def actor_list(text: str) -> tuple[int, ...]:

@@ -201,8 +201,12 @@ def train_cnn(
         }
     )
 
-    model.save(run_dir / "model.keras")
-    model.export(str(run_dir / "saved_model"), format="tf_saved_model", verbose=False)
+    # Saved without the optimizer's state (twice the weights again; clone_model keeps it), so
+    # the run folder stays small: the .keras file is for inspection and fine-tuning.
+    plain = keras.Model.from_config(model.get_config())
+    plain.set_weights(model.get_weights())
+    plain.save(run_dir / "model.keras")
+    plain.export(str(run_dir / "saved_model"), format="tf_saved_model", verbose=False)
     normalization = {"band_mean": mean.tolist(), "band_std": std.tolist(), "from": "train actors"}
     (run_dir / "normalization.json").write_text(json.dumps(normalization, indent=1) + "\n")
     seconds = time.perf_counter() - started
