@@ -26,7 +26,7 @@ from ser_cnn.versions import git_commit, library_versions
 
 VARIANTS: dict[str, dict] = {
     "default (no augmentation)": {},
-    "+ SpecAugment (2 freq, 2 time masks)": {"freq_masks": 2, "time_masks": 2},
+    "+ SpecAugment (2 frequency + 2 time masks)": {"freq_masks": 2, "time_masks": 2},
     "+ time shift (±0.3 s)": {"time_shift": 30},
     "+ mixup (α = 0.2)": {"mixup_alpha": 0.2},
     "+ noise (1 dB)": {"noise_db": 1.0},
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", default=str(DEFAULT_OUT_DIR))
     p.add_argument("--folds", default="1", help="comma-separated folds (1)")
     p.add_argument("--epochs", type=int, default=TrainConfig().epochs)
-    p.add_argument("--variants", default=None, help="comma-separated subset of the names")
+    p.add_argument("--variants", default=None, help="subset of the names, separated by ;")
     p.add_argument("--out", default="results/ablation.json")
     p.add_argument("--runs", default="checkpoints/ablation", help="run folders go here")
     p.add_argument(
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     folds = [int(f) for f in args.folds.split(",")]
-    names = args.variants.split(",") if args.variants else list(VARIANTS)
+    names = args.variants.split(";") if args.variants else list(VARIANTS)
     out = Path(args.out)
     results = json.loads(out.read_text())["variants"] if out.exists() else {}
     for name in names:
