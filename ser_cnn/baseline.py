@@ -173,7 +173,7 @@ def fit_mlp(
             mlp = MLPClassifier(
                 hidden_layer_sizes=hidden,
                 alpha=alpha,
-                batch_size=64,
+                batch_size=min(64, len(xt)),
                 learning_rate_init=1e-3,
                 max_iter=1,
                 warm_start=True,
@@ -185,7 +185,10 @@ def fit_mlp(
                     warnings.simplefilter("ignore", ConvergenceWarning)  # one epoch per call
                     mlp.fit(xt, y_train)  # warm_start: one more epoch from where it stopped
                 pred = mlp.predict(xv)
-                uar = balanced_accuracy_score(y_val, pred)
+                with warnings.catch_warnings():
+                    # early epochs may predict a class the few validation clips lack
+                    warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+                    uar = balanced_accuracy_score(y_val, pred)
                 history.append(
                     {
                         "epoch": epoch,

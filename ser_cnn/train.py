@@ -231,13 +231,8 @@ def train_cnn(
         "versions": library_versions(),
         "git_commit": git_commit(),
     }
-    (run_dir / "config.json").write_text(json.dumps(run_config, indent=2) + "\n")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     title = f"CNN, test actors {', '.join(map(str, split.test))}"
-    plot_history(history, run_dir / "training_curves.png", title=title)
-    plot_confusion(
-        metrics["confusion_matrix"], EMOTIONS, run_dir / "confusion_matrix.png", title=title
-    )
+    _write_run(run_dir, run_config, metrics, history, title)
     return RunResult(
         run_dir=run_dir,
         metrics=metrics,
@@ -351,6 +346,16 @@ def _class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
     counts = np.bincount(y, minlength=n_classes).astype(float)
     weights = len(y) / (n_classes * np.maximum(counts, 1))
     return {i: float(w) for i, w in enumerate(weights)}
+
+
+def _write_run(run_dir: Path, config: dict, metrics: dict, curves: dict, title: str) -> None:
+    """The parts of a run folder that every model writes alike."""
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    plot_history(curves, run_dir / "training_curves.png", title=title)
+    plot_confusion(
+        metrics["confusion_matrix"], config["labels"], run_dir / "confusion_matrix.png", title=title
+    )
 
 
 def _fresh_dir(path: Path) -> None:
@@ -551,18 +556,12 @@ def train_mlp(
         "versions": library_versions(),
         "git_commit": git_commit(),
     }
-    (run_dir / "config.json").write_text(json.dumps(run_config, indent=2) + "\n")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     curves = {
         "loss": [h["loss"] for h in fit.history],
         "val_accuracy": [h["val_accuracy"] for h in fit.history],
     }
     where = "random clips" if random_split else f"test actors {', '.join(map(str, split.test))}"
-    title = f"MLP, {where}"
-    plot_history(curves, run_dir / "training_curves.png", title=title)
-    plot_confusion(
-        metrics["confusion_matrix"], labels, run_dir / "confusion_matrix.png", title=title
-    )
+    _write_run(run_dir, run_config, metrics, curves, f"MLP, {where}")
     return RunResult(
         run_dir=run_dir,
         metrics=metrics,

@@ -199,3 +199,25 @@ def test_missing_cache_names_the_command(tmp_path):
     )
     assert result.returncode == 1
     assert "scripts/preprocess.py" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_saved_pipeline_predicts_the_same_probabilities(tmp_path):
+    from ser_cnn.baseline import fit_mlp
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 180)).astype(np.float32)
+    y = np.repeat(np.arange(8), 10)
+    x[np.arange(80), y] += 3.0  # learnable
+    fit = fit_mlp(
+        x[::2],
+        y[::2],
+        x[1::2],
+        y[1::2],
+        hidden_grid=((16,),),
+        alpha_grid=(1e-3,),
+        max_epochs=20,
+        patience=5,
+    )
+    before = fit.pipeline.predict_proba(x)
+    save_pipeline(fit.pipeline, tmp_path / "m.joblib")
+    np.testing.assert_array_equal(load_pipeline(tmp_path / "m.joblib").predict_proba(x), before)
