@@ -129,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         class_weights=not args.no_class_weights,
     )
     try:
-        from ser_cnn.preprocess import load_cache
+        from ser_cnn.preprocess import check_cache
 
-        load_cache(args.cache)  # fail early, before TensorFlow loads, if there is no cache
+        check_cache(args.cache)  # fail early, before TensorFlow loads, if there is no cache
         return run(args, config)
     except SerError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -206,19 +206,12 @@ class Recognizer:
             if duration <= LONG_FACTOR * window:
                 return self._predict_clips([y], ["audio array"])[0]
             return self._predict_long(iter([y]), "audio array", window, hop)
-        path = Path(source)
         if sr is not None:
             raise ParameterError("sr is read from the file: pass sr= only with an array")
-        info = audio_info(path)
-        duration = info.frames / info.samplerate
-        if duration <= LONG_FACTOR * window:
-            return self.predict_many([path])[0]
-        return self._predict_long(
-            stream_audio(path, block_seconds=BLOCK_SECONDS, target_sr=self.sample_rate),
-            str(path),
-            window,
-            hop,
-        )
+        _, result = next(self.iter_predict([source], window=window, hop=hop))
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def predict_many(
         self, paths: Iterable[str | os.PathLike], *, batch_size: int = 64
@@ -272,7 +265,7 @@ class Recognizer:
                         yield str(path), value
                     elif kind == "long":
                         try:
-                            yield str(path), self.predict(path, window=window, hop=hop)
+                            yield str(path), self._predict_long_file(path, window, hop)
                         except (AudioError, ParameterError) as err:
                             yield str(path), err
                     else:
@@ -325,6 +318,10 @@ class Recognizer:
             )
             for i, (name, y) in enumerate(zip(names, clips, strict=True))
         ]
+
+    def _predict_long_file(self, path, window: float, hop: float) -> Prediction:
+        blocks = stream_audio(path, block_seconds=BLOCK_SECONDS, target_sr=self.sample_rate)
+        return self._predict_long(blocks, str(path), window, hop)
 
     def _predict_long(
         self, blocks: Iterator[np.ndarray], name: str, window: float, hop: float

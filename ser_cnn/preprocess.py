@@ -169,13 +169,9 @@ def load_cache(
         The settings the cache was made with.
     """
     out_dir = Path(out_dir)
-    settings_path, manifest_path = out_dir / SETTINGS_FILE, out_dir / MANIFEST_FILE
-    if not settings_path.exists() or not manifest_path.exists():
-        raise DataError(
-            f"no preprocessed cache in {out_dir}: make it with "
-            f"`python scripts/preprocess.py --data-dir DIR --out {out_dir}`"
-        )
-    config = config_from_settings(json.loads(settings_path.read_text()))
+    check_cache(out_dir)
+    config = config_from_settings(json.loads((out_dir / SETTINGS_FILE).read_text()))
+    manifest_path = out_dir / MANIFEST_FILE
     manifest = pd.read_csv(manifest_path).sort_values("stem", ignore_index=True)
     if manifest.empty:
         raise DataError(f"the cache in {out_dir} holds no clips; run preprocess.py again")
@@ -183,6 +179,16 @@ def load_cache(
     for i, rel in enumerate(manifest["cache"]):
         features[i] = np.load(out_dir / rel)
     return manifest, features, config
+
+
+def check_cache(out_dir: str | os.PathLike) -> None:
+    """Raise a DataError naming the command that makes it, unless ``out_dir`` holds a cache."""
+    out_dir = Path(out_dir)
+    if not (out_dir / SETTINGS_FILE).exists() or not (out_dir / MANIFEST_FILE).exists():
+        raise DataError(
+            f"no preprocessed cache in {out_dir}: make it with "
+            f"`python scripts/preprocess.py --data-dir DIR --out {out_dir}`"
+        )
 
 
 def config_from_settings(settings: dict):

@@ -519,16 +519,13 @@ def train_mlp(
     )
     pred = fit.pipeline.predict(features[parts["test"]])
     metrics = evaluate(y[parts["test"]], pred, labels)
-    val_pred = fit.pipeline.predict(features[parts["val"]])
+    val_metrics = evaluate(y[parts["val"]], fit.pipeline.predict(features[parts["val"]]), labels)
     metrics.update(
         {
             "part": "test",
             "split": split_info["kind"],
             "best_epoch": fit.best_epoch,
-            "validation": {
-                k: evaluate(y[parts["val"]], val_pred, labels)[k]
-                for k in ("accuracy", "uar", "macro_f1")
-            },
+            "validation": {k: val_metrics[k] for k in ("accuracy", "uar", "macro_f1")},
         }
     )
     run_dir = Path(run_dir)
