@@ -89,6 +89,44 @@ def ablation() -> str:
     return "\n".join(rows)
 
 
+def describe(training: dict) -> str:
+    """The CNN training choices that differ from plain training, in words."""
+    parts = []
+    if training.get("speed"):
+        parts.append(f"speed ±{training['speed']:.0%}")
+    if training.get("time_shift"):
+        parts.append(f"time shift ±{training['time_shift']} frames")
+    if training.get("freq_masks") or training.get("time_masks"):
+        parts.append(f"SpecAugment {training['freq_masks']}+{training['time_masks']} masks")
+    if training.get("mixup_alpha"):
+        parts.append(f"mixup α {training['mixup_alpha']}")
+    if training.get("noise_db"):
+        parts.append(f"noise {training['noise_db']} dB")
+    if training.get("utterance_norm"):
+        parts.append("utterance normalisation")
+    if not training.get("class_weights", True):
+        parts.append("no class weights")
+    return ", ".join(parts) or "no augmentation"
+
+
+def cv_ablation() -> str:
+    """Every six-fold CNN run kept in results/ (cv_cnn*.json), one row each."""
+    rows = [
+        "| training | epochs | accuracy | UAR | macro-F1 | source |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    found = []
+    for path in sorted(RESULTS.glob("cv_cnn*.json")):
+        s = json.loads(path.read_text())
+        found.append((s["mean"]["accuracy"], path.name, s))
+    for _, name, s in sorted(found, key=lambda f: f[0]):
+        t = s["training"]
+        label = describe(t) + (" **(default)**" if name == "cv_cnn.json" else "")
+        cells = " | ".join(_pm(s, k) for k, _ in SCORES)
+        rows.append(f"| {label} | {t['epochs']} | {cells} | [`results/{name}`](results/{name}) |")
+    return "\n".join(rows)
+
+
 def leakage() -> str:
     s = _load("seed_parity.json")
     if s is None:
@@ -185,6 +223,7 @@ SECTIONS = {
     "headline": headline,
     "per-fold": per_fold,
     "ablation": ablation,
+    "cv-ablation": cv_ablation,
     "leakage": leakage,
     "cost": cost,
     "benchmarks": benchmarks,

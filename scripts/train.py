@@ -81,13 +81,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cnn.add_argument("--lr", type=float, default=DEFAULTS.learning_rate)
     cnn.add_argument("--patience", type=int, default=DEFAULTS.patience)
     cnn.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default=DEFAULTS.precision,
+        help="CNN arithmetic while training (auto: bfloat16 where the CPU has it); "
+        "the saved model always runs in float32",
+    )
+    cnn.add_argument(
         "--utterance-norm", action="store_true", help="standardise each clip before band norm"
     )
     aug = p.add_argument_group("CNN augmentation and balancing (training actors only)")
     aug.add_argument("--mixup", type=float, default=DEFAULTS.mixup_alpha, help="Beta alpha; 0 off")
     aug.add_argument("--time-shift", type=int, default=DEFAULTS.time_shift, help="frames; 0 off")
     aug.add_argument(
-        "--specaugment", action="store_true", help="2 frequency (≤8 bands) and 2 time (≤25) masks"
+        "--specaugment",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.freq_masks > 0,
+        help="2 frequency (≤8 bands) and 2 time (≤25 frames) masks",
+    )
+    aug.add_argument(
+        "--speed", type=float, default=DEFAULTS.speed, help="speed perturbation 1 ± SPEED; 0 off"
     )
     aug.add_argument("--noise-db", type=float, default=DEFAULTS.noise_db, help="dB std; 0 off")
     aug.add_argument("--no-class-weights", action="store_true")
@@ -122,9 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         utterance_norm=args.utterance_norm,
         mixup_alpha=args.mixup,
+        speed=args.speed,
+        precision=args.precision,
         time_shift=args.time_shift,
-        freq_masks=2 if args.specaugment else DEFAULTS.freq_masks,
-        time_masks=2 if args.specaugment else DEFAULTS.time_masks,
+        freq_masks=2 if args.specaugment else 0,
+        time_masks=2 if args.specaugment else 0,
         noise_db=args.noise_db,
         class_weights=not args.no_class_weights,
     )

@@ -239,3 +239,39 @@ def mel_filters(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> n
     weights = np.maximum(0.0, np.minimum(rising, falling))
     weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # equal area per band
     return weights.astype(np.float32)
+
+
+def mel_warp_matrix(factor: float, *, config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """Linear map that moves a log-mel spectrogram's content to ``factor`` × its frequencies.
+
+    Playing audio ``factor`` times faster scales every frequency by ``factor``: output band
+    ``i`` (centre frequency ``c_i``) then holds what band ``c_i / factor`` held. This matrix
+    reads it by linear interpolation between neighbouring bands (edge bands are repeated where
+    the source falls outside ``fmin``–``fmax``), so speed perturbation can be applied to cached
+    features without recomputing them from audio.
+
+    Parameters
+    ----------
+    factor : float > 0
+        Frequency scale; 1 gives the identity.
+    config : FeatureConfig
+        The mel settings of the spectrogram.
+
+    Returns
+    -------
+    np.ndarray, shape (n_mels, n_mels), float32
+        ``warp @ log_mel`` is the warped spectrogram; every row sums to 1.
+    """
+    if not factor > 0:
+        raise ParameterError(f"factor must be positive, got {factor}")
+    n = config.n_mels
+    mels = np.linspace(_hz_to_mel(config.fmin), _hz_to_mel(config.fmax), n + 2)[1:-1]
+    source = _hz_to_mel(_mel_to_hz(mels) / factor)
+    position = np.clip((source - mels[0]) / (mels[1] - mels[0]), 0, n - 1)  # in bands
+    low = np.minimum(np.floor(position).astype(int), n - 2)
+    frac = position - low
+    warp = np.zeros((n, n))
+    rows = np.arange(n)
+    warp[rows, low] = 1 - frac
+    warp[rows, low + 1] += frac
+    return warp.astype(np.float32)

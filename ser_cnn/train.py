@@ -66,6 +66,14 @@ class TrainConfig:
     time_mask_width: int = 25
     mixup_alpha: float = 0.0  # Beta(α, α) mixing of pairs of training clips; 0 = off
     noise_db: float = 0.0  # std of Gaussian noise added to the log-mel, in dB; 0 = off
+    # Speed perturbation on the cached log-mel: factor drawn from 1 ± speed scales frequencies
+    # by it (mel warp) and durations by its inverse (time stretch), like playing the clip
+    # faster or slower; a cheap stand-in for other speakers' voices. 0 = off.
+    speed: float = 0.0
+    # Arithmetic of the CNN body: "bfloat16" (mixed precision, float32 weights) trains about
+    # twice as fast on CPUs with bfloat16 instructions and emulates them slowly elsewhere;
+    # "auto" picks it only where the CPU has them. The exported model always runs in float32.
+    precision: str = "auto"
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -147,7 +155,8 @@ def train_cnn(
 
     # training actors only: never val or test
     mean, std = band_statistics(utterance_normalize(x_train) if config.utterance_norm else x_train)
-    model = build_model(feature_config, config, mean, std)
+    precision = resolve_precision(config.precision)
+    model = build_model(feature_config, config, mean, std, compute_dtype=precision)
     steps = config.epochs * int(np.ceil(len(x_train) / config.batch_size))
     # Cosine decay over the planned epochs: a plateau rule driven by two validation actors'
     # noisy loss halved the rate every few epochs in trials and stalled learning.
@@ -158,7 +167,9 @@ def train_cnn(
         metrics=["accuracy"],
     )
     n_classes = len(EMOTIONS)
-    train_ds = make_dataset(x_train, y_train, n_classes, config, training=True)
+    train_ds = make_dataset(
+        x_train, y_train, n_classes, config, training=True, feature_config=feature_config
+    )
     val_ds = make_dataset(x_val, y_val, n_classes, config, training=False)
 
     run_dir = Path(run_dir)
@@ -185,9 +196,13 @@ def train_cnn(
         fit_seconds = time.perf_counter() - fit_started
         model.load_weights(best)  # the epoch the validation actors liked best
 
-    probabilities = model.predict(x_test, batch_size=128, verbose=0)
+    # The model that is saved and scored: float32 arithmetic whatever the training precision,
+    # and no optimizer state (twice the weights again), so the run folder stays small.
+    plain = build_model(feature_config, config, mean, std, compute_dtype="float32")
+    plain.set_weights(model.get_weights())
+    probabilities = plain.predict(x_test, batch_size=128, verbose=0)
     metrics = evaluate(y_test, probabilities.argmax(axis=1), EMOTIONS)
-    val_metrics = evaluate(y_val, model.predict(x_val, verbose=0).argmax(axis=1), EMOTIONS)
+    val_metrics = evaluate(y_val, plain.predict(x_val, verbose=0).argmax(axis=1), EMOTIONS)
     monitored = history[config.monitor]
     best_epoch = int(np.argmin(monitored) if "loss" in config.monitor else np.argmax(monitored)) + 1
     epochs_run = len(monitored)
@@ -201,10 +216,6 @@ def train_cnn(
         }
     )
 
-    # Saved without the optimizer's state (twice the weights again; clone_model keeps it), so
-    # the run folder stays small: the .keras file is for inspection and fine-tuning.
-    plain = keras.Model.from_config(model.get_config())
-    plain.set_weights(model.get_weights())
     plain.save(run_dir / "model.keras")
     plain.export(str(run_dir / "saved_model"), format="tf_saved_model", verbose=False)
     normalization = {"band_mean": mean.tolist(), "band_std": std.tolist(), "from": "train actors"}
@@ -219,7 +230,7 @@ def train_cnn(
         "normalization": normalization,
         "split": split.to_dict(),
         "clips": {name: int(mask.sum()) for name, mask in parts.items()},
-        "training": config.to_dict(),
+        "training": config.to_dict() | {"precision": precision},
         "seed": config.seed,
         "parameters": int(model.count_params()),
         "cost": {
@@ -243,7 +254,24 @@ def train_cnn(
     )
 
 
-def build_model(feature_config: FeatureConfig, config: TrainConfig, mean, std):
+def resolve_precision(precision: str) -> str:
+    """'float32' or 'bfloat16': "auto" is bfloat16 where the CPU has bfloat16 instructions."""
+    if precision in ("float32", "bfloat16"):
+        return precision
+    if precision != "auto":
+        raise ParameterError(
+            f"precision must be 'auto', 'float32' or 'bfloat16', got {precision!r}"
+        )
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no cheap way to tell, stay exact
+        return "float32"
+    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
+def build_model(
+    feature_config: FeatureConfig, config: TrainConfig, mean, std, *, compute_dtype="float32"
+):
     from ser_cnn.model import build_cnn
 
     return build_cnn(
@@ -258,15 +286,26 @@ def build_model(feature_config: FeatureConfig, config: TrainConfig, mean, std):
         bn_momentum=config.bn_momentum,
         band_mean=mean,
         band_std=std,
+        compute_dtype=compute_dtype,
     )
 
 
+SPEED_STEPS = 21  # speed factors on a grid over 1 ± speed (one warp matrix each)
+
+
 def make_dataset(
-    x: np.ndarray, y: np.ndarray, n_classes: int, config: TrainConfig, *, training: bool
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    config: TrainConfig,
+    *,
+    training: bool,
+    feature_config: FeatureConfig | None = None,
 ):
     """tf.data pipeline: one-hot labels; for training, shuffling and augmentation.
 
-    Augmentations act on raw log-mel tensors (dB) of the training actors only: random circular
+    Augmentations act on raw log-mel tensors (dB) of the training actors only: speed
+    perturbation (mel warp + time stretch, ``feature_config`` gives the mel scale), random circular
     time shift, SpecAugment frequency and time masks (filled with the clip's mean), Gaussian
     noise, and mixup of pairs within a batch (labels mixed alike). Every random draw is a
     stateless op keyed by a seed stream derived from ``config.seed``, so the same seed gives
@@ -280,6 +319,15 @@ def make_dataset(
         return ds.batch(config.batch_size)
     ds = ds.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
     n_mels, n_frames = x.shape[1:]
+    if config.speed:
+        from ser_cnn.features import DEFAULT_CONFIG, mel_warp_matrix
+
+        factors = np.linspace(1 - config.speed, 1 + config.speed, SPEED_STEPS)
+        mel_config = feature_config or DEFAULT_CONFIG
+        if mel_config.n_mels != n_mels:
+            raise ParameterError(f"feature_config has {mel_config.n_mels} bands, x has {n_mels}")
+        warps = tf.constant(np.stack([mel_warp_matrix(f, config=mel_config) for f in factors]))
+        lengths = tf.constant(np.round(n_frames / factors).astype(np.int32))
 
     def seeds(offset: int):
         # one int64 per element, different every epoch, the same in every run with this seed
@@ -287,7 +335,15 @@ def make_dataset(
 
     def augment(example, key):
         clip, label = example
-        keys = iter(tf.unstack(tf.random.split(tf.stack([key, key // 7]), 8)))
+        keys = tf.unstack(tf.random.split(tf.stack([key, key // 7]), 8))
+        speed_key, keys = keys[-1], iter(keys[:-1])
+        if config.speed:
+            pick = tf.random.stateless_uniform([], speed_key, 0, SPEED_STEPS, tf.int32)
+            clip = tf.linalg.matmul(tf.gather(warps, pick), clip)
+            # stretch in time, then centre-crop or pad with the clip's floor back to n_frames
+            floor = tf.reduce_min(clip)
+            image = tf.image.resize((clip - floor)[..., None], [n_mels, tf.gather(lengths, pick)])
+            clip = tf.image.resize_with_crop_or_pad(image, n_mels, n_frames)[..., 0] + floor
         if config.time_shift:
             shift = tf.random.stateless_uniform(
                 [], next(keys), -config.time_shift, config.time_shift + 1, tf.int32

@@ -17,6 +17,7 @@ from ser_cnn.features import (
     log_mel,
     log_mel_from_samples,
     mel_filterbank,
+    mel_warp_matrix,
     trim_silence,
 )
 from tests.conftest import voice
@@ -118,3 +119,25 @@ def test_invalid_configs_are_refused(kwargs):
 def test_unknown_settings_are_refused():
     with pytest.raises(ParameterError, match="unknown feature settings"):
         FeatureConfig.from_dict({**C.to_dict(), "n_bins": 3})
+
+
+def test_mel_warp_moves_a_tone_by_the_speed_factor():
+    t = np.arange(48_000) / 16_000
+    tone = {hz: log_mel_from_samples(0.3 * np.sin(2 * np.pi * hz * t)) for hz in (1000, 1250)}
+    peak = {hz: int(lm.mean(axis=1).argmax()) for hz, lm in tone.items()}
+    assert peak[1000] != peak[1250]
+    up = mel_warp_matrix(1.25) @ tone[1000]
+    down = mel_warp_matrix(1 / 1.25) @ tone[1250]
+    assert int(up.mean(axis=1).argmax()) == peak[1250]
+    assert int(down.mean(axis=1).argmax()) == peak[1000]
+
+
+def test_mel_warp_identity_and_rows_sum_to_one():
+    np.testing.assert_allclose(mel_warp_matrix(1.0), np.eye(64), atol=1e-6)
+    for factor in (0.8, 1.2):
+        warp = mel_warp_matrix(factor)
+        assert warp.shape == (64, 64) and warp.dtype == np.float32
+        np.testing.assert_allclose(warp.sum(axis=1), 1, atol=1e-6)
+        assert (warp >= 0).all()
+    with pytest.raises(ParameterError, match="positive"):
+        mel_warp_matrix(0.0)

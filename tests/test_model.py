@@ -53,6 +53,22 @@ def test_utterance_norm_matches_its_numpy_twin():
     np.testing.assert_allclose(np.asarray(layer(x + 12.0)), np.asarray(layer(x)), atol=1e-4)
 
 
+def test_bfloat16_body_shares_weights_with_float32():
+    rng = np.random.default_rng(4)
+    x = rng.normal(loc=-40, scale=7, size=(4, *SHAPE)).astype(np.float32)
+    stats = {"band_mean": np.full(SHAPE[0], -40.0), "band_std": np.full(SHAPE[0], 7.0)}
+    mixed = build_cnn(SHAPE, 8, compute_dtype="bfloat16", **stats)
+    exact = build_cnn(SHAPE, 8, **stats)
+    assert mixed.get_layer("conv1_0").compute_dtype == "bfloat16"
+    assert all(w.dtype == "float32" for w in mixed.weights)  # mixed precision: float32 weights
+    assert mixed.output.dtype == "float32"
+    exact.set_weights(mixed.get_weights())
+    # the same function up to bfloat16 rounding (8-bit mantissa)
+    np.testing.assert_allclose(exact.predict(x, verbose=0), mixed.predict(x, verbose=0), atol=0.05)
+    with pytest.raises(ValueError, match="compute_dtype"):
+        build_cnn(SHAPE, 8, compute_dtype="float16")
+
+
 def test_bad_band_statistics_shape():
     with pytest.raises(ValueError, match="band statistics"):
         build_cnn(SHAPE, 8, band_mean=np.zeros(3))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import warnings
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -115,6 +116,23 @@ def test_same_seed_same_split_and_close_numbers(caches, tmp_path):
     np.testing.assert_allclose(ha["loss"], hb["loss"], rtol=1e-3)
 
 
+def test_bfloat16_training_saves_and_scores_a_float32_model(caches, tmp_path):
+    augmented = TrainConfig(
+        epochs=1, precision="bfloat16", speed=0.1, time_shift=5, freq_masks=1, time_masks=1
+    )
+    result = train_cnn(caches / "logmel", tmp_path / "run", TINY_SPLIT, augmented, verbose=0)
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["training"]["precision"] == "bfloat16"
+    assert config["training"]["speed"] == 0.1
+    model = keras.saving.load_model(result.run_dir / "model.keras")
+    assert {layer.compute_dtype for layer in model.layers} == {"float32"}
+    manifest, features, _ = load_cache(caches / "logmel")
+    test = select(manifest, TINY_SPLIT.test)
+    predicted = model.predict(features[test], verbose=0).argmax(axis=1)
+    truth = manifest["emotion_code"].to_numpy()[test] - 1
+    assert result.metrics["accuracy"] == pytest.approx(np.mean(predicted == truth))
+
+
 def test_mlp_run_folder_and_reload(caches, tmp_path):
     result = train_mlp(caches / "classic", tmp_path / "mlp", TINY_SPLIT, seed=0)
     run = result.run_dir
@@ -221,3 +239,14 @@ def test_saved_pipeline_predicts_the_same_probabilities(tmp_path):
     before = fit.pipeline.predict_proba(x)
     save_pipeline(fit.pipeline, tmp_path / "m.joblib")
     np.testing.assert_array_equal(load_pipeline(tmp_path / "m.joblib").predict_proba(x), before)
+
+
+def test_precision_is_resolved_or_refused():
+    from ser_cnn.errors import ParameterError
+    from ser_cnn.train import resolve_precision
+
+    assert resolve_precision("float32") == "float32"
+    assert resolve_precision("bfloat16") == "bfloat16"
+    assert resolve_precision("auto") in ("float32", "bfloat16")
+    with pytest.raises(ParameterError, match="precision"):
+        resolve_precision("float16")
