@@ -74,7 +74,7 @@ def ablation() -> str:
         return "_(results/ablation.json missing: `python scripts/ablation.py`)_"
     folds = ", ".join(map(str, a["folds"]))
     rows = [
-        f"Fold(s) {folds}, {a['epochs']} epochs, seed {a['default']['seed']}; the best epoch is "
+        f"Fold(s) {folds}, {a['epochs']} epochs, seed {a['base']['seed']}; the best epoch is "
         "chosen on the validation actors; choices are judged on validation, test shown beside.",
         "",
         "| variant | val accuracy | val UAR | test accuracy | test UAR | test macro-F1 |",

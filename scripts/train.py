@@ -88,6 +88,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "the saved model always runs in float32",
     )
     cnn.add_argument(
+        "--ema",
+        type=float,
+        default=DEFAULTS.ema,
+        help="select and save a moving average of the weights (momentum per step, e.g. 0.99)",
+    )
+    cnn.add_argument(
         "--utterance-norm", action="store_true", help="standardise each clip before band norm"
     )
     aug = p.add_argument_group("CNN augmentation and balancing (training actors only)")
@@ -137,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         mixup_alpha=args.mixup,
         speed=args.speed,
         precision=args.precision,
+        ema=args.ema,
         time_shift=args.time_shift,
         freq_masks=2 if args.specaugment else 0,
         time_masks=2 if args.specaugment else 0,

@@ -74,6 +74,10 @@ class TrainConfig:
     # twice as fast on CPUs with bfloat16 instructions and emulates them slowly elsewhere;
     # "auto" picks it only where the CPU has them. The exported model always runs in float32.
     precision: str = "auto"
+    # Polyak averaging: validate, select and save an exponential moving average of the weights
+    # (momentum per step; 0.99 ≈ the last 100 steps, three epochs) instead of the raw ones,
+    # which two validation actors see jumping from epoch to epoch. 0 = off.
+    ema: float = 0.0
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -162,7 +166,9 @@ def train_cnn(
     # noisy loss halved the rate every few epochs in trials and stalled learning.
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
+        optimizer=keras.optimizers.Adam(
+            schedule, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99
+        ),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -176,7 +182,11 @@ def train_cnn(
     _fresh_dir(run_dir)
     with tempfile.TemporaryDirectory() as tmp:
         best = Path(tmp) / "best.weights.h5"
+        # with EMA on, the averaged weights are swapped in at each epoch's end, so validation,
+        # the checkpoint and early stopping all see them
+        swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema > 0 else []
         callbacks = [
+            *swap,
             keras.callbacks.ModelCheckpoint(
                 best, monitor=config.monitor, save_best_only=True, save_weights_only=True
             ),
