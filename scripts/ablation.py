@@ -43,6 +43,7 @@ VARIANTS: dict[str, dict] = {
     "+ SpecAugment (2 frequency + 2 time masks)": {"freq_masks": 2, "time_masks": 2},
     "+ time shift (±0.3 s)": {"time_shift": 30},
     "+ mixup (α = 0.2)": {"mixup_alpha": 0.2},
+    "+ weight averaging (EMA 0.99)": {"ema": 0.99},
     "+ noise (1 dB)": {"noise_db": 1.0},
     "+ utterance normalisation": {"utterance_norm": True},
     "no class weights": {"class_weights": False},

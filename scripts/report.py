@@ -106,14 +106,18 @@ def describe(training: dict) -> str:
         parts.append("utterance normalisation")
     if not training.get("class_weights", True):
         parts.append("no class weights")
-    return ", ".join(parts) or "no augmentation"
+    if training.get("ema"):
+        parts.append(f"weight averaging (EMA {training['ema']})")
+    parts = parts or ["no augmentation"]
+    return ", ".join(parts) + f"; {training.get('precision', 'float32')}"
 
 
 def cv_ablation() -> str:
     """Every six-fold CNN run kept in results/ (cv_cnn*.json), one row each."""
     rows = [
-        "| training | epochs | accuracy | UAR | macro-F1 | source |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| training | epochs | validation accuracy | test accuracy | test UAR | test macro-F1 "
+        "| source |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     found = []
     for path in sorted(RESULTS.glob("cv_cnn*.json")):
@@ -122,8 +126,12 @@ def cv_ablation() -> str:
     for _, name, s in sorted(found, key=lambda f: f[0]):
         t = s["training"]
         label = describe(t) + (" **(default)**" if name == "cv_cnn.json" else "")
+        val = [f["validation"]["accuracy"] for f in s["folds"].values()]
         cells = " | ".join(_pm(s, k) for k, _ in SCORES)
-        rows.append(f"| {label} | {t['epochs']} | {cells} | [`results/{name}`](results/{name}) |")
+        rows.append(
+            f"| {label} | {t['epochs']} | {sum(val) / len(val):.3f} | {cells} "
+            f"| [`results/{name}`](results/{name}) |"
+        )
     return "\n".join(rows)
 
 

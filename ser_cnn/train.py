@@ -489,7 +489,7 @@ def cross_validate(
             "protocol": "RAVDESS speech, 8 emotions, speaker-independent 6-fold "
             "(EmoBox folds, ser_cnn/ravdess_folds.json); validation actors from the training "
             f"actors of each fold; best epoch chosen on {selection}",
-            "training": config.to_dict()
+            "training": first["training"]  # as trained: "auto" precision resolved
             if model == "cnn"
             else {str(k): c["training"] | {"search": None} for k, c in configs.items()},
             "parameters": first.get("parameters"),
