@@ -26,7 +26,7 @@ from ser_cnn.preprocess import DEFAULT_OUT_DIR
 from ser_cnn.train import TrainConfig, train_cnn
 from ser_cnn.versions import git_commit, library_versions
 
-# plain: the default training with no augmentation at all
+# plain: the default training with no augmentation and no weight averaging
 PLAIN = dataclasses.replace(
     TrainConfig(),
     speed=0.0,
@@ -35,6 +35,7 @@ PLAIN = dataclasses.replace(
     time_masks=0,
     mixup_alpha=0.0,
     noise_db=0.0,
+    ema=0.0,
 )
 
 VARIANTS: dict[str, dict] = {

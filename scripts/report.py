@@ -108,8 +108,7 @@ def describe(training: dict) -> str:
         parts.append("no class weights")
     if training.get("ema"):
         parts.append(f"weight averaging (EMA {training['ema']})")
-    parts = parts or ["no augmentation"]
-    return ", ".join(parts) + f"; {training.get('precision', 'float32')}"
+    return ", ".join(parts) or "no augmentation"
 
 
 def cv_ablation() -> str:
@@ -122,14 +121,15 @@ def cv_ablation() -> str:
     found = []
     for path in sorted(RESULTS.glob("cv_cnn*.json")):
         s = json.loads(path.read_text())
-        found.append((s["mean"]["accuracy"], path.name, s))
-    for _, name, s in sorted(found, key=lambda f: f[0]):
-        t = s["training"]
-        label = describe(t) + (" **(default)**" if name == "cv_cnn.json" else "")
         val = [f["validation"]["accuracy"] for f in s["folds"].values()]
+        found.append((sum(val) / len(val), path.name, s))
+    for val, name, s in sorted(found, key=lambda f: f[0]):
+        t = s["training"]
+        label = f"{describe(t)}; {t.get('precision', 'float32')}"
+        label += " **(default)**" if name == "cv_cnn.json" else ""
         cells = " | ".join(_pm(s, k) for k, _ in SCORES)
         rows.append(
-            f"| {label} | {t['epochs']} | {sum(val) / len(val):.3f} | {cells} "
+            f"| {label} | {t['epochs']} | {val:.3f} | {cells} "
             f"| [`results/{name}`](results/{name}) |"
         )
     return "\n".join(rows)
@@ -157,14 +157,18 @@ def cost() -> str:
     cnn = _load("cv_cnn.json")
     rows = ["| what | value | source |", "| --- | --- | --- |"]
     if cnn is not None:
-        per = cnn["cost"]["per_fold"]
-        spe = [f["seconds_per_epoch"] for f in per.values()]
+        rows.append(f"| CNN parameters | {cnn['parameters']:,} | `results/cv_cnn.json` |")
+    for name in ("cv_cnn.json", "cv_cnn_plain.json"):
+        run = _load(name)
+        if run is None:
+            continue
+        spe = [f["seconds_per_epoch"] for f in run["cost"]["per_fold"].values()]
+        what = f"{run['training'].get('precision', 'float32')}, {describe(run['training'])}"
         rows += [
-            f"| CNN parameters | {cnn['parameters']:,} | `results/cv_cnn.json` |",
-            f"| seconds per epoch (training actors, {cnn['cost']['cpu_cores']} CPU cores) | "
-            f"{min(spe):.1f}–{max(spe):.1f} | `results/cv_cnn.json` |",
-            f"| six-fold run, wall time | {cnn['cost']['wall_seconds'] / 60:.1f} min | "
-            "`results/cv_cnn.json` |",
+            f"| seconds per epoch ({what}; {run['cost']['cpu_cores']} CPU cores) | "
+            f"{min(spe):.1f}–{max(spe):.1f} | `results/{name}` |",
+            f"| six-fold run, wall time ({what}) | {run['cost']['wall_seconds'] / 60:.1f} min | "
+            f"`results/{name}` |",
         ]
     cnn_dir = SHIPPED / "cnn"
     if (cnn_dir / "saved_model").exists():

@@ -258,7 +258,9 @@ def test_weight_averaging_saves_the_averaged_weights(caches, tmp_path):
     from ser_cnn.train import build_model
 
     # training loss as the monitor: both runs keep their last epoch
-    raw_config = TrainConfig(epochs=6, learning_rate=0.01, precision="float32", monitor="loss")
+    raw_config = TrainConfig(
+        epochs=6, learning_rate=0.01, precision="float32", monitor="loss", ema=0.0
+    )
     avg_config = dataclasses.replace(raw_config, ema=0.999)  # an average that barely moves
     runs = {}
     for name, config in (("raw", raw_config), ("avg", avg_config)):
