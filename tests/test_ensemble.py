@@ -1,0 +1,115 @@
+"""scripts/ensemble.py: averaged probabilities of cross-validation runs, and what it refuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ser_cnn.data import split
+from ser_cnn.ensemble import member_folds, score_ensemble
+from ser_cnn.errors import DataError, ParameterError
+from ser_cnn.features import FeatureConfig
+from ser_cnn.metrics import evaluate
+from ser_cnn.preprocess import load_cache, preprocess
+from ser_cnn.train import TrainConfig, labels_of, select, train_cnn
+from tests.conftest import REPO, make_ravdess_tree
+
+pytestmark = pytest.mark.slow
+
+TINY = FeatureConfig(n_mels=32, duration=1.0)
+SPLIT = split(test_actors=[1, 2], val_actors=[3, 4])
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    """A tiny cache and three one-fold "--cv" folders: seeds 0 and 1, and one split otherwise."""
+    root = tmp_path_factory.mktemp("ensemble")
+    make_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4, 5, 6))
+    preprocess(root / "ravdess", root / "logmel", config=TINY, jobs=1, progress=False)
+    runs = {
+        "seed0": (SPLIT, TrainConfig(epochs=2, seed=0, precision="float32")),
+        "seed1": (SPLIT, TrainConfig(epochs=2, seed=1, precision="float32")),
+        "other_split": (
+            split(test_actors=[5, 6], val_actors=[3, 4]),
+            TrainConfig(epochs=1, precision="float32"),
+        ),
+    }
+    for name, (part, config) in runs.items():
+        train_cnn(root / "logmel", root / name / "fold1", part, config, verbose=0)
+    return root
+
+
+def _saved_model_probabilities(run_dir, x):
+    """Probabilities of a run's SavedModel, through TensorFlow alone (not the Keras file)."""
+    loaded = tf.saved_model.load(str(run_dir / "saved_model"))  # keep it: .serve needs it alive
+    return loaded.serve(tf.constant(x)).numpy()
+
+
+def test_ensemble_scores_the_mean_of_the_members_probabilities(members, tmp_path):
+    summary_path = tmp_path / "ensemble.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "ensemble.py"),
+            str(members / "seed0"),
+            str(members / "seed1"),
+            "--cache",
+            str(members / "logmel"),
+            "--summary",
+            str(summary_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ensemble: accuracy" in result.stdout
+    summary = json.loads(summary_path.read_text())
+    assert summary_path.with_suffix(".png").stat().st_size > 0
+    assert [m["training"]["seed"] for m in summary["members"]] == [0, 1]
+
+    manifest, features, _ = load_cache(members / "logmel")
+    mask = select(manifest, SPLIT.test)
+    x, y = features[mask], labels_of(manifest)[mask]
+    mean = np.mean(
+        [_saved_model_probabilities(members / s / "fold1", x) for s in ("seed0", "seed1")], axis=0
+    )
+    expected = evaluate(y, mean.argmax(axis=1), summary["labels"])
+    fold = summary["folds"]["1"]
+    assert fold["test_actors"] == [1, 2]
+    assert fold["confusion_matrix"] == expected["confusion_matrix"]
+    assert fold["accuracy"] == pytest.approx(expected["accuracy"])
+    assert summary["mean"]["accuracy"] == pytest.approx(expected["accuracy"])
+
+
+def test_a_member_twice_scores_like_the_member(members):
+    summary = score_ensemble([members / "seed0"] * 2, members / "logmel")
+    alone = json.loads((members / "seed0" / "fold1" / "metrics.json").read_text())
+    assert summary["folds"]["1"]["confusion_matrix"] == alone["confusion_matrix"]
+    assert summary["folds"]["1"]["validation"]["accuracy"] == pytest.approx(
+        alone["validation"]["accuracy"]
+    )
+
+
+def test_members_split_differently_are_refused(members):
+    with pytest.raises(DataError, match="split differently"):
+        score_ensemble([members / "seed0", members / "other_split"], members / "logmel")
+
+
+def test_one_member_or_no_folds_are_refused(members, tmp_path):
+    with pytest.raises(ParameterError, match="at least two"):
+        member_folds([members / "seed0"])
+    with pytest.raises(DataError, match="no fold runs"):
+        member_folds([members / "seed0", tmp_path])
+
+
+def test_a_cache_with_other_settings_is_refused(members, tmp_path):
+    other = FeatureConfig(n_mels=24, duration=1.0)
+    preprocess(members / "ravdess", tmp_path / "other", config=other, jobs=1, progress=False)
+    with pytest.raises(DataError, match="other feature settings"):
+        score_ensemble([members / "seed0", members / "seed1"], tmp_path / "other")
