@@ -38,11 +38,25 @@ def _mb(path: Path) -> float:
 
 def headline() -> str:
     rows = ["| model | accuracy | UAR | macro-F1 | source |", "| --- | --- | --- | --- | --- |"]
-    for model, name in (
-        ("CNN (log-mel)", "cv_cnn.json"),
-        ("MLP baseline (180 features)", "cv_mlp.json"),
-    ):
-        s = _load(name)
+    cnn = _load("cv_cnn.json")
+    seed = cnn["training"]["seed"] if cnn else 0
+    lines = [(f"CNN (log-mel), one six-fold run (seed {seed})", "cv_cnn.json", cnn)]
+    ensemble = _load("ensemble_cnn.json")
+    if ensemble is not None:
+        trainings = [m["training"] for m in ensemble["members"]]
+        seeds = ", ".join(str(t["seed"]) for t in trainings)
+        what = f"same training, seeds {seeds}" if _same_but_seed(trainings) else "its members"
+        runs = ensemble["members_alone"]["runs"]
+        lines += [
+            (
+                f"CNN, {what}: every run alone ({runs} fold runs)",
+                "ensemble_cnn.json",
+                ensemble["members_alone"],
+            ),
+            (f"CNN ensemble: {what}, probabilities averaged", "ensemble_cnn.json", ensemble),
+        ]
+    lines.append(("MLP baseline (180 features)", "cv_mlp.json", _load("cv_mlp.json")))
+    for model, name, s in lines:
         if s is None:
             rows.append(f"| {model} | not measured yet | | | `results/{name}` |")
             continue
@@ -119,20 +133,43 @@ def cv_ablation() -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     found = []
-    for path in sorted(RESULTS.glob("cv_cnn*.json")):
+    for path in sorted([*RESULTS.glob("cv_cnn*.json"), *RESULTS.glob("ensemble_cnn*.json")]):
         s = json.loads(path.read_text())
         val = [f["validation"]["accuracy"] for f in s["folds"].values()]
         found.append((sum(val) / len(val), path.name, s))
     for val, name, s in sorted(found, key=lambda f: f[0]):
-        t = s["training"]
-        label = f"{describe(t)}; {t.get('precision', 'float32')}"
+        if "members" in s:  # scripts/ensemble.py
+            trainings = [m["training"] for m in s["members"]]
+            label = "ensemble, probabilities averaged: " + _members(trainings)
+            epochs = "/".join(sorted({str(t["epochs"]) for t in trainings}))
+        else:
+            label, epochs = _label(s["training"]), s["training"]["epochs"]
         label += " **(default)**" if name == "cv_cnn.json" else ""
         cells = " | ".join(_pm(s, k) for k, _ in SCORES)
         rows.append(
-            f"| {label} | {t['epochs']} | {val:.3f} | {cells} "
-            f"| [`results/{name}`](results/{name}) |"
+            f"| {label} | {epochs} | {val:.3f} | {cells} | [`results/{name}`](results/{name}) |"
         )
     return "\n".join(rows)
+
+
+def _same_but_seed(trainings: list[dict]) -> bool:
+    return all({**t, "seed": 0} == {**trainings[0], "seed": 0} for t in trainings)
+
+
+def _members(trainings: list[dict]) -> str:
+    """An ensemble's members in words: one description when only their seeds differ."""
+    if _same_but_seed(trainings):
+        seeds = ", ".join(str(t["seed"]) for t in trainings)
+        return (
+            f"{describe(trainings[0])}; {trainings[0].get('precision', 'float32')}; seeds {seeds}"
+        )
+    return " + ".join(f"({_label(t)})" for t in trainings)
+
+
+def _label(training: dict) -> str:
+    """A six-fold run's training in words, with its precision and any seed other than 0."""
+    label = f"{describe(training)}; {training.get('precision', 'float32')}"
+    return label + (f"; seed {training['seed']}" if training.get("seed") else "")
 
 
 def leakage() -> str:

@@ -61,8 +61,9 @@ def score_ensemble(
     -------
     dict
         Like a ``--cv`` summary: ``folds`` (test metrics with ``validation`` scores of the
-        ensemble), ``mean``, ``std``, ``pooled_confusion_matrix``, and ``members``, the
-        training settings of each member.
+        ensemble), ``mean``, ``std``, ``pooled_confusion_matrix``; ``members``, the training
+        settings and per-fold scores of each member alone; and ``members_alone``, mean and std
+        of those scores over every member's every fold.
 
     Raises
     ------
@@ -111,9 +112,27 @@ def score_ensemble(
             "validation": {m: scores["val"][m] for m in ("accuracy", "uar", "macro_f1")},
         }
 
+    # each member alone, from its own metrics.json: what one model scores, and how much that
+    # moves from seed to seed, beside what the ensemble scores
+    keys = ("accuracy", "uar", "macro_f1")
+    alone = []
+    for d, member in zip(cv_dirs, members, strict=True):
+        member["folds"] = {}
+        for k in folds:
+            m = json.loads((Path(d) / f"fold{k}" / "metrics.json").read_text())
+            member["folds"][str(k)] = {key: m[key] for key in keys}
+            alone.append(member["folds"][str(k)])
+        member["mean"] = {
+            key: float(np.mean([f[key] for f in member["folds"].values()])) for key in keys
+        }
     summary = summarize_folds(per_fold, EMOTIONS)
     summary.update(
         {
+            "members_alone": {
+                "runs": len(alone),
+                "mean": {key: float(np.mean([r[key] for r in alone])) for key in keys},
+                "std": {key: float(np.std([r[key] for r in alone])) for key in keys},
+            },
             "model": "cnn-ensemble",
             "protocol": "RAVDESS speech, 8 emotions, speaker-independent 6-fold "
             "(EmoBox folds, ser_cnn/ravdess_folds.json); mean of the members' probabilities, "

@@ -85,6 +85,13 @@ def test_ensemble_scores_the_mean_of_the_members_probabilities(members, tmp_path
     assert fold["confusion_matrix"] == expected["confusion_matrix"]
     assert fold["accuracy"] == pytest.approx(expected["accuracy"])
     assert summary["mean"]["accuracy"] == pytest.approx(expected["accuracy"])
+    alone = [
+        json.loads((members / s / "fold1" / "metrics.json").read_text())["accuracy"]
+        for s in ("seed0", "seed1")
+    ]
+    assert summary["members_alone"]["runs"] == 2
+    assert summary["members_alone"]["mean"]["accuracy"] == pytest.approx(np.mean(alone))
+    assert summary["members_alone"]["std"]["accuracy"] == pytest.approx(np.std(alone))
 
 
 def test_a_member_twice_scores_like_the_member(members):
