@@ -1,10 +1,8 @@
 """Six-fold scores of an ensemble of CNN cross-validation runs (their probabilities averaged).
 
-    python scripts/train.py --cv --out checkpoints/cv --summary results/cv_cnn.json
-    python scripts/train.py --cv --seed 1 --out checkpoints/cv_seed1 \
-        --summary results/cv_cnn_seed1.json
-    python scripts/ensemble.py checkpoints/cv checkpoints/cv_seed1 \
-        --summary results/ensemble_cnn.json
+    python scripts/train.py --cv                 # -> checkpoints/cv_cnn_seed0, results/cv_cnn.json
+    python scripts/train.py --cv --seed 1 --summary results/cv_cnn_seed1.json
+    python scripts/ensemble.py checkpoints/cv_cnn_seed0 checkpoints/cv_cnn_seed1
 
 Every member must hold the same folds, split alike (the default validation actors do not depend
 on the seed), trained on the cache given with --cache.

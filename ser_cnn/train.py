@@ -78,7 +78,8 @@ class TrainConfig:
     # Polyak averaging: validate, select and save an exponential moving average of the weights
     # (momentum per step; 0.99 ≈ the last 100 steps, three epochs) instead of the raw ones,
     # which two validation actors see jumping from epoch to epoch. 0 = off. Six folds:
-    # validation accuracy 0.617 -> 0.625, test 0.548 -> 0.577 (results/cv_cnn*.json).
+    # validation accuracy 0.617 -> 0.625, test 0.548 -> 0.577 for seed 0, but seeds 1 and 2
+    # scored 0.614 / 0.610 and 0.550 / 0.534 (results/cv_cnn*.json): within seed noise.
     ema: float = 0.99
 
     def to_dict(self) -> dict:
