@@ -44,8 +44,8 @@ def headline() -> str:
     ensemble = _load("ensemble_cnn.json")
     if ensemble is not None:
         trainings = [m["training"] for m in ensemble["members"]]
-        seeds = ", ".join(str(t["seed"]) for t in trainings)
-        what = f"same training, seeds {seeds}" if _same_but_seed(trainings) else "its members"
+        same = _same_but_seed(trainings)
+        what = f"same training, seeds {_seeds(trainings)}" if same else "its members"
         runs = ensemble["members_alone"]["runs"]
         lines += [
             (
@@ -153,6 +153,10 @@ def cv_ablation() -> str:
     return "\n".join(rows)
 
 
+def _seeds(trainings: list[dict]) -> str:
+    return ", ".join(str(t["seed"]) for t in trainings)
+
+
 def _same_but_seed(trainings: list[dict]) -> bool:
     return all({**t, "seed": 0} == {**trainings[0], "seed": 0} for t in trainings)
 
@@ -160,10 +164,7 @@ def _same_but_seed(trainings: list[dict]) -> bool:
 def _members(trainings: list[dict]) -> str:
     """An ensemble's members in words: one description when only their seeds differ."""
     if _same_but_seed(trainings):
-        seeds = ", ".join(str(t["seed"]) for t in trainings)
-        return (
-            f"{describe(trainings[0])}; {trainings[0].get('precision', 'float32')}; seeds {seeds}"
-        )
+        return f"{_label(trainings[0] | {'seed': 0})}; seeds {_seeds(trainings)}"
     return " + ".join(f"({_label(t)})" for t in trainings)
 
 

@@ -16,9 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from ser_cnn.data import EMOTIONS, split
+from ser_cnn.metrics import SCORES, mean_std
 from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR
 from ser_cnn.train import train_mlp
 from ser_cnn.versions import git_commit, library_versions
@@ -28,15 +27,10 @@ SEED_FIGURES = {
     "four emotions, random split": 0.7305,  # the seed project's README
     "eight emotions, random split": 0.624,  # the other seed project's README
 }
-SCORES = ("accuracy", "uar", "macro_f1")
 
 
 def summarise(runs: list[dict]) -> dict:
-    return {
-        "mean": {s: float(np.mean([r[s] for r in runs])) for s in SCORES},
-        "std": {s: float(np.std([r[s] for r in runs])) for s in SCORES},
-        "runs": [{s: r[s] for s in SCORES} for r in runs],
-    }
+    return mean_std(runs) | {"runs": [{s: r[s] for s in SCORES} for r in runs]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,9 +19,9 @@ import numpy as np
 
 from ser_cnn.data import EMOTIONS
 from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.metrics import evaluate, plot_confusion, summarize_folds
+from ser_cnn.metrics import SCORES, evaluate, mean_std, summarize_folds, write_summary
 from ser_cnn.preprocess import load_cache
-from ser_cnn.train import labels_of, select
+from ser_cnn.train import CV_PROTOCOL, labels_of, select
 from ser_cnn.versions import git_commit, library_versions
 
 
@@ -31,7 +31,11 @@ def member_folds(cv_dirs: Sequence[str | os.PathLike]) -> tuple[int, ...]:
         raise ParameterError(f"an ensemble needs at least two members, got {len(cv_dirs)}")
     folds = None
     for d in map(Path, cv_dirs):
-        have = {int(p.name[4:]) for p in d.glob("fold*") if (p / "config.json").is_file()}
+        have = {
+            int(p.name[4:])
+            for p in d.glob("fold*")
+            if p.name[4:].isdigit() and (p / "config.json").is_file()
+        }
         if not have:
             raise DataError(f"{d} holds no fold runs (fold1/config.json ...): is it a --cv folder?")
         folds = have if folds is None else folds & have
@@ -109,34 +113,24 @@ def score_ensemble(
         per_fold[str(k)] = scores["test"] | {
             "part": "test",
             "test_actors": list(first["split"]["test"]),
-            "validation": {m: scores["val"][m] for m in ("accuracy", "uar", "macro_f1")},
+            "validation": {m: scores["val"][m] for m in SCORES},
         }
 
     # each member alone, from its own metrics.json: what one model scores, and how much that
     # moves from seed to seed, beside what the ensemble scores
-    keys = ("accuracy", "uar", "macro_f1")
-    alone = []
     for d, member in zip(cv_dirs, members, strict=True):
         member["folds"] = {}
         for k in folds:
             m = json.loads((Path(d) / f"fold{k}" / "metrics.json").read_text())
-            member["folds"][str(k)] = {key: m[key] for key in keys}
-            alone.append(member["folds"][str(k)])
-        member["mean"] = {
-            key: float(np.mean([f[key] for f in member["folds"].values()])) for key in keys
-        }
+            member["folds"][str(k)] = {key: m[key] for key in SCORES}
+    alone = [f for member in members for f in member["folds"].values()]
     summary = summarize_folds(per_fold, EMOTIONS)
     summary.update(
         {
-            "members_alone": {
-                "runs": len(alone),
-                "mean": {key: float(np.mean([r[key] for r in alone])) for key in keys},
-                "std": {key: float(np.std([r[key] for r in alone])) for key in keys},
-            },
+            "members_alone": {"runs": len(alone), **mean_std(alone)},
             "model": "cnn-ensemble",
-            "protocol": "RAVDESS speech, 8 emotions, speaker-independent 6-fold "
-            "(EmoBox folds, ser_cnn/ravdess_folds.json); mean of the members' probabilities, "
-            "each member selected on the validation actors of its fold",
+            "protocol": f"{CV_PROTOCOL}; mean of the members' probabilities, each member "
+            "selected on the validation actors of its fold",
             "members": members,
             "features": feature_config.to_dict(),
             "versions": library_versions(),
@@ -144,13 +138,9 @@ def score_ensemble(
         }
     )
     if summary_path is not None:
-        summary_path = Path(summary_path)
-        summary_path.parent.mkdir(parents=True, exist_ok=True)
-        summary_path.write_text(json.dumps(summary, indent=2) + "\n")
-        plot_confusion(
-            summary["pooled_confusion_matrix"],
-            EMOTIONS,
-            summary_path.with_suffix(".png"),
+        write_summary(
+            summary,
+            summary_path,
             title=f"CNN ensemble of {len(cv_dirs)}, {len(folds)} folds pooled, "
             f"mean accuracy {summary['mean']['accuracy']:.3f}",
         )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from sklearn.metrics import (
     f1_score,
     precision_recall_fscore_support,
 )
+
+SCORES = ("accuracy", "uar", "macro_f1")  # the headline scores of every summary
 
 
 def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict:
@@ -55,8 +58,6 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> d
 
 def summarize_folds(per_fold: dict[str, dict], labels: Sequence[str]) -> dict:
     """Mean and standard deviation over folds, and the confusion matrix pooled over all folds."""
-    keys = ("accuracy", "uar", "macro_f1")
-    table = {k: [m[k] for m in per_fold.values()] for k in keys}
     pooled = np.sum([np.array(m["confusion_matrix"]) for m in per_fold.values()], axis=0)
     per_class_f1 = {
         label: float(np.mean([m["per_class"][label]["f1"] for m in per_fold.values()]))
@@ -64,12 +65,31 @@ def summarize_folds(per_fold: dict[str, dict], labels: Sequence[str]) -> dict:
     }
     return {
         "folds": per_fold,
-        "mean": {k: float(np.mean(v)) for k, v in table.items()},
-        "std": {k: float(np.std(v)) for k, v in table.items()},  # population std over the folds
+        **mean_std(per_fold.values()),
         "per_class_f1_mean": per_class_f1,
         "labels": list(labels),
         "pooled_confusion_matrix": pooled.tolist(),
     }
+
+
+def mean_std(runs: Iterable[dict]) -> dict:
+    """``{"mean": {score: ...}, "std": {score: ...}}`` of the SCORES over runs (population std)."""
+    runs = list(runs)
+    return {
+        "mean": {k: float(np.mean([r[k] for r in runs])) for k in SCORES},
+        "std": {k: float(np.std([r[k] for r in runs])) for k in SCORES},
+    }
+
+
+def write_summary(summary: dict, path: str | Path, *, title: str) -> Path:
+    """Write a cross-validation summary as JSON and its pooled confusion matrix as a PNG beside."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    plot_confusion(
+        summary["pooled_confusion_matrix"], summary["labels"], path.with_suffix(".png"), title=title
+    )
+    return path
 
 
 def plot_confusion(matrix, labels: Sequence[str], path: Path, *, title: str = "") -> None:

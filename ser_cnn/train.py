@@ -29,11 +29,15 @@ import pandas as pd
 from ser_cnn.data import EMOTIONS, Split
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.features import FeatureConfig
-from ser_cnn.metrics import evaluate, plot_confusion, plot_history, summarize_folds
+from ser_cnn.metrics import evaluate, plot_confusion, plot_history, summarize_folds, write_summary
 from ser_cnn.preprocess import load_cache
 from ser_cnn.versions import git_commit, library_versions
 
 RUN_FORMAT = 1  # bump when the run-folder layout changes
+CV_PROTOCOL = (
+    "RAVDESS speech, 8 emotions, speaker-independent 6-fold "
+    "(EmoBox folds, ser_cnn/ravdess_folds.json)"
+)
 
 
 @dataclass(frozen=True)
@@ -489,9 +493,8 @@ def cross_validate(
     summary.update(
         {
             "model": model,
-            "protocol": "RAVDESS speech, 8 emotions, speaker-independent 6-fold "
-            "(EmoBox folds, ser_cnn/ravdess_folds.json); validation actors from the training "
-            f"actors of each fold; best epoch chosen on {selection}",
+            "protocol": f"{CV_PROTOCOL}; validation actors from the training actors of each "
+            f"fold; best epoch chosen on {selection}",
             "training": first["training"]  # as trained: "auto" precision resolved
             if model == "cnn"
             else {str(k): c["training"] | {"search": None} for k, c in configs.items()},
@@ -506,13 +509,9 @@ def cross_validate(
             "git_commit": git_commit(),
         }
     )
-    summary_path = Path(summary_path) if summary_path else out_dir / "cv_summary.json"
-    summary_path.parent.mkdir(parents=True, exist_ok=True)
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
-    plot_confusion(
-        summary["pooled_confusion_matrix"],
-        EMOTIONS,
-        summary_path.with_suffix(".png"),
+    write_summary(
+        summary,
+        summary_path or out_dir / "cv_summary.json",
         title=f"{model.upper()}, {len(folds)} folds pooled, "
         f"mean accuracy {summary['mean']['accuracy']:.3f}",
     )
