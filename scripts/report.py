@@ -121,6 +121,8 @@ def describe(training: dict) -> str:
         parts.append("utterance normalisation")
     if not training.get("class_weights", True):
         parts.append("no class weights")
+    if training.get("refit"):
+        parts.append("**refit** on training + validation actors, last epoch")
     if training.get("ema"):
         parts.append(f"weight averaging (EMA {training['ema']})")
     return ", ".join(parts) or "no augmentation"
@@ -136,9 +138,10 @@ def cv_ablation() -> str:
     found = []
     for path in sorted([*RESULTS.glob("cv_cnn*.json"), *RESULTS.glob("ensemble_cnn*.json")]):
         s = json.loads(path.read_text())
-        val = [f["validation"]["accuracy"] for f in s["folds"].values()]
-        found.append((sum(val) / len(val), path.name, s))
-    for val, name, s in sorted(found, key=lambda f: f[0]):
+        val = [f["validation"]["accuracy"] for f in s["folds"].values() if f["validation"]]
+        # refit runs trained on their validation actors: no validation score, listed last
+        found.append((sum(val) / len(val) if val else None, path.name, s))
+    for val, name, s in sorted(found, key=lambda f: (f[0] is None, f[0] or 0, f[1])):
         if "members" in s:  # scripts/ensemble.py
             trainings = [m["training"] for m in s["members"]]
             label = "ensemble, probabilities averaged: " + _members(trainings)
@@ -148,7 +151,8 @@ def cv_ablation() -> str:
         label += " **(default)**" if name == "cv_cnn.json" else ""
         cells = " | ".join(_pm(s, k) for k, _ in SCORES)
         rows.append(
-            f"| {label} | {epochs} | {val:.3f} | {cells} | [`results/{name}`](results/{name}) |"
+            f"| {label} | {epochs} | {'–' if val is None else f'{val:.3f}'} | {cells} "
+            f"| [`results/{name}`](results/{name}) |"
         )
     return "\n".join(rows)
 

@@ -94,6 +94,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="select and save a moving average of the weights (momentum per step, e.g. 0.99)",
     )
     cnn.add_argument(
+        "--refit",
+        action="store_true",
+        help="train on the training and validation actors together for exactly --epochs "
+        "epochs and keep the last weights (no validation, no early stopping)",
+    )
+    cnn.add_argument(
         "--utterance-norm", action="store_true", help="standardise each clip before band norm"
     )
     aug = p.add_argument_group("CNN augmentation and balancing (training actors only)")
@@ -144,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         speed=args.speed,
         precision=args.precision,
         ema=args.ema,
+        refit=args.refit,
         time_shift=args.time_shift,
         freq_masks=2 if args.specaugment else 0,
         time_masks=2 if args.specaugment else 0,

@@ -65,9 +65,10 @@ def score_ensemble(
     -------
     dict
         Like a ``--cv`` summary: ``folds`` (test metrics with ``validation`` scores of the
-        ensemble), ``mean``, ``std``, ``pooled_confusion_matrix``; ``members``, the training
-        settings and per-fold scores of each member alone; and ``members_alone``, mean and std
-        of those scores over every member's every fold.
+        ensemble, None when a member was refit on the validation actors), ``mean``, ``std``,
+        ``pooled_confusion_matrix``; ``members``, the training settings and per-fold scores of
+        each member alone; and ``members_alone``, mean and std of those scores over every
+        member's every fold.
 
     Raises
     ------
@@ -103,8 +104,10 @@ def score_ensemble(
             keras.saving.load_model(Path(d) / f"fold{k}" / "model.keras", compile=False)
             for d in cv_dirs
         ]
-        scores = {}
-        for part in ("test", "val"):
+        # a refit member has trained on the validation actors: they can no longer judge it
+        refit = any(c["training"].get("refit") for c in configs)
+        scores = {"val": None}
+        for part in ("test",) if refit else ("test", "val"):
             mask = select(manifest, tuple(first["split"][part]))
             probabilities = np.mean(
                 [m.predict(features[mask], batch_size=128, verbose=0) for m in models], axis=0
@@ -113,7 +116,7 @@ def score_ensemble(
         per_fold[str(k)] = scores["test"] | {
             "part": "test",
             "test_actors": list(first["split"]["test"]),
-            "validation": {m: scores["val"][m] for m in SCORES},
+            "validation": scores["val"] and {m: scores["val"][m] for m in SCORES},
         }
 
     # each member alone, from its own metrics.json: what one model scores, and how much that
@@ -129,8 +132,12 @@ def score_ensemble(
         {
             "members_alone": {"runs": len(alone), **mean_std(alone)},
             "model": "cnn-ensemble",
-            "protocol": f"{CV_PROTOCOL}; mean of the members' probabilities, each member "
-            "selected on the validation actors of its fold",
+            "protocol": f"{CV_PROTOCOL}; mean of the members' probabilities, "
+            + (
+                "members refit on the training and validation actors of each fold"
+                if refit
+                else "each member selected on the validation actors of its fold"
+            ),
             "members": members,
             "features": feature_config.to_dict(),
             "versions": library_versions(),

@@ -85,6 +85,12 @@ class TrainConfig:
     # validation accuracy 0.617 -> 0.625, test 0.548 -> 0.577 for seed 0, but seeds 1 and 2
     # scored 0.614 / 0.610 and 0.550 / 0.534 (results/cv_cnn*.json): within seed noise.
     ema: float = 0.99
+    # Refit: train on the training *and* validation actors for exactly `epochs` epochs and keep
+    # the last (weight-averaged) weights: no early stopping, no epoch chosen on validation.
+    # Speaker-independent SER is starved of speakers (16 train actors per fold); this gives it
+    # 20. The epoch count comes from the validated runs (best epochs 32-49 of 50, cosine decay
+    # to the end). There are then no validation scores: the test actors stay unseen as always.
+    refit: bool = False
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -156,6 +162,12 @@ def train_cnn(
             raise DataError(f"the cache holds no clips of the {name} actors {getattr(split, name)}")
     if not parts["val"].any():
         raise ParameterError("training needs validation actors to select the best epoch")
+    if config.refit:  # the validation actors join training; nothing is selected on them
+        parts = {
+            "train": parts["train"] | parts["val"],
+            "val": np.zeros_like(parts["val"]),
+            "test": parts["test"],
+        }
     y = labels_of(manifest)
     x_train, y_train = features[parts["train"]], y[parts["train"]]
     x_val, y_val = features[parts["val"]], y[parts["val"]]
@@ -164,7 +176,7 @@ def train_cnn(
     keras.utils.set_random_seed(config.seed)
     from ser_cnn.model import utterance_normalize
 
-    # training actors only: never val or test
+    # training actors only (with refit, training + validation actors): never test
     mean, std = band_statistics(utterance_normalize(x_train) if config.utterance_norm else x_train)
     precision = resolve_precision(config.precision)
     model = build_model(feature_config, config, mean, std, compute_dtype=precision)
@@ -183,7 +195,7 @@ def train_cnn(
     train_ds = make_dataset(
         x_train, y_train, n_classes, config, training=True, feature_config=feature_config
     )
-    val_ds = make_dataset(x_val, y_val, n_classes, config, training=False)
+    val_ds = None if config.refit else make_dataset(x_val, y_val, n_classes, config, training=False)
 
     run_dir = Path(run_dir)
     _fresh_dir(run_dir)
@@ -192,12 +204,16 @@ def train_cnn(
         # with EMA on, the averaged weights are swapped in at each epoch's end, so validation,
         # the checkpoint and early stopping all see them
         swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema > 0 else []
-        callbacks = [
+        select_best = [
             *swap,
             keras.callbacks.ModelCheckpoint(
                 best, monitor=config.monitor, save_best_only=True, save_weights_only=True
             ),
             keras.callbacks.EarlyStopping(monitor=config.monitor, patience=config.patience),
+        ]
+        # with refit, fit() itself ends by copying the averaged weights into the model
+        callbacks = [
+            *([] if config.refit else select_best),
             keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
         ]
         fit_started = time.perf_counter()
@@ -211,7 +227,8 @@ def train_cnn(
             verbose=verbose,
         ).history
         fit_seconds = time.perf_counter() - fit_started
-        model.load_weights(best)  # the epoch the validation actors liked best
+        if not config.refit:
+            model.load_weights(best)  # the epoch the validation actors liked best
 
     # The model that is saved and scored: float32 arithmetic whatever the training precision,
     # and no optimizer state (twice the weights again), so the run folder stays small.
@@ -219,23 +236,34 @@ def train_cnn(
     plain.set_weights(model.get_weights())
     probabilities = plain.predict(x_test, batch_size=128, verbose=0)
     metrics = evaluate(y_test, probabilities.argmax(axis=1), EMOTIONS)
-    val_metrics = evaluate(y_val, plain.predict(x_val, verbose=0).argmax(axis=1), EMOTIONS)
-    monitored = history[config.monitor]
-    best_epoch = int(np.argmin(monitored) if "loss" in config.monitor else np.argmax(monitored)) + 1
-    epochs_run = len(monitored)
+    if config.refit:
+        val_metrics, epochs_run = None, len(history["loss"])
+        best_epoch = epochs_run  # the last: nothing was selected
+    else:
+        val_metrics = evaluate(y_val, plain.predict(x_val, verbose=0).argmax(axis=1), EMOTIONS)
+        monitored = history[config.monitor]
+        best_epoch = (
+            int(np.argmin(monitored) if "loss" in config.monitor else np.argmax(monitored)) + 1
+        )
+        epochs_run = len(monitored)
     metrics.update(
         {
             "part": "test",
             "test_actors": list(split.test),
             "best_epoch": best_epoch,
             "epochs_run": epochs_run,
-            "validation": {k: val_metrics[k] for k in ("accuracy", "uar", "macro_f1")},
+            "validation": val_metrics
+            and {k: val_metrics[k] for k in ("accuracy", "uar", "macro_f1")},
         }
     )
 
     plain.save(run_dir / "model.keras")
     plain.export(str(run_dir / "saved_model"), format="tf_saved_model", verbose=False)
-    normalization = {"band_mean": mean.tolist(), "band_std": std.tolist(), "from": "train actors"}
+    normalization = {
+        "band_mean": mean.tolist(),
+        "band_std": std.tolist(),
+        "from": "train and validation actors (refit)" if config.refit else "train actors",
+    }
     (run_dir / "normalization.json").write_text(json.dumps(normalization, indent=1) + "\n")
     seconds = time.perf_counter() - started
     run_config = {
@@ -490,11 +518,17 @@ def cross_validate(
     configs = {k: json.loads((out_dir / f"fold{k}" / "config.json").read_text()) for k in folds}
     first = configs[folds[0]]
     selection = "validation accuracy" if model == "cnn" else "validation UAR"
+    selection = f"best epoch chosen on {selection}"
+    if model == "cnn" and config.refit:
+        selection = (
+            f"no selection: trained on the training and validation actors together for "
+            f"{config.epochs} epochs, last weights kept (refit)"
+        )
     summary.update(
         {
             "model": model,
             "protocol": f"{CV_PROTOCOL}; validation actors from the training actors of each "
-            f"fold; best epoch chosen on {selection}",
+            f"fold; {selection}",
             "training": first["training"]  # as trained: "auto" precision resolved
             if model == "cnn"
             else {str(k): c["training"] | {"search": None} for k, c in configs.items()},

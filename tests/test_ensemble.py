@@ -27,13 +27,15 @@ SPLIT = split(test_actors=[1, 2], val_actors=[3, 4])
 
 @pytest.fixture(scope="module")
 def members(tmp_path_factory):
-    """A tiny cache and three one-fold "--cv" folders: seeds 0 and 1, and one split otherwise."""
+    """A tiny cache and four one-fold "--cv" folders: seeds 0 and 1, one refit on the validation
+    actors, and one split otherwise."""
     root = tmp_path_factory.mktemp("ensemble")
     make_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4, 5, 6))
     preprocess(root / "ravdess", root / "logmel", config=TINY, jobs=1, progress=False)
     runs = {
         "seed0": (SPLIT, TrainConfig(epochs=2, seed=0, precision="float32")),
         "seed1": (SPLIT, TrainConfig(epochs=2, seed=1, precision="float32")),
+        "refit": (SPLIT, TrainConfig(epochs=1, precision="float32", refit=True)),
         "other_split": (
             split(test_actors=[5, 6], val_actors=[3, 4]),
             TrainConfig(epochs=1, precision="float32"),
@@ -120,3 +122,13 @@ def test_a_cache_with_other_settings_is_refused(members, tmp_path):
     preprocess(members / "ravdess", tmp_path / "other", config=other, jobs=1, progress=False)
     with pytest.raises(DataError, match="other feature settings"):
         score_ensemble([members / "seed0", members / "seed1"], tmp_path / "other")
+
+
+def test_a_refit_member_leaves_the_ensemble_without_validation_scores(members):
+    plain = score_ensemble([members / "seed0", members / "seed1"], members / "logmel")
+    assert plain["folds"]["1"]["validation"] is not None
+    summary = score_ensemble([members / "seed0", members / "refit"], members / "logmel")
+    # the refit member trained on the validation actors: they cannot judge the ensemble
+    assert summary["folds"]["1"]["validation"] is None
+    assert "refit" in summary["protocol"]
+    assert summary["members"][1]["training"]["refit"] is True

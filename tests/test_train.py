@@ -273,3 +273,41 @@ def test_weight_averaging_saves_the_averaged_weights(caches, tmp_path):
     moved = {name: float(np.abs(w - init).mean()) for name, w in runs.items()}
     # the saved averaged weights stay near where training started, the raw ones moved on
     assert moved["avg"] < 0.5 * moved["raw"], moved
+
+
+def test_refit_trains_on_validation_actors_and_never_on_test_actors(caches, tmp_path):
+    config = TrainConfig(epochs=3, refit=True, precision="float32")
+    result = train_cnn(caches / "logmel", tmp_path / "run", TINY_SPLIT, config, verbose=0)
+    saved = json.loads((result.run_dir / "config.json").read_text())
+    assert saved["training"]["refit"] is True
+    assert saved["split"]["val"] == [3, 4] and saved["split"]["test"] == [1, 2]
+    assert saved["clips"] == {"train": 32, "val": 0, "test": 16}
+    manifest, features, _ = load_cache(caches / "logmel")
+    fitted_on = tuple(saved["split"]["train"] + saved["split"]["val"])
+    mean, std = band_statistics(features[select(manifest, fitted_on)])
+    np.testing.assert_allclose(saved["normalization"]["band_mean"], mean, rtol=1e-6)
+    np.testing.assert_allclose(saved["normalization"]["band_std"], std, rtol=1e-6)
+    assert not np.allclose(mean, band_statistics(features)[0])  # test actors left out
+    # nothing was selected: every planned epoch ran and the last one is kept
+    assert result.epochs_run == result.best_epoch == 3
+    assert result.metrics["validation"] is None
+    assert len(pd.read_csv(result.run_dir / "history.csv")) == 3
+
+
+def test_refit_keeps_the_averaged_weights(caches, tmp_path):
+    import dataclasses
+
+    from ser_cnn.train import build_model
+
+    raw = TrainConfig(epochs=6, learning_rate=0.01, precision="float32", refit=True, ema=0.0)
+    moved = {}
+    for name, config in (("raw", raw), ("avg", dataclasses.replace(raw, ema=0.999))):
+        result = train_cnn(caches / "logmel", tmp_path / name, TINY_SPLIT, config, verbose=0)
+        trained = keras.saving.load_model(result.run_dir / "model.keras")
+        keras.utils.set_random_seed(config.seed)
+        fresh = build_model(TINY, config, np.zeros(TINY.n_mels), np.ones(TINY.n_mels))
+        before = fresh.get_layer("conv1_0").get_weights()[0]
+        after = trained.get_layer("conv1_0").get_weights()[0]
+        moved[name] = float(np.abs(after - before).mean())
+    # without validation no callback swaps the average in: fit() must end with it in place
+    assert moved["avg"] < 0.5 * moved["raw"], moved
