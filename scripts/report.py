@@ -41,19 +41,25 @@ def headline() -> str:
     cnn = _load("cv_cnn.json")
     seed = cnn["training"]["seed"] if cnn else 0
     lines = []
-    ensemble = _load("ensemble_cnn.json")
-    if ensemble is not None:
+    # seed ensembles of the default training, then of the refit training (`--refit`)
+    for name, model in (
+        ("ensemble_cnn.json", "CNN"),
+        ("ensemble_cnn_refit.json", "CNN refit on training + validation actors"),
+    ):
+        ensemble = _load(name)
+        if ensemble is None:
+            continue
         trainings = [m["training"] for m in ensemble["members"]]
         same = _same_but_seed(trainings)
         what = f"same training, seeds {_seeds(trainings)}" if same else "its members"
         runs = ensemble["members_alone"]["runs"]
         lines += [
             (
-                f"CNN, {what}: every run alone ({runs} fold runs)",
-                "ensemble_cnn.json",
+                f"{model}, {what}: every run alone ({runs} fold runs)",
+                name,
                 ensemble["members_alone"],
             ),
-            (f"CNN ensemble: {what}, probabilities averaged", "ensemble_cnn.json", ensemble),
+            (f"{model} ensemble: {what}, probabilities averaged", name, ensemble),
         ]
     lines.append((f"CNN, the seed-{seed} run alone (shipped model's run)", "cv_cnn.json", cnn))
     lines.append(("MLP baseline (180 features)", "cv_mlp.json", _load("cv_mlp.json")))
