@@ -133,7 +133,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.epochs < 1:
         p.error("--epochs must be at least 1")
     args.cache = args.cache or str(DEFAULT_CLASSIC_DIR if args.model == "mlp" else DEFAULT_OUT_DIR)
-    args.summary = args.summary or f"results/cv_{args.model}.json"
+    if args.refit and args.model != "cnn":
+        p.error("--refit is only offered for the CNN")
+    # refit runs get names of their own, so they never overwrite the default runs' files
+    args.name = f"{args.model}_refit" if args.refit else args.model
+    args.summary = args.summary or f"results/cv_{args.name}.json"
     return args
 
 
@@ -171,7 +175,7 @@ def run(args: argparse.Namespace, config: TrainConfig) -> int:
     from ser_cnn.train import cross_validate, train_cnn, train_mlp
 
     verbose = 0 if args.quiet else 2
-    tag = f"{args.model}_seed{args.seed}"
+    tag = f"{args.name}_seed{args.seed}"
     if args.cv:
         out = Path(args.out or f"checkpoints/cv_{tag}")
         summary = cross_validate(
@@ -188,10 +192,11 @@ def run(args: argparse.Namespace, config: TrainConfig) -> int:
     elif args.test_actors is None:
         fold = args.fold or 1
         parts = split(fold, val_actors=args.val_actors)
-        default_out = f"checkpoints/{args.model}_fold{fold}_seed{args.seed}"
+        default_out = f"checkpoints/{args.name}_fold{fold}_seed{args.seed}"
     else:
         parts = split(test_actors=args.test_actors, val_actors=args.val_actors)
-        default_out = f"checkpoints/{args.model}_test{'-'.join(map(str, parts.test))}_{tag}"
+        actors = "-".join(map(str, parts.test))
+        default_out = f"checkpoints/{args.name}_test{actors}_seed{args.seed}"
     if parts is not None:
         print(f"actors: train {list(parts.train)}  val {list(parts.val)}  test {list(parts.test)}")
     out = args.out or default_out

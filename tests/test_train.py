@@ -195,6 +195,7 @@ def test_mlp_emotion_subset_and_random_split(caches, tmp_path):
         ["--emotions", "calm,happy"],
         ["--model", "mlp", "--emotions", "calm,joy"],
         ["--fold", "1", "--test-actors", "1,2"],
+        ["--model", "mlp", "--refit"],
     ],
 )
 def test_contradictory_options_are_usage_errors(args):
@@ -311,3 +312,19 @@ def test_refit_keeps_the_averaged_weights(caches, tmp_path):
         moved[name] = float(np.abs(after - before).mean())
     # without validation no callback swaps the average in: fit() must end with it in place
     assert moved["avg"] < 0.5 * moved["raw"], moved
+
+
+def test_refit_runs_get_their_own_default_folder(caches, tmp_path):
+    # run from an empty folder: the default run folder is relative to where train.py is called
+    args = ["--cache", str(caches / "logmel"), "--test-actors", "1,2", "--val-actors", "3,4"]
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "train.py"), *args, "--refit", "--epochs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "checkpoints" / "cnn_refit_test1-2_seed0"
+    assert json.loads((run / "config.json").read_text())["training"]["refit"] is True
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [run.name]
