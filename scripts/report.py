@@ -44,7 +44,7 @@ def headline() -> str:
     # seed ensembles of the default training, then of the refit training (`--refit`)
     for name, model in (
         ("ensemble_cnn.json", "CNN"),
-        ("ensemble_cnn_refit.json", "CNN refit on training + validation actors"),
+        ("ensemble_cnn_refit.json", "CNN refit (`--refit`: training + validation actors)"),
     ):
         ensemble = _load(name)
         if ensemble is None:
