@@ -17,11 +17,11 @@ from pathlib import Path
 
 from ser_cnn.data import EMOTIONS, split
 from ser_cnn.errors import SerError
+from ser_cnn.metrics import SCORES
 from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR
 from ser_cnn.train import TrainConfig
 
 DEFAULTS = TrainConfig()
-SCORES = ("accuracy", "uar", "macro_f1")
 
 
 # TensorFlow's C++ start-up chatter (no GPU found, oneDNN notes) is not for users' terminals.
@@ -175,9 +175,8 @@ def run(args: argparse.Namespace, config: TrainConfig) -> int:
     from ser_cnn.train import cross_validate, train_cnn, train_mlp
 
     verbose = 0 if args.quiet else 2
-    tag = f"{args.name}_seed{args.seed}"
     if args.cv:
-        out = Path(args.out or f"checkpoints/cv_{tag}")
+        out = Path(args.out or f"checkpoints/cv_{args.name}_seed{args.seed}")
         summary = cross_validate(
             args.cache, out, config, model=args.model, summary_path=args.summary, verbose=verbose
         )

@@ -100,12 +100,12 @@ def score_ensemble(
                 {"dir": str(d), "training": c["training"]}
                 for d, c in zip(cv_dirs, configs, strict=True)
             ]
+            # a refit member has trained on the validation actors: they can no longer judge it
+            refit = any(m["training"].get("refit") for m in members)
         models = [
             keras.saving.load_model(Path(d) / f"fold{k}" / "model.keras", compile=False)
             for d in cv_dirs
         ]
-        # a refit member has trained on the validation actors: they can no longer judge it
-        refit = any(c["training"].get("refit") for c in configs)
         scores = {"val": None}
         for part in ("test",) if refit else ("test", "val"):
             mask = select(manifest, tuple(first["split"][part]))

@@ -29,7 +29,14 @@ import pandas as pd
 from ser_cnn.data import EMOTIONS, Split
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.features import FeatureConfig
-from ser_cnn.metrics import evaluate, plot_confusion, plot_history, summarize_folds, write_summary
+from ser_cnn.metrics import (
+    SCORES,
+    evaluate,
+    plot_confusion,
+    plot_history,
+    summarize_folds,
+    write_summary,
+)
 from ser_cnn.preprocess import load_cache
 from ser_cnn.versions import git_commit, library_versions
 
@@ -207,18 +214,18 @@ def train_cnn(
         # with EMA on, the averaged weights are swapped in at each epoch's end, so validation,
         # the checkpoint and early stopping all see them
         swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema > 0 else []
-        select_best = [
-            *swap,
-            keras.callbacks.ModelCheckpoint(
-                best, monitor=config.monitor, save_best_only=True, save_weights_only=True
-            ),
-            keras.callbacks.EarlyStopping(monitor=config.monitor, patience=config.patience),
-        ]
-        # with refit, fit() itself ends by copying the averaged weights into the model
-        callbacks = [
-            *([] if config.refit else select_best),
-            keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
-        ]
+        callbacks = [keras.callbacks.CSVLogger(str(run_dir / "history.csv"))]
+        # with refit nothing is selected, and fit() itself ends by copying the averaged
+        # weights into the model
+        if not config.refit:
+            callbacks = [
+                *swap,
+                keras.callbacks.ModelCheckpoint(
+                    best, monitor=config.monitor, save_best_only=True, save_weights_only=True
+                ),
+                keras.callbacks.EarlyStopping(monitor=config.monitor, patience=config.patience),
+                *callbacks,
+            ]
         fit_started = time.perf_counter()
         history = model.fit(
             train_ds,
@@ -240,10 +247,11 @@ def train_cnn(
     probabilities = plain.predict(x_test, batch_size=128, verbose=0)
     metrics = evaluate(y_test, probabilities.argmax(axis=1), EMOTIONS)
     if config.refit:
-        val_metrics, epochs_run = None, len(history["loss"])
+        validation, epochs_run = None, len(history["loss"])
         best_epoch = epochs_run  # the last: nothing was selected
     else:
         val_metrics = evaluate(y_val, plain.predict(x_val, verbose=0).argmax(axis=1), EMOTIONS)
+        validation = {k: val_metrics[k] for k in SCORES}
         monitored = history[config.monitor]
         best_epoch = (
             int(np.argmin(monitored) if "loss" in config.monitor else np.argmax(monitored)) + 1
@@ -255,8 +263,7 @@ def train_cnn(
             "test_actors": list(split.test),
             "best_epoch": best_epoch,
             "epochs_run": epochs_run,
-            "validation": val_metrics
-            and {k: val_metrics[k] for k in ("accuracy", "uar", "macro_f1")},
+            "validation": validation,
         }
     )
 
@@ -513,20 +520,20 @@ def cross_validate(
         }
         print(
             f"fold {k}: "
-            + "  ".join(f"{s} {result.metrics[s]:.3f}" for s in ("accuracy", "uar", "macro_f1"))
+            + "  ".join(f"{s} {result.metrics[s]:.3f}" for s in SCORES)
             + f"  ({result.seconds:.0f} s)",
             flush=True,
         )
     summary = summarize_folds(per_fold, EMOTIONS)
     configs = {k: json.loads((out_dir / f"fold{k}" / "config.json").read_text()) for k in folds}
     first = configs[folds[0]]
-    selection = "validation accuracy" if model == "cnn" else "validation UAR"
-    selection = f"best epoch chosen on {selection}"
     if model == "cnn" and config.refit:
         selection = (
             f"no selection: trained on the training and validation actors together for "
             f"{config.epochs} epochs, last weights kept (refit)"
         )
+    else:
+        selection = "best epoch chosen on validation " + ("accuracy" if model == "cnn" else "UAR")
     summary.update(
         {
             "model": model,
@@ -630,7 +637,7 @@ def train_mlp(
             "part": "test",
             "split": split_info["kind"],
             "best_epoch": fit.best_epoch,
-            "validation": {k: val_metrics[k] for k in ("accuracy", "uar", "macro_f1")},
+            "validation": {k: val_metrics[k] for k in SCORES},
         }
     )
     run_dir = Path(run_dir)
