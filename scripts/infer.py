@@ -3,6 +3,7 @@
     python scripts/infer.py file.wav [more files or folders]
     python scripts/infer.py --all --format json recordings/
     python scripts/infer.py --window 3 --hop 1 long_interview.flac
+    python scripts/infer.py --run checkpoints/cnn_speaker_fold1_seed0 --speaker one_speaker/
 
 Exit status: 0 when every file was analysed, 1 when some could not be, 2 for a usage error.
 """
@@ -36,6 +37,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--window", type=float, default=None, help="seconds per window of long files")
     p.add_argument("--hop", type=float, default=None, help="seconds between windows (window/2)")
+    p.add_argument(
+        "--speaker",
+        action="store_true",
+        help="all inputs are recordings of one speaker: standardise the CNN's input with their "
+        "joint statistics (needed by models trained with --speaker-norm)",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="clips per model call (64)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up messages")
@@ -69,6 +76,29 @@ def main(argv: list[str] | None = None) -> int:
     k = len(rec.labels) if args.all else args.top_k
     records, failed = [], 0
     readable = [path for _, path, err in inputs if err is None]
+    if args.speaker != rec.speaker_normalized and "cnn" in rec.models:
+        print(
+            "error: "
+            + (
+                "--speaker is for CNNs trained with --speaker-norm; this one was not"
+                if args.speaker
+                else "this CNN was trained with --speaker-norm: it needs several recordings "
+                "of one speaker, passed together with --speaker"
+            ),
+            file=sys.stderr,
+        )
+        return 2
+    if args.speaker and "cnn" in rec.models:
+        try:
+            seconds = rec.calibrate(readable, window=args.window, hop=args.hop)
+        except SerError as err:
+            print(f"error: speaker statistics: {err}", file=sys.stderr)
+            return 1
+        print(
+            f"speaker statistics from {len(readable)} recording(s), {seconds:.0f} s of audio"
+            + (" (few: the statistics are rough below about 30 s)" if seconds < 30 else ""),
+            file=sys.stderr,
+        )
     results = iter(_predict_all(rec, readable, args))
     for name, _, err in inputs:
         if err is None:

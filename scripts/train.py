@@ -100,6 +100,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "epochs and keep the last weights (no validation, no early stopping)",
     )
     cnn.add_argument(
+        "--speaker-norm",
+        action="store_true",
+        help="standardise every actor's log-mels with that actor's own band statistics "
+        "(the model then needs several recordings of a speaker at inference)",
+    )
+    cnn.add_argument(
         "--utterance-norm", action="store_true", help="standardise each clip before band norm"
     )
     aug = p.add_argument_group("CNN augmentation and balancing (training actors only)")
@@ -133,10 +139,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.epochs < 1:
         p.error("--epochs must be at least 1")
     args.cache = args.cache or str(DEFAULT_CLASSIC_DIR if args.model == "mlp" else DEFAULT_OUT_DIR)
-    if args.refit and args.model != "cnn":
-        p.error("--refit is only offered for the CNN")
-    # refit runs get names of their own, so they never overwrite the default runs' files
-    args.name = f"{args.model}_refit" if args.refit else args.model
+    for flag in ("refit", "speaker_norm"):
+        if getattr(args, flag) and args.model != "cnn":
+            p.error(f"--{flag.replace('_', '-')} is only offered for the CNN")
+    # refit and speaker-normalised runs get names of their own, so they never overwrite the
+    # default runs' files
+    args.name = args.model + "_speaker" * args.speaker_norm + "_refit" * args.refit
     args.summary = args.summary or f"results/cv_{args.name}.json"
     return args
 
@@ -155,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         precision=args.precision,
         ema=args.ema,
         refit=args.refit,
+        speaker_norm=args.speaker_norm,
         time_shift=args.time_shift,
         freq_masks=2 if args.specaugment else 0,
         time_masks=2 if args.specaugment else 0,

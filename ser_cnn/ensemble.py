@@ -21,6 +21,7 @@ from ser_cnn.data import EMOTIONS
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.metrics import SCORES, evaluate, mean_std, summarize_folds, write_summary
 from ser_cnn.preprocess import load_cache
+from ser_cnn.speaker import normalize_by_speaker
 from ser_cnn.train import CV_PROTOCOL, labels_of, select
 from ser_cnn.versions import git_commit, library_versions
 
@@ -102,6 +103,14 @@ def score_ensemble(
             ]
             # a refit member has trained on the validation actors: they can no longer judge it
             refit = any(m["training"].get("refit") for m in members)
+            speaker_norm = {bool(m["training"].get("speaker_norm")) for m in members}
+            if len(speaker_norm) > 1:
+                raise DataError(
+                    "some members were trained on speaker-normalised log-mels and some not: "
+                    "their inputs differ, so they cannot be averaged"
+                )
+            if speaker_norm.pop():  # as in training: each actor by their own statistics
+                features = normalize_by_speaker(features, manifest["actor"].to_numpy())
         models = [
             keras.saving.load_model(Path(d) / f"fold{k}" / "model.keras", compile=False)
             for d in cv_dirs

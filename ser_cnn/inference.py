@@ -32,6 +32,7 @@ from ser_cnn.audio import (
 from ser_cnn.baseline import ClassicConfig, classic_from_samples, load_pipeline
 from ser_cnn.errors import AudioError, DataError, ParameterError
 from ser_cnn.features import FeatureConfig, fit_length, log_mel_from_samples, trim_silence
+from ser_cnn.speaker import BandAccumulator, normalize
 
 DEFAULT_RUN = Path(__file__).resolve().parents[1] / "checkpoints" / "ravdess_fold1"
 MODELS = ("cnn", "mlp")
@@ -152,6 +153,12 @@ class Recognizer:
             raise DataError(f"{run_dir}: the models disagree on the emotion labels: {labels}")
         self.labels: tuple[str, ...] = labels.pop()
         self._cnn = self._mlp = None
+        # A CNN trained on speaker-normalised log-mels (train.py --speaker-norm) needs the
+        # speaker's band statistics, from :meth:`calibrate`, before it can score anything.
+        self.speaker_normalized = bool(
+            self.configs.get("cnn", {}).get("input", {}).get("speaker_normalized", False)
+        )
+        self.speaker: tuple[np.ndarray, np.ndarray] | None = None
         if "cnn" in self.configs:
             import tensorflow as tf  # the SavedModel needs TensorFlow only, not Keras
 
@@ -182,6 +189,62 @@ class Recognizer:
     def sample_rate(self) -> int:
         return self._configs_loaded()[0].sample_rate
 
+    # -- speaker calibration -------------------------------------------------------------------
+
+    def calibrate(
+        self,
+        sources: Iterable[str | os.PathLike],
+        *,
+        window: float | None = None,
+        hop: float | None = None,
+    ) -> float:
+        """Take the speaker statistics of a speaker-normalised CNN from recordings of one speaker.
+
+        Every clip, and every voiced window of a long recording, is turned into the CNN's
+        log-mel exactly as for prediction; the per-band mean and std over all of them replace
+        the statistics of that speaker's clips in training. They are kept for the following
+        predictions until the next call. The more of the speaker's voice, and the more of their
+        moods, the closer this comes to training, which used all 60 clips of each actor; one
+        short clip can only be compared with itself. Memory stays bounded whatever the length.
+
+        Returns
+        -------
+        float
+            Seconds of audio the statistics were taken from.
+        """
+        if not self.speaker_normalized:
+            raise ParameterError(
+                f"{self.run_dir}: this CNN was not trained on speaker-normalised log-mels "
+                "(train.py --speaker-norm), so it takes no speaker statistics"
+            )
+        window, hop = self._window_hop(window, hop)
+        acc, seconds = BandAccumulator(), 0.0
+        for source in sources:
+            info = audio_info(source)
+            if info.frames / info.samplerate > LONG_FACTOR * window:
+                blocks = stream_audio(
+                    source, block_seconds=BLOCK_SECONDS, target_sr=self.sample_rate
+                )
+                for _, w in self._windows(blocks, window, hop):
+                    if np.max(np.abs(w)) >= SILENCE_PEAK:
+                        acc.add(self._log_mel(w)[None])
+                        seconds += len(w) / self.sample_rate
+            else:
+                y = load_audio(source, target_sr=self.sample_rate)
+                acc.add(self._log_mel(y)[None])
+                seconds += len(y) / self.sample_rate
+        if acc.count == 0:
+            raise ParameterError("calibrate() needs at least one recording of the speaker")
+        self.speaker = acc.statistics()
+        return seconds
+
+    def _check_speaker(self) -> None:
+        if self._cnn is not None and self.speaker_normalized and self.speaker is None:
+            raise ParameterError(
+                f"{self.run_dir}: this CNN was trained on speaker-normalised log-mels; give it "
+                "recordings of the speaker first (Recognizer.calibrate, or infer.py --speaker)"
+            )
+
     # -- prediction ----------------------------------------------------------------------------
 
     def predict(
@@ -200,6 +263,7 @@ class Recognizer:
         bounded whatever the length.
         """
         window, hop = self._window_hop(window, hop)
+        self._check_speaker()
         if isinstance(source, np.ndarray):
             y = load_audio(source, sr=sr, target_sr=self.sample_rate)
             duration = len(y) / self.sample_rate
@@ -242,6 +306,7 @@ class Recognizer:
         long recordings are analysed window by window.
         """
         window, hop = self._window_hop(window, hop)
+        self._check_speaker()
 
         def prepare(path):
             try:
@@ -286,12 +351,16 @@ class Recognizer:
             raise ParameterError(f"hop ({hop} s) must not exceed the window ({window} s)")
         return window, hop
 
+    def _log_mel(self, y: np.ndarray) -> np.ndarray:
+        """The CNN's log-mel (n_mels, n_frames) of one 16 kHz clip, before any normalisation."""
+        c = self.feature_config
+        return log_mel_from_samples(fit_length(trim_silence(y, config=c), c.n_samples), c)
+
     def _features(self, y: np.ndarray) -> dict[str, np.ndarray]:
         """Each loaded model's input for one 16 kHz clip of any length."""
         out = {}
         if self._cnn is not None:
-            c = self.feature_config
-            out["cnn"] = log_mel_from_samples(fit_length(trim_silence(y, config=c), c.n_samples), c)
+            out["cnn"] = self._log_mel(y)
         if self._mlp is not None:
             out["mlp"] = classic_from_samples(y, self.classic_config)
         return out
@@ -300,7 +369,11 @@ class Recognizer:
         """Probabilities (n, n_labels) of each loaded model, one batched call per model."""
         out = {}
         if self._cnn is not None:
-            out["cnn"] = np.asarray(self._cnn.serve(np.stack([f["cnn"] for f in features])))
+            x = np.stack([f["cnn"] for f in features])
+            if self.speaker_normalized:
+                self._check_speaker()
+                x = normalize(x, *self.speaker)
+            out["cnn"] = np.asarray(self._cnn.serve(x))
         if self._mlp is not None:
             out["mlp"] = self._mlp.predict_proba(np.stack([f["mlp"] for f in features]))
         return out
@@ -326,14 +399,17 @@ class Recognizer:
     def _predict_long(
         self, blocks: Iterator[np.ndarray], name: str, window: float, hop: float
     ) -> Prediction:
-        """Windows at 0, hop, 2·hop, ... and a last, shorter one for audio they leave over."""
+        """Score the windows of :meth:`_windows`, a batch at a time, and average the voiced."""
         sr = self.sample_rate
-        n_win, n_hop = round(window * sr), round(hop * sr)
-        buffer = np.zeros(0, dtype=np.float32)  # the recording from sample `offset` on
-        offset = total = 0
-        last_end = 0  # end (in samples) of the last window taken
+        total = 0
         pending: list[tuple[int, np.ndarray]] = []
         windows: list[Window] = []
+
+        def counted(blocks):
+            nonlocal total
+            for block in blocks:
+                total += len(block)
+                yield block
 
         def score_pending():
             voiced = [(t, w) for t, w in pending if np.max(np.abs(w)) >= SILENCE_PEAK]
@@ -348,17 +424,10 @@ class Recognizer:
                 )
             pending.clear()
 
-        for block in blocks:
-            total += len(block)
-            buffer = np.concatenate([buffer, block])
-            while len(buffer) >= n_win:
-                pending.append((offset, buffer[:n_win].copy()))
-                last_end = offset + n_win
-                buffer, offset = buffer[n_hop:], offset + n_hop
-                if len(pending) >= WINDOW_BATCH:
-                    score_pending()
-        if total - last_end > 0 and len(buffer) >= MIN_TAIL * sr:
-            pending.append((offset, buffer.copy()))
+        for start, w in self._windows(counted(blocks), window, hop):
+            pending.append((start, w))
+            if len(pending) >= WINDOW_BATCH:
+                score_pending()
         score_pending()
         voiced = [w for w in windows if not w.silent]
         if not voiced:
@@ -373,6 +442,26 @@ class Recognizer:
             for m in voiced[0].scores
         }
         return Prediction(source=name, duration=total / sr, scores=scores, windows=windows)
+
+    def _windows(
+        self, blocks: Iterator[np.ndarray], window: float, hop: float
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """(start sample, samples) of windows at 0, hop, 2·hop, ... of a recording read in
+        blocks, and a last, shorter one for audio they leave over (if at least MIN_TAIL)."""
+        sr = self.sample_rate
+        n_win, n_hop = round(window * sr), round(hop * sr)
+        buffer = np.zeros(0, dtype=np.float32)  # the recording from sample `offset` on
+        offset = total = 0
+        last_end = 0  # end (in samples) of the last window taken
+        for block in blocks:
+            total += len(block)
+            buffer = np.concatenate([buffer, block])
+            while len(buffer) >= n_win:
+                yield offset, buffer[:n_win].copy()
+                last_end = offset + n_win
+                buffer, offset = buffer[n_hop:], offset + n_hop
+        if total - last_end > 0 and len(buffer) >= MIN_TAIL * sr:
+            yield offset, buffer.copy()
 
 
 def load_recognizer(

@@ -38,6 +38,7 @@ from ser_cnn.metrics import (
     write_summary,
 )
 from ser_cnn.preprocess import load_cache
+from ser_cnn.speaker import band_statistics, normalize_by_speaker
 from ser_cnn.versions import git_commit, library_versions
 
 RUN_FORMAT = 1  # bump when the run-folder layout changes
@@ -101,6 +102,11 @@ class TrainConfig:
     # Six folds, seeds 0/1/2: test accuracy 0.580 / 0.588 / 0.586 against 0.577 / 0.550 / 0.534
     # without (results/cv_cnn_refit*.json). Off by default: the default selects on validation.
     refit: bool = False
+    # Speaker normalisation: standardise every actor's log-mels with that actor's own per-band
+    # statistics over all of their clips (ser_cnn/speaker.py), test actors included, from
+    # their unlabelled clips only. Removes much of what separates one voice from another; the
+    # model then needs several recordings of a speaker (or one long one) at inference.
+    speaker_norm: bool = False
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -127,13 +133,6 @@ def select(manifest: pd.DataFrame, actors: tuple[int, ...]) -> np.ndarray:
 def labels_of(manifest: pd.DataFrame) -> np.ndarray:
     """Class indices (0..7, in EMOTIONS order) of the manifest rows."""
     return manifest["emotion_code"].to_numpy(dtype=np.int64) - 1
-
-
-def band_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std of each mel band over clips and frames. features: (n, n_mels, n_frames)."""
-    mean = features.mean(axis=(0, 2), dtype=np.float64)
-    std = features.std(axis=(0, 2), dtype=np.float64)
-    return mean, np.maximum(std, 1e-3)
 
 
 def train_cnn(
@@ -166,6 +165,8 @@ def train_cnn(
 
     started = time.perf_counter()
     manifest, features, feature_config = load_cache(cache_dir)
+    if config.speaker_norm:  # each actor by their own statistics: no actor sees another's
+        features = normalize_by_speaker(features, manifest["actor"].to_numpy())
     parts = {name: select(manifest, getattr(split, name)) for name in ("train", "val", "test")}
     for name, mask in parts.items():
         if not mask.any() and (name != "val" or split.val):
@@ -280,7 +281,13 @@ def train_cnn(
         "format": RUN_FORMAT,
         "model": "cnn",
         "labels": list(EMOTIONS),
-        "input": {"name": "log_mel", "shape": list(feature_config.shape), "dtype": "float32"},
+        "input": {
+            "name": "log_mel",
+            "shape": list(feature_config.shape),
+            "dtype": "float32",
+            # True: the model expects log-mels standardised per speaker (ser_cnn/speaker.py)
+            "speaker_normalized": config.speaker_norm,
+        },
         "features": feature_config.to_dict(),
         "normalization": normalization,
         "split": split.to_dict(),

@@ -27,8 +27,8 @@ SPLIT = split(test_actors=[1, 2], val_actors=[3, 4])
 
 @pytest.fixture(scope="module")
 def members(tmp_path_factory):
-    """A tiny cache and four one-fold "--cv" folders: seeds 0 and 1, one refit on the validation
-    actors, and one split otherwise."""
+    """A tiny cache and five one-fold "--cv" folders: seeds 0 and 1, one refit on the validation
+    actors, one on speaker-normalised log-mels, and one split otherwise."""
     root = tmp_path_factory.mktemp("ensemble")
     make_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4, 5, 6))
     preprocess(root / "ravdess", root / "logmel", config=TINY, jobs=1, progress=False)
@@ -36,6 +36,7 @@ def members(tmp_path_factory):
         "seed0": (SPLIT, TrainConfig(epochs=2, seed=0, precision="float32")),
         "seed1": (SPLIT, TrainConfig(epochs=2, seed=1, precision="float32")),
         "refit": (SPLIT, TrainConfig(epochs=1, precision="float32", refit=True)),
+        "speaker": (SPLIT, TrainConfig(epochs=2, precision="float32", speaker_norm=True)),
         "other_split": (
             split(test_actors=[5, 6], val_actors=[3, 4]),
             TrainConfig(epochs=1, precision="float32"),
@@ -132,3 +133,14 @@ def test_a_refit_member_leaves_the_ensemble_without_validation_scores(members):
     assert summary["folds"]["1"]["validation"] is None
     assert "refit" in summary["protocol"]
     assert summary["members"][1]["training"]["refit"] is True
+
+
+def test_speaker_normalised_members_are_scored_on_speaker_normalised_log_mels(members):
+    summary = score_ensemble([members / "speaker"] * 2, members / "logmel")
+    alone = json.loads((members / "speaker" / "fold1" / "metrics.json").read_text())
+    assert summary["folds"]["1"]["confusion_matrix"] == alone["confusion_matrix"]
+    assert summary["folds"]["1"]["validation"]["accuracy"] == pytest.approx(
+        alone["validation"]["accuracy"]
+    )
+    with pytest.raises(DataError, match="speaker-normalised"):
+        score_ensemble([members / "seed0", members / "speaker"], members / "logmel")

@@ -17,7 +17,8 @@ from ser_cnn.baseline import DEFAULT_CLASSIC, load_pipeline, save_pipeline
 from ser_cnn.data import EMOTIONS, split
 from ser_cnn.features import FeatureConfig
 from ser_cnn.preprocess import load_cache, preprocess
-from ser_cnn.train import TrainConfig, band_statistics, select, train_cnn, train_mlp
+from ser_cnn.speaker import band_statistics, normalize_by_speaker
+from ser_cnn.train import TrainConfig, select, train_cnn, train_mlp
 from tests.conftest import REPO, make_ravdess_tree
 
 pytestmark = pytest.mark.slow
@@ -328,3 +329,69 @@ def test_refit_runs_get_their_own_default_folder(caches, tmp_path):
     run = tmp_path / "checkpoints" / "cnn_refit_test1-2_seed0"
     assert json.loads((run / "config.json").read_text())["training"]["refit"] is True
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [run.name]
+
+
+def test_speaker_normalised_run_from_training_to_inference(caches, tmp_path):
+    from ser_cnn.errors import ParameterError
+    from ser_cnn.inference import load_recognizer
+
+    args = ["--cache", str(caches / "logmel"), "--test-actors", "1,2", "--val-actors", "3,4"]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "train.py"),
+            *args,
+            "--speaker-norm",
+            "--epochs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "checkpoints" / "cnn_speaker_test1-2_seed0"  # its own default folder
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["input"]["speaker_normalized"] is True
+    assert saved["training"]["speaker_norm"] is True
+
+    # training and testing saw every actor standardised by that actor's own statistics
+    manifest, features, _ = load_cache(caches / "logmel")
+    x = normalize_by_speaker(features, manifest["actor"].to_numpy())
+    train = select(manifest, tuple(saved["split"]["train"]))
+    np.testing.assert_allclose(
+        saved["normalization"]["band_mean"], band_statistics(x[train])[0], atol=1e-5
+    )
+    model = keras.saving.load_model(run / "model.keras")
+    test = select(manifest, (1, 2))
+    predicted = model.predict(x[test], verbose=0).argmax(axis=1)
+    confusion = np.zeros((len(EMOTIONS), len(EMOTIONS)), dtype=int)
+    np.add.at(confusion, (manifest["emotion_code"].to_numpy()[test] - 1, predicted), 1)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["confusion_matrix"] == confusion.tolist()
+
+    # inference: the speaker's statistics come from their recordings, as in training
+    files = sorted((caches / "ravdess" / "Actor_01").glob("*.wav"))
+    rec = load_recognizer(run)
+    with pytest.raises(ParameterError, match="speaker-normalised"):
+        rec.predict(files[0])
+    assert rec.calibrate(files) == pytest.approx(len(files) * 1.8, rel=0.01)
+    got = [list(p.scores["cnn"].probabilities.values()) for p in rec.predict_many(files)]
+    expected = model.predict(x[select(manifest, (1,))], verbose=0)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+    infer = [sys.executable, str(REPO / "scripts" / "infer.py"), "--quiet", "--format", "json"]
+    alone = subprocess.run([*infer, "--run", str(run), *files], capture_output=True, text=True)
+    assert alone.returncode == 2 and "--speaker" in alone.stderr
+    together = subprocess.run(
+        [*infer, "--run", str(run), "--speaker", *files], capture_output=True, text=True
+    )
+    assert together.returncode == 0, together.stderr
+    assert "speaker statistics from 8 recording(s)" in together.stderr
+    records = json.loads(together.stdout)
+    np.testing.assert_allclose(
+        [list(r["cnn"]["probabilities"].values()) for r in records], expected, atol=1e-4
+    )
+    shipped = subprocess.run([*infer, "--speaker", files[0]], capture_output=True, text=True)
+    assert shipped.returncode == 2 and "not" in shipped.stderr
