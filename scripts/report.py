@@ -41,10 +41,15 @@ def headline() -> str:
     cnn = _load("cv_cnn.json")
     seed = cnn["training"]["seed"] if cnn else 0
     lines = []
-    # seed ensembles of the default training, then of the refit training (`--refit`)
+    # seed ensembles of the default training, of the refit training (`--refit`) and of the
+    # speaker-normalised refit training (`--speaker-norm --refit`)
     for name, model in (
         ("ensemble_cnn.json", "CNN"),
         ("ensemble_cnn_refit.json", "CNN refit (`--refit`: training + validation actors)"),
+        (
+            "ensemble_cnn_speaker_refit.json",
+            "CNN speaker-normalised, refit (`--speaker-norm --refit`)",
+        ),
     ):
         ensemble = _load(name)
         if ensemble is None:
@@ -127,6 +132,8 @@ def describe(training: dict) -> str:
         parts.append("utterance normalisation")
     if not training.get("class_weights", True):
         parts.append("no class weights")
+    if training.get("speaker_norm"):
+        parts.append("**speaker-normalised** (each actor by their own band statistics)")
     if training.get("refit"):
         parts.append("**refit** on training + validation actors, last epoch")
     if training.get("ema"):
