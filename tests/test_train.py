@@ -381,6 +381,24 @@ def test_speaker_normalised_run_from_training_to_inference(caches, tmp_path):
     expected = model.predict(x[select(manifest, (1,))], verbose=0)
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
+    # a long recording: its windows' statistics, as if each window were a clip of its own
+    import soundfile as sf
+
+    from tests.conftest import voice
+
+    long = np.concatenate(
+        [voice(seconds=1.0, pad=0.0, f0=f, seed=i) for i, f in enumerate((120, 240, 180, 300, 150))]
+    )
+    sf.write(tmp_path / "long.wav", long, 16_000)
+    pieces = []
+    for i in range(5):
+        pieces.append(tmp_path / f"piece{i}.wav")
+        sf.write(pieces[-1], long[i * 16_000 : (i + 1) * 16_000], 16_000)
+    assert rec.calibrate([tmp_path / "long.wav"], window=1.0, hop=1.0) == pytest.approx(5.0)
+    from_long = rec.speaker
+    assert rec.calibrate(pieces) == pytest.approx(5.0)
+    np.testing.assert_allclose(from_long, rec.speaker, rtol=1e-6)
+
     infer = [sys.executable, str(REPO / "scripts" / "infer.py"), "--quiet", "--format", "json"]
     alone = subprocess.run([*infer, "--run", str(run), *files], capture_output=True, text=True)
     assert alone.returncode == 2 and "--speaker" in alone.stderr
