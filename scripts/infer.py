@@ -3,7 +3,8 @@
     python scripts/infer.py file.wav [more files or folders]
     python scripts/infer.py --all --format json recordings/
     python scripts/infer.py --window 3 --hop 1 long_interview.flac
-    python scripts/infer.py --run checkpoints/cnn_speaker_fold1_seed0 --speaker one_speaker/
+    python scripts/infer.py --run checkpoints/cnn_speaker_refit_fold1_seed0 --speaker one_speaker/
+    python scripts/infer.py --run run_seed0 --run run_seed1 --run run_seed2 file.wav
 
 Exit status: 0 when every file was analysed, 1 when some could not be, 2 for a usage error.
 """
@@ -29,7 +30,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")
-    p.add_argument("--run", default=None, help="run folder (default: the shipped model)")
+    p.add_argument(
+        "--run",
+        action="append",
+        default=None,
+        help="run folder (default: the shipped model); give it several times for an ensemble, "
+        "whose probabilities are the mean of its members'",
+    )
     p.add_argument("--model", choices=tuple(MODEL_CHOICES), default="both", help="(both)")
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--top-k", type=int, default=1, help="emotions shown per model (1)")

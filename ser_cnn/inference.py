@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,39 +120,68 @@ class Prediction:
 
 
 class Recognizer:
-    """Loaded models of one run folder.
+    """Loaded models of one run folder, or an ensemble of several.
 
     Parameters
     ----------
-    run_dir : path, optional
+    run_dir : path or sequence of paths, optional
         A folder with ``cnn/`` and/or ``mlp/`` run folders, or one model's run folder.
-        Default: the shipped model (``checkpoints/ravdess_fold1``).
+        Default: the shipped model (``checkpoints/ravdess_fold1``). Several folders make an
+        ensemble: each model's probabilities are the mean of its members' (e.g. the CNNs of
+        three seeds), which must share labels and feature settings.
     models : sequence of {'cnn', 'mlp'}
-        Which models to load (default both; those the folder lacks are skipped).
+        Which models to load (default both; those the folders lack are skipped).
     """
 
-    def __init__(self, run_dir: str | os.PathLike | None = None, *, models: Iterable[str] = MODELS):
-        run_dir = Path(run_dir) if run_dir is not None else DEFAULT_RUN
+    def __init__(
+        self,
+        run_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+        *,
+        models: Iterable[str] = MODELS,
+    ):
+        if run_dir is None:
+            run_dirs = [DEFAULT_RUN]
+        elif isinstance(run_dir, (str, os.PathLike)):
+            run_dirs = [Path(run_dir)]
+        else:
+            run_dirs = [Path(d) for d in run_dir]
+        if not run_dirs:
+            raise ParameterError("run_dir: expected a run folder, or a sequence of them")
         wanted = tuple(models)
         bad = set(wanted) - set(MODELS)
         if bad or not wanted:
             raise ParameterError(f"models must be chosen from {MODELS}, got {wanted}")
-        folders = _model_folders(run_dir)
-        missing = [m for m in wanted if m not in folders]
-        if len(missing) == len(wanted):
-            raise DataError(
-                f"{run_dir}: no {' or '.join(wanted)} model here; expected a run folder of "
-                "scripts/train.py (config.json with saved_model/ or model.joblib)"
-            )
-        self.run_dir = run_dir
-        self.configs = {
-            m: json.loads((folders[m] / "config.json").read_text()) for m in wanted if m in folders
-        }
+        members: dict[str, list[Path]] = {m: [] for m in wanted}
+        for d in run_dirs:
+            folders = _model_folders(d)
+            if not any(m in folders for m in wanted):
+                raise DataError(
+                    f"{d}: no {' or '.join(wanted)} model here; expected a run folder of "
+                    "scripts/train.py (config.json with saved_model/ or model.joblib)"
+                )
+            for m in wanted:
+                if m in folders:
+                    members[m].append(folders[m])
+        members = {m: found for m, found in members.items() if found}
+        self.run_dir = run_dirs[0] if len(run_dirs) == 1 else tuple(run_dirs)
+        self.members = members  # the run folder of every loaded model, per kind
+        self.configs = {}
+        for m, found in members.items():
+            configs = [json.loads((f / "config.json").read_text()) for f in found]
+            for f, c in zip(found[1:], configs[1:], strict=True):
+                for key, value in _interface(c).items():
+                    if value != _interface(configs[0])[key]:
+                        raise DataError(
+                            f"{f} and {found[0]} differ in their {key}: "
+                            "only models with the same inputs and outputs can be averaged"
+                        )
+            self.configs[m] = configs[0]
         labels = {tuple(c["labels"]) for c in self.configs.values()}
         if len(labels) != 1:
             raise DataError(f"{run_dir}: the models disagree on the emotion labels: {labels}")
         self.labels: tuple[str, ...] = labels.pop()
-        self._cnn = self._mlp = None
+        self._cnn: list = []
+        self._mlp: list = []
         # A CNN trained on speaker-normalised log-mels (train.py --speaker-norm) needs the
         # speaker's band statistics, from :meth:`calibrate`, before it can score anything.
         self.speaker_normalized = bool(
@@ -163,21 +192,21 @@ class Recognizer:
             import tensorflow as tf  # the SavedModel needs TensorFlow only, not Keras
 
             self.feature_config = FeatureConfig.from_dict(self.configs["cnn"]["features"])
-            self._cnn = tf.saved_model.load(str(folders["cnn"] / "saved_model"))
+            self._cnn = [tf.saved_model.load(str(f / "saved_model")) for f in members["cnn"]]
         if "mlp" in self.configs:
             self.classic_config = ClassicConfig.from_dict(self.configs["mlp"]["features"])
-            self._mlp = load_pipeline(folders["mlp"] / "model.joblib")
+            self._mlp = [load_pipeline(f / "model.joblib") for f in members["mlp"]]
         rates = {c.sample_rate for c in (self._configs_loaded())}
         if len(rates) != 1:
             raise DataError(f"{run_dir}: the models expect different sample rates {rates}")
         # The MLP summarises a clip of any length; without the CNN, its windows are 3 s too.
-        self.window = float(self.feature_config.duration if self._cnn is not None else 3.0)
+        self.window = float(self.feature_config.duration if self._cnn else 3.0)
 
     def _configs_loaded(self) -> list:
         loaded = []
-        if self._cnn is not None:
+        if self._cnn:
             loaded.append(self.feature_config)
-        if self._mlp is not None:
+        if self._mlp:
             loaded.append(self.classic_config)
         return loaded
 
@@ -239,7 +268,7 @@ class Recognizer:
         return seconds
 
     def _check_speaker(self) -> None:
-        if self._cnn is not None and self.speaker_normalized and self.speaker is None:
+        if self._cnn and self.speaker_normalized and self.speaker is None:
             raise ParameterError(
                 f"{self.run_dir}: this CNN was trained on speaker-normalised log-mels; give it "
                 "recordings of the speaker first (Recognizer.calibrate, or infer.py --speaker)"
@@ -359,23 +388,24 @@ class Recognizer:
     def _features(self, y: np.ndarray) -> dict[str, np.ndarray]:
         """Each loaded model's input for one 16 kHz clip of any length."""
         out = {}
-        if self._cnn is not None:
+        if self._cnn:
             out["cnn"] = self._log_mel(y)
-        if self._mlp is not None:
+        if self._mlp:
             out["mlp"] = classic_from_samples(y, self.classic_config)
         return out
 
     def _score_features(self, features: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """Probabilities (n, n_labels) of each loaded model, one batched call per model."""
         out = {}
-        if self._cnn is not None:
+        if self._cnn:
             x = np.stack([f["cnn"] for f in features])
             if self.speaker_normalized:
                 self._check_speaker()
                 x = normalize(x, *self.speaker)
-            out["cnn"] = np.asarray(self._cnn.serve(x))
-        if self._mlp is not None:
-            out["mlp"] = self._mlp.predict_proba(np.stack([f["mlp"] for f in features]))
+            out["cnn"] = np.mean([np.asarray(model.serve(x)) for model in self._cnn], axis=0)
+        if self._mlp:
+            x = np.stack([f["mlp"] for f in features])
+            out["mlp"] = np.mean([model.predict_proba(x) for model in self._mlp], axis=0)
         return out
 
     def _score(self, clips: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -465,9 +495,13 @@ class Recognizer:
 
 
 def load_recognizer(
-    run_dir: str | os.PathLike | None = None, *, models: Iterable[str] = MODELS
+    run_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    *,
+    models: Iterable[str] = MODELS,
 ) -> Recognizer:
-    """Load the shipped model (default) or a run folder. See :class:`Recognizer`."""
+    """Load the shipped model (default), a run folder, or an ensemble of run folders.
+
+    See :class:`Recognizer`."""
     return Recognizer(run_dir, models=models)
 
 
@@ -489,6 +523,15 @@ def find_inputs(
             yield str(path), None, "no such file or folder"
         else:
             yield str(path), path, None
+
+
+def _interface(config: dict) -> dict:
+    """What a model takes and gives, from its config.json: members of an ensemble must agree."""
+    return {
+        "labels": config["labels"],
+        "feature settings": config["features"],
+        "speaker normalisation": config.get("input", {}).get("speaker_normalized", False),
+    }
 
 
 def _model_folders(run_dir: Path) -> dict[str, Path]:

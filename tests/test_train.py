@@ -413,3 +413,40 @@ def test_speaker_normalised_run_from_training_to_inference(caches, tmp_path):
     )
     shipped = subprocess.run([*infer, "--speaker", files[0]], capture_output=True, text=True)
     assert shipped.returncode == 2 and "not" in shipped.stderr
+
+
+def test_an_ensemble_of_run_folders_averages_their_probabilities(caches, tmp_path):
+    from ser_cnn.errors import DataError
+    from ser_cnn.inference import load_recognizer
+
+    def train(name, **changes):
+        config = TrainConfig(epochs=1, precision="float32", **changes)
+        return train_cnn(caches / "logmel", tmp_path / name, TINY_SPLIT, config, verbose=0).run_dir
+
+    runs = [train("seed0", seed=0), train("seed1", seed=1)]
+    files = sorted((caches / "ravdess" / "Actor_01").glob("*.wav"))
+
+    def probabilities(rec):
+        return np.array(
+            [list(p.scores["cnn"].probabilities.values()) for p in rec.predict_many(files)]
+        )
+
+    alone = [probabilities(load_recognizer(r)) for r in runs]
+    assert not np.allclose(alone[0], alone[1], atol=1e-3)  # two different members
+    together = load_recognizer(runs)
+    assert together.members["cnn"] == runs
+    np.testing.assert_allclose(probabilities(together), np.mean(alone, axis=0), atol=1e-6)
+
+    infer = [sys.executable, str(REPO / "scripts" / "infer.py"), "--quiet", "--format", "json"]
+    result = subprocess.run(
+        [*infer, "--run", str(runs[0]), "--run", str(runs[1]), *files],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    cli = [list(r["cnn"]["probabilities"].values()) for r in json.loads(result.stdout)]
+    np.testing.assert_allclose(cli, np.mean(alone, axis=0), atol=1e-5)
+
+    # members must take the same input: plain and speaker-normalised log-mels do not mix
+    with pytest.raises(DataError, match="speaker normalisation"):
+        load_recognizer([runs[0], train("speaker", speaker_norm=True)])
