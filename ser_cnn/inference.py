@@ -239,7 +239,7 @@ class Recognizer:
         Returns
         -------
         float
-            Seconds of audio the statistics were taken from.
+            Total duration of the recordings, in seconds.
         """
         if not self.speaker_normalized:
             raise ParameterError(
@@ -250,18 +250,17 @@ class Recognizer:
         acc, seconds = BandAccumulator(), 0.0
         for source in sources:
             info = audio_info(source)
-            if info.frames / info.samplerate > LONG_FACTOR * window:
+            duration = info.frames / info.samplerate
+            if duration > LONG_FACTOR * window:
                 blocks = stream_audio(
                     source, block_seconds=BLOCK_SECONDS, target_sr=self.sample_rate
                 )
                 for _, w in self._windows(blocks, window, hop):
                     if np.max(np.abs(w)) >= SILENCE_PEAK:
                         acc.add(self._log_mel(w)[None])
-                        seconds += len(w) / self.sample_rate
             else:
-                y = load_audio(source, target_sr=self.sample_rate)
-                acc.add(self._log_mel(y)[None])
-                seconds += len(y) / self.sample_rate
+                acc.add(self._log_mel(load_audio(source, target_sr=self.sample_rate))[None])
+            seconds += duration
         if acc.count == 0:
             raise ParameterError("calibrate() needs at least one recording of the speaker")
         self.speaker = acc.statistics()
