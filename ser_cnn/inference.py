@@ -168,13 +168,14 @@ class Recognizer:
         self.configs = {}
         for m, found in members.items():
             configs = [json.loads((f / "config.json").read_text()) for f in found]
+            expected = _interface(configs[0])
             for f, c in zip(found[1:], configs[1:], strict=True):
-                for key, value in _interface(c).items():
-                    if value != _interface(configs[0])[key]:
-                        raise DataError(
-                            f"{f} and {found[0]} differ in their {key}: "
-                            "only models with the same inputs and outputs can be averaged"
-                        )
+                differ = [key for key, value in _interface(c).items() if value != expected[key]]
+                if differ:
+                    raise DataError(
+                        f"{f} and {found[0]} differ in their {differ[0]}: "
+                        "only models with the same inputs and outputs can be averaged"
+                    )
             self.configs[m] = configs[0]
         labels = {tuple(c["labels"]) for c in self.configs.values()}
         if len(labels) != 1:
@@ -184,9 +185,7 @@ class Recognizer:
         self._mlp: list = []
         # A CNN trained on speaker-normalised log-mels (train.py --speaker-norm) needs the
         # speaker's band statistics, from :meth:`calibrate`, before it can score anything.
-        self.speaker_normalized = bool(
-            self.configs.get("cnn", {}).get("input", {}).get("speaker_normalized", False)
-        )
+        self.speaker_normalized = "cnn" in self.configs and _speaker_normalized(self.configs["cnn"])
         self.speaker: tuple[np.ndarray, np.ndarray] | None = None
         if "cnn" in self.configs:
             import tensorflow as tf  # the SavedModel needs TensorFlow only, not Keras
@@ -251,12 +250,12 @@ class Recognizer:
         for source in sources:
             info = audio_info(source)
             duration = info.frames / info.samplerate
-            if duration > LONG_FACTOR * window:
+            if _is_long(duration, window):
                 blocks = stream_audio(
                     source, block_seconds=BLOCK_SECONDS, target_sr=self.sample_rate
                 )
                 for _, w in self._windows(blocks, window, hop):
-                    if np.max(np.abs(w)) >= SILENCE_PEAK:
+                    if _voiced(w):
                         acc.add(self._log_mel(w)[None])
             else:
                 acc.add(self._log_mel(load_audio(source, target_sr=self.sample_rate))[None])
@@ -295,7 +294,7 @@ class Recognizer:
         if isinstance(source, np.ndarray):
             y = load_audio(source, sr=sr, target_sr=self.sample_rate)
             duration = len(y) / self.sample_rate
-            if duration <= LONG_FACTOR * window:
+            if not _is_long(duration, window):
                 return self._predict_clips([y], ["audio array"])[0]
             return self._predict_long(iter([y]), "audio array", window, hop)
         if sr is not None:
@@ -339,7 +338,7 @@ class Recognizer:
         def prepare(path):
             try:
                 info = audio_info(path)
-                if info.frames / info.samplerate > LONG_FACTOR * window:
+                if _is_long(info.frames / info.samplerate, window):
                     return "long", None
                 y = load_audio(path, target_sr=self.sample_rate)
                 return "clip", (len(y) / self.sample_rate, self._features(y))
@@ -441,7 +440,7 @@ class Recognizer:
                 yield block
 
         def score_pending():
-            voiced = [(t, w) for t, w in pending if np.max(np.abs(w)) >= SILENCE_PEAK]
+            voiced = [(t, w) for t, w in pending if _voiced(w)]
             probs = self._score([w for _, w in voiced]) if voiced else {}
             scored = {
                 t: {m: Scores.from_vector(p[i], self.labels) for m, p in probs.items()}
@@ -524,13 +523,28 @@ def find_inputs(
             yield str(path), path, None
 
 
+def _is_long(duration: float, window: float) -> bool:
+    """Whether a recording of ``duration`` s is cut into windows rather than analysed whole."""
+    return duration > LONG_FACTOR * window
+
+
+def _voiced(samples: np.ndarray) -> bool:
+    """False for a window of digital silence, which is neither scored nor calibrated on."""
+    return bool(np.max(np.abs(samples)) >= SILENCE_PEAK)
+
+
 def _interface(config: dict) -> dict:
     """What a model takes and gives, from its config.json: members of an ensemble must agree."""
     return {
         "labels": config["labels"],
         "feature settings": config["features"],
-        "speaker normalisation": config.get("input", {}).get("speaker_normalized", False),
+        "speaker normalisation": _speaker_normalized(config),
     }
+
+
+def _speaker_normalized(config: dict) -> bool:
+    """Whether a CNN's config.json says it takes speaker-normalised log-mels (older runs: no)."""
+    return bool(config.get("input", {}).get("speaker_normalized", False))
 
 
 def _model_folders(run_dir: Path) -> dict[str, Path]:
