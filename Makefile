@@ -31,7 +31,7 @@ format: install
 	$(BIN)/ruff format .
 
 benchmark: install
-	$(BIN)/python scripts/benchmark.py preprocess
+	$(BIN)/python tools/benchmark.py preprocess
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -12,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ser_cnn.data import DEFAULT_DATA_DIR
 from ser_cnn.download import EXPECTED_CLIPS, ZENODO_URL, ZIP_NAME, download, extract
 from ser_cnn.errors import SerError
+from ser_cnn.ravdess import DEFAULT_DATA_DIR
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,8 +4,8 @@ Importing the package is cheap: TensorFlow is imported only by the modules that 
 (training and inference), never here.
 """
 
-from ser_cnn.data import EMOTIONS
 from ser_cnn.errors import AudioError, DataError, NameFormatError, ParameterError, SerError
+from ser_cnn.ravdess import EMOTIONS
 
 __version__ = "0.1.0"
 

@@ -23,6 +23,11 @@ SAMPLE_RATE = 16_000  # Hz: speech carries its emotion cues well below 8 kHz (th
 MIN_DURATION = 0.1  # s: shorter than one syllable, nothing to analyse
 SILENCE_PEAK = 1e-6  # full scale = 1.0; -120 dBFS, below the quantisation step of 16-bit audio
 MAX_CHANNELS = 64  # an array with more "channels" than this has its axes the wrong way round
+# Long recordings: one rule for all of ser_cnn (prediction, speaker calibration)
+LONG_FACTOR = 2.0  # recordings up to this many windows long are analysed as one clip
+HOP_FRACTION = 0.5  # default hop between windows of a long recording: half a window
+MIN_TAIL = 1.0  # s: a last window shorter than this is dropped (too little to judge)
+BLOCK_SECONDS = 60.0  # long files are read in blocks of this much audio (bounded memory)
 
 # Suffixes that ser_cnn looks for when it scans folders. Anything libsndfile reads can still be
 # passed by name; these are the ones worth finding by themselves.
@@ -168,6 +173,62 @@ def stream_audio(
         tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
         if tail.size:
             yield tail
+
+
+def is_long(duration: float, window: float) -> bool:
+    """Whether a recording of ``duration`` s is cut into windows rather than analysed whole."""
+    return duration > LONG_FACTOR * window
+
+
+def is_voiced(samples: np.ndarray) -> bool:
+    """False for a window of digital silence, which is neither scored nor calibrated on."""
+    return bool(np.max(np.abs(samples)) >= SILENCE_PEAK)
+
+
+def check_window_hop(window: float, hop: float | None = None) -> tuple[float, float]:
+    """``(window, hop)`` in seconds, hop defaulting to half the window; refuses bad values."""
+    window = float(window)
+    hop = window * HOP_FRACTION if hop is None else float(hop)
+    if not window > 0 or not hop > 0:
+        raise ParameterError(f"window and hop must be positive seconds, got {window}, {hop}")
+    if hop > window:
+        raise ParameterError(f"hop ({hop} s) must not exceed the window ({window} s)")
+    return window, hop
+
+
+def windows(
+    blocks: Iterator[np.ndarray], sr: int, *, window: float, hop: float
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Cut a recording, read as consecutive blocks, into windows.
+
+    Parameters
+    ----------
+    blocks : iterator of np.ndarray, shape (n,)
+        The recording's samples at ``sr``, in order (e.g. from :func:`stream_audio`).
+    sr : int
+        Sample rate in Hz.
+    window, hop : float
+        Window length and the step between window starts, in seconds.
+
+    Yields
+    ------
+    (int, np.ndarray)
+        Start sample and samples of windows at 0, hop, 2·hop, ..., and a last, shorter one
+        for the audio they leave over, if it is at least ``MIN_TAIL`` seconds long.
+    """
+    n_win, n_hop = round(window * sr), round(hop * sr)
+    buffer = np.zeros(0, dtype=np.float32)  # the recording from sample `offset` on
+    offset = total = 0
+    last_end = 0  # end (in samples) of the last window taken
+    for block in blocks:
+        total += len(block)
+        buffer = np.concatenate([buffer, block])
+        while len(buffer) >= n_win:
+            yield offset, buffer[:n_win].copy()
+            last_end = offset + n_win
+            buffer, offset = buffer[n_hop:], offset + n_hop
+    if total - last_end > 0 and len(buffer) >= MIN_TAIL * sr:
+        yield offset, buffer.copy()
 
 
 def _check_path(path: Path) -> None:

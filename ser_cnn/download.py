@@ -11,8 +11,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from ser_cnn.data import DEFAULT_DATA_DIR, SUFFIXES, parse_name
 from ser_cnn.errors import DataError, NameFormatError
+from ser_cnn.ravdess import DEFAULT_DATA_DIR, SUFFIXES, parse_name
 
 ZENODO_URL = "https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip?download=1"
 ZIP_NAME = "Audio_Speech_Actors_01-24.zip"

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ser_cnn.audio import SAMPLE_RATE, audio_info, load_audio
-from ser_cnn.data import scan
+from ser_cnn.ravdess import scan
 
 
 def dataset_table(root: str | os.PathLike) -> pd.DataFrame:

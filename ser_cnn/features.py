@@ -119,7 +119,18 @@ def log_mel(
     np.ndarray, shape (config.n_mels, config.n_frames), float32
         Power in dB re full scale, floored at ``config.top_db`` below the clip's maximum.
     """
-    y = load_audio(source, sr=sr, target_sr=config.sample_rate)
+    return clip_log_mel(load_audio(source, sr=sr, target_sr=config.sample_rate), config)
+
+
+def clip_log_mel(y: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """:func:`log_mel` of samples already at ``config.sample_rate``: trim, fit, log-mel.
+
+    The one composition of the CNN's input, shared by preprocessing and inference.
+
+    Returns
+    -------
+    np.ndarray, shape (config.n_mels, config.n_frames), float32
+    """
     return log_mel_from_samples(
         fit_length(trim_silence(y, config=config), config.n_samples), config
     )

@@ -12,7 +12,6 @@ the run folder, so inference cannot drift from training. Training code is not im
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,24 +22,31 @@ import numpy as np
 
 from ser_cnn.audio import (
     AUDIO_SUFFIXES,
-    SILENCE_PEAK,
+    BLOCK_SECONDS,
     AudioSource,
     audio_info,
+    check_window_hop,
+    is_long,
+    is_voiced,
     load_audio,
     stream_audio,
+    windows,
 )
-from ser_cnn.baseline import ClassicConfig, classic_from_samples, load_pipeline
+from ser_cnn.classic import classic_from_samples
 from ser_cnn.errors import AudioError, DataError, ParameterError
-from ser_cnn.features import FeatureConfig, fit_length, log_mel_from_samples, trim_silence
+from ser_cnn.features import clip_log_mel
+from ser_cnn.run import (
+    MODEL_FILES,
+    MODELS,
+    check_compatible,
+    load_pipeline,
+    load_run,
+    model_folders,
+)
 from ser_cnn.speaker import BandAccumulator, normalize
 
 DEFAULT_RUN = Path(__file__).resolve().parents[1] / "checkpoints" / "ravdess_fold1"
-MODELS = ("cnn", "mlp")
-HOP_FRACTION = 0.5  # default hop between windows of a long recording: half a window
-LONG_FACTOR = 2.0  # recordings up to this many windows long are analysed as one clip
-BLOCK_SECONDS = 60.0  # long files are read in blocks of this much audio (bounded memory)
 WINDOW_BATCH = 32  # windows per model call
-MIN_TAIL = 1.0  # s: a last window shorter than this is dropped (too little to judge)
 
 
 @dataclass(frozen=True)
@@ -153,11 +159,11 @@ class Recognizer:
             raise ParameterError(f"models must be chosen from {MODELS}, got {wanted}")
         members: dict[str, list[Path]] = {m: [] for m in wanted}
         for d in run_dirs:
-            folders = _model_folders(d)
+            folders = model_folders(d)
             if not any(m in folders for m in wanted):
                 raise DataError(
                     f"{d}: no {' or '.join(wanted)} model here; expected a run folder of "
-                    "scripts/train.py (config.json with saved_model/ or model.joblib)"
+                    "scripts/train.py (config.json with saved_model/ or model.skops)"
                 )
             for m in wanted:
                 if m in folders:
@@ -165,19 +171,12 @@ class Recognizer:
         members = {m: found for m, found in members.items() if found}
         self.run_dir = run_dirs[0] if len(run_dirs) == 1 else tuple(run_dirs)
         self.members = members  # the run folder of every loaded model, per kind
-        self.configs = {}
+        self.runs = {}  # the first member's Run, per kind: they all share its interface
         for m, found in members.items():
-            configs = [json.loads((f / "config.json").read_text()) for f in found]
-            expected = _interface(configs[0])
-            for f, c in zip(found[1:], configs[1:], strict=True):
-                differ = [key for key, value in _interface(c).items() if value != expected[key]]
-                if differ:
-                    raise DataError(
-                        f"{f} and {found[0]} differ in their {differ[0]}: "
-                        "only models with the same inputs and outputs can be averaged"
-                    )
-            self.configs[m] = configs[0]
-        labels = {tuple(c["labels"]) for c in self.configs.values()}
+            runs = {str(f): load_run(f) for f in found}
+            check_compatible(runs)
+            self.runs[m] = next(iter(runs.values()))
+        labels = {run.labels for run in self.runs.values()}
         if len(labels) != 1:
             raise DataError(f"{run_dir}: the models disagree on the emotion labels: {labels}")
         self.labels: tuple[str, ...] = labels.pop()
@@ -185,16 +184,16 @@ class Recognizer:
         self._mlp: list = []
         # A CNN trained on speaker-normalised log-mels (train.py --speaker-norm) needs the
         # speaker's band statistics, from :meth:`calibrate`, before it can score anything.
-        self.speaker_normalized = "cnn" in self.configs and _speaker_normalized(self.configs["cnn"])
+        self.speaker_normalized = "cnn" in self.runs and self.runs["cnn"].speaker_normalized
         self.speaker: tuple[np.ndarray, np.ndarray] | None = None
-        if "cnn" in self.configs:
+        if "cnn" in self.runs:
             import tensorflow as tf  # the SavedModel needs TensorFlow only, not Keras
 
-            self.feature_config = FeatureConfig.from_dict(self.configs["cnn"]["features"])
-            self._cnn = [tf.saved_model.load(str(f / "saved_model")) for f in members["cnn"]]
-        if "mlp" in self.configs:
-            self.classic_config = ClassicConfig.from_dict(self.configs["mlp"]["features"])
-            self._mlp = [load_pipeline(f / "model.joblib") for f in members["mlp"]]
+            self.feature_config = self.runs["cnn"].features
+            self._cnn = [tf.saved_model.load(str(f / MODEL_FILES["cnn"])) for f in members["cnn"]]
+        if "mlp" in self.runs:
+            self.classic_config = self.runs["mlp"].features
+            self._mlp = [load_pipeline(f / MODEL_FILES["mlp"]) for f in members["mlp"]]
         rates = {c.sample_rate for c in (self._configs_loaded())}
         if len(rates) != 1:
             raise DataError(f"{run_dir}: the models expect different sample rates {rates}")
@@ -211,7 +210,7 @@ class Recognizer:
 
     @property
     def models(self) -> tuple[str, ...]:
-        return tuple(self.configs)
+        return tuple(self.runs)
 
     @property
     def sample_rate(self) -> int:
@@ -250,12 +249,12 @@ class Recognizer:
         for source in sources:
             info = audio_info(source)
             duration = info.frames / info.samplerate
-            if _is_long(duration, window):
+            if is_long(duration, window):
                 blocks = stream_audio(
                     source, block_seconds=BLOCK_SECONDS, target_sr=self.sample_rate
                 )
-                for _, w in self._windows(blocks, window, hop):
-                    if _voiced(w):
+                for _, w in windows(blocks, self.sample_rate, window=window, hop=hop):
+                    if is_voiced(w):
                         acc.add(self._log_mel(w)[None])
             else:
                 acc.add(self._log_mel(load_audio(source, target_sr=self.sample_rate))[None])
@@ -294,7 +293,7 @@ class Recognizer:
         if isinstance(source, np.ndarray):
             y = load_audio(source, sr=sr, target_sr=self.sample_rate)
             duration = len(y) / self.sample_rate
-            if not _is_long(duration, window):
+            if not is_long(duration, window):
                 return self._predict_clips([y], ["audio array"])[0]
             return self._predict_long(iter([y]), "audio array", window, hop)
         if sr is not None:
@@ -338,7 +337,7 @@ class Recognizer:
         def prepare(path):
             try:
                 info = audio_info(path)
-                if _is_long(info.frames / info.samplerate, window):
+                if is_long(info.frames / info.samplerate, window):
                     return "long", None
                 y = load_audio(path, target_sr=self.sample_rate)
                 return "clip", (len(y) / self.sample_rate, self._features(y))
@@ -370,18 +369,11 @@ class Recognizer:
     # -- internals -----------------------------------------------------------------------------
 
     def _window_hop(self, window: float | None, hop: float | None) -> tuple[float, float]:
-        window = self.window if window is None else float(window)
-        hop = window * HOP_FRACTION if hop is None else float(hop)
-        if not window > 0 or not hop > 0:
-            raise ParameterError(f"window and hop must be positive seconds, got {window}, {hop}")
-        if hop > window:
-            raise ParameterError(f"hop ({hop} s) must not exceed the window ({window} s)")
-        return window, hop
+        return check_window_hop(self.window if window is None else window, hop)
 
     def _log_mel(self, y: np.ndarray) -> np.ndarray:
         """The CNN's log-mel (n_mels, n_frames) of one 16 kHz clip, before any normalisation."""
-        c = self.feature_config
-        return log_mel_from_samples(fit_length(trim_silence(y, config=c), c.n_samples), c)
+        return clip_log_mel(y, self.feature_config)
 
     def _features(self, y: np.ndarray) -> dict[str, np.ndarray]:
         """Each loaded model's input for one 16 kHz clip of any length."""
@@ -440,7 +432,7 @@ class Recognizer:
                 yield block
 
         def score_pending():
-            voiced = [(t, w) for t, w in pending if _voiced(w)]
+            voiced = [(t, w) for t, w in pending if is_voiced(w)]
             probs = self._score([w for _, w in voiced]) if voiced else {}
             scored = {
                 t: {m: Scores.from_vector(p[i], self.labels) for m, p in probs.items()}
@@ -452,7 +444,7 @@ class Recognizer:
                 )
             pending.clear()
 
-        for start, w in self._windows(counted(blocks), window, hop):
+        for start, w in windows(counted(blocks), sr, window=window, hop=hop):
             pending.append((start, w))
             if len(pending) >= WINDOW_BATCH:
                 score_pending()
@@ -471,26 +463,6 @@ class Recognizer:
         }
         return Prediction(source=name, duration=total / sr, scores=scores, windows=windows)
 
-    def _windows(
-        self, blocks: Iterator[np.ndarray], window: float, hop: float
-    ) -> Iterator[tuple[int, np.ndarray]]:
-        """(start sample, samples) of windows at 0, hop, 2·hop, ... of a recording read in
-        blocks, and a last, shorter one for audio they leave over (if at least MIN_TAIL)."""
-        sr = self.sample_rate
-        n_win, n_hop = round(window * sr), round(hop * sr)
-        buffer = np.zeros(0, dtype=np.float32)  # the recording from sample `offset` on
-        offset = total = 0
-        last_end = 0  # end (in samples) of the last window taken
-        for block in blocks:
-            total += len(block)
-            buffer = np.concatenate([buffer, block])
-            while len(buffer) >= n_win:
-                yield offset, buffer[:n_win].copy()
-                last_end = offset + n_win
-                buffer, offset = buffer[n_hop:], offset + n_hop
-        if total - last_end > 0 and len(buffer) >= MIN_TAIL * sr:
-            yield offset, buffer.copy()
-
 
 def load_recognizer(
     run_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
@@ -507,7 +479,7 @@ def find_inputs(
     paths: Iterable[str | os.PathLike],
 ) -> Iterator[tuple[str, Path | None, str | None]]:
     """Expand files and folders into ``(name, path, error)``: folders are searched for audio."""
-    from ser_cnn.data import find_audio
+    from ser_cnn.ravdess import find_audio
 
     for p in paths:
         path = Path(p)
@@ -521,43 +493,3 @@ def find_inputs(
             yield str(path), None, "no such file or folder"
         else:
             yield str(path), path, None
-
-
-def _is_long(duration: float, window: float) -> bool:
-    """Whether a recording of ``duration`` s is cut into windows rather than analysed whole."""
-    return duration > LONG_FACTOR * window
-
-
-def _voiced(samples: np.ndarray) -> bool:
-    """False for a window of digital silence, which is neither scored nor calibrated on."""
-    return bool(np.max(np.abs(samples)) >= SILENCE_PEAK)
-
-
-def _interface(config: dict) -> dict:
-    """What a model takes and gives, from its config.json: members of an ensemble must agree."""
-    return {
-        "labels": config["labels"],
-        "feature settings": config["features"],
-        "speaker normalisation": _speaker_normalized(config),
-    }
-
-
-def _speaker_normalized(config: dict) -> bool:
-    """Whether a CNN's config.json says it takes speaker-normalised log-mels (older runs: no)."""
-    return bool(config.get("input", {}).get("speaker_normalized", False))
-
-
-def _model_folders(run_dir: Path) -> dict[str, Path]:
-    if not run_dir.is_dir():
-        raise DataError(
-            f"{run_dir}: no such run folder; train one with `python scripts/train.py` "
-            "or leave out --run to use the shipped model"
-        )
-    folders = {}
-    if (run_dir / "config.json").exists():  # one model's run folder
-        model = json.loads((run_dir / "config.json").read_text()).get("model")
-        folders[model] = run_dir
-    for m in MODELS:
-        if (run_dir / m / "config.json").exists():
-            folders[m] = run_dir / m
-    return folders

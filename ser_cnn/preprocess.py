@@ -27,9 +27,9 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from ser_cnn.audio import audio_info
-from ser_cnn.data import Clip, resolve_data_dir, scan
 from ser_cnn.errors import DataError, SerError
 from ser_cnn.features import DEFAULT_CONFIG, FeatureConfig
+from ser_cnn.ravdess import Clip, resolve_data_dir, scan
 from ser_cnn.versions import library_versions
 
 DEFAULT_OUT_DIR = Path("data/processed")
@@ -197,7 +197,7 @@ def config_from_settings(settings: dict):
     if kind == "logmel":
         return FeatureConfig.from_dict(settings["features"])
     if kind == "classic":
-        from ser_cnn.baseline import ClassicConfig
+        from ser_cnn.classic import ClassicConfig
 
         return ClassicConfig.from_dict(settings["features"])
     raise DataError(f"unknown feature kind {kind!r}; expected 'logmel' or 'classic'")

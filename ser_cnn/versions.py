@@ -17,7 +17,7 @@ PACKAGES = (
     "scikit-learn",
     "tensorflow",
     "keras",
-    "joblib",
+    "skops",
 )
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ser_cnn.features import FeatureConfig
-from ser_cnn.train import TrainConfig, make_dataset
+from ser_cnn.augment import make_dataset
+from ser_cnn.config import TrainConfig
 
 N_CLASSES = 8
 SMALL = FeatureConfig(n_mels=32, duration=1.0)  # 32 × 101

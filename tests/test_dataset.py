@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser_cnn.data import EMOTIONS
+from ser_cnn.ravdess import EMOTIONS
 from ser_cnn.features import log_mel
 from ser_cnn.preprocess import load_cache, preprocess
 from tests.conftest import WAV_SAMPLES

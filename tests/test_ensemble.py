@@ -1,4 +1,4 @@
-"""scripts/ensemble.py: averaged probabilities of cross-validation runs, and what it refuses."""
+"""tools/ensemble.py: averaged probabilities of cross-validation runs, and what it refuses."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ser_cnn.data import split
-from ser_cnn.ensemble import member_folds, score_ensemble
+from ser_cnn.ravdess import split
+from ser_cnn.cv import member_folds, score_ensemble
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.features import FeatureConfig
 from ser_cnn.metrics import evaluate
 from ser_cnn.preprocess import load_cache, preprocess
-from ser_cnn.train import TrainConfig, labels_of, select, train_cnn
+from ser_cnn.config import TrainConfig
+from ser_cnn.ravdess import labels_of, select
+from ser_cnn.train import train_cnn
 from tests.conftest import REPO, make_ravdess_tree
 
 pytestmark = pytest.mark.slow

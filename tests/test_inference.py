@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_cnn.data import EMOTIONS
+from ser_cnn.ravdess import EMOTIONS
 from ser_cnn.errors import AudioError, DataError, ParameterError
 from ser_cnn.inference import DEFAULT_RUN, load_recognizer
 from tests.conftest import REPO, voice

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from ser_cnn.baseline import DEFAULT_CLASSIC, load_pipeline, save_pipeline
-from ser_cnn.data import EMOTIONS, split
+from ser_cnn.ravdess import EMOTIONS, split
 from ser_cnn.features import FeatureConfig
 from ser_cnn.preprocess import load_cache, preprocess
 from ser_cnn.speaker import band_statistics, normalize_by_speaker

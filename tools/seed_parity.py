@@ -1,6 +1,6 @@
 """The speaker-leakage effect: the seed projects' MLP with random clip splits vs actor-wise folds.
 
-    python scripts/seed_parity.py [--cache data/processed_classic] [--seeds 5]
+    python tools/seed_parity.py [--cache data/processed_classic] [--seeds 5]
 
 For four emotions (calm, happy, fearful, disgust, as in the seed project that reports 73.05 %)
 and for all eight: the MLP baseline on random clip-level splits (75 % / 25 %, the same actors on
@@ -16,10 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ser_cnn.data import EMOTIONS, split
 from ser_cnn.metrics import SCORES, mean_std
+from ser_cnn.mlp import train_mlp
 from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR
-from ser_cnn.train import train_mlp
+from ser_cnn.ravdess import EMOTIONS, split
 from ser_cnn.versions import git_commit, library_versions
 
 FOUR = ("calm", "happy", "fearful", "disgust")

@@ -1,7 +1,7 @@
 """Benchmarks: wall times measured as a user sees them, written to results/ for the README.
 
-    python scripts/benchmark.py preprocess [--data-dir DIR]
-    python scripts/benchmark.py infer [--data-dir DIR]
+    python tools/benchmark.py preprocess [--data-dir DIR]
+    python tools/benchmark.py infer [--data-dir DIR]
 
 ``preprocess`` times scripts/preprocess.py on the full RAVDESS set into a fresh cache with one
 worker and with all cores, then the no-op re-run, each as a separate process (start-up included).
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ser_cnn.data import resolve_data_dir
+from ser_cnn.ravdess import resolve_data_dir
 from ser_cnn.versions import library_versions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,7 +107,7 @@ def _hour_long_file(path: Path, clips: list[Path], seconds: float = 3600.0) -> d
 
 
 def bench_infer(data_dir: Path, repeats: int) -> dict:
-    from ser_cnn.data import find_audio
+    from ser_cnn.ravdess import find_audio
 
     clips = find_audio(data_dir)
     if not clips:

@@ -11,8 +11,14 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ser_cnn.errors import DataError, NameFormatError, ParameterError
+
+if TYPE_CHECKING:  # pandas is imported by the callers that have a manifest
+    import pandas as pd
 
 # The eight emotions in RAVDESS code order (code 01 is "neutral"). Models output in this order.
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -187,13 +193,6 @@ class Split:
         if not self.train or not self.test:
             raise ParameterError("a split needs at least one training and one test actor")
 
-    def part_of(self, actor: int) -> str | None:
-        """'train', 'val', 'test', or None for an actor in no part."""
-        for name in ("train", "val", "test"):
-            if actor in getattr(self, name):
-                return name
-        return None
-
     def to_dict(self) -> dict:
         return {
             "fold": self.fold,
@@ -253,3 +252,17 @@ def split(
         val = tuple(val_actors)
     train = tuple(a for a in ACTORS if a not in test and a not in val)
     return Split(train=train, val=val, test=tuple(sorted(test)), fold=fold)
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifest helpers: rows of a preprocessed cache's manifest (one per clip)
+
+
+def select(manifest: pd.DataFrame, actors: tuple[int, ...]) -> np.ndarray:
+    """Boolean mask of the manifest rows whose actor is in ``actors``."""
+    return manifest["actor"].isin(actors).to_numpy()
+
+
+def labels_of(manifest: pd.DataFrame) -> np.ndarray:
+    """Class indices (0..7, in EMOTIONS order) of the manifest rows."""
+    return manifest["emotion_code"].to_numpy(dtype=np.int64) - 1

@@ -1,6 +1,6 @@
 """Ablation of the CNN's training choices: each variant changes one thing from plain training.
 
-    python scripts/ablation.py [--folds 1] [--epochs 50] [--cache data/processed]
+    python tools/ablation.py [--folds 1] [--epochs 50] [--cache data/processed]
 
 Plain training is the default configuration with every augmentation switched off, so each row
 shows what one choice gives on its own. Trains every variant on the given folds (validation
@@ -13,7 +13,6 @@ are in results/cv_cnn*.json (see the README).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -21,22 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_cnn.data import split
+from ser_cnn.config import PLAIN, TrainConfig, changes
 from ser_cnn.preprocess import DEFAULT_OUT_DIR
-from ser_cnn.train import TrainConfig, train_cnn
+from ser_cnn.ravdess import split
+from ser_cnn.run import load_metrics, load_run
+from ser_cnn.train import train_cnn
 from ser_cnn.versions import git_commit, library_versions
-
-# plain: the default training with no augmentation and no weight averaging
-PLAIN = dataclasses.replace(
-    TrainConfig(),
-    speed=0.0,
-    time_shift=0,
-    freq_masks=0,
-    time_masks=0,
-    mixup_alpha=0.0,
-    noise_db=0.0,
-    ema=0.0,
-)
 
 VARIANTS: dict[str, dict] = {
     "plain (no augmentation)": {},
@@ -46,9 +35,11 @@ VARIANTS: dict[str, dict] = {
     "+ mixup (α = 0.2)": {"mixup_alpha": 0.2},
     "+ weight averaging (EMA 0.99)": {"ema": 0.99},
     "+ noise (1 dB)": {"noise_db": 1.0},
-    "+ utterance normalisation": {"utterance_norm": True},
+    "+ utterance normalisation": {"architecture": {"utterance_norm": True}},
     "no class weights": {"class_weights": False},
-    "narrow CNN (16-32-64-128, 10 ms frames)": {"filters": (16, 32, 64, 128), "time_pool": 1},
+    "narrow CNN (16-32-64-128, 10 ms frames)": {
+        "architecture": {"filters": (16, 32, 64, 128), "time_pool": 1}
+    },
 }
 
 
@@ -72,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     results = json.loads(out.read_text())["variants"] if out.exists() else {}
     for name in names:
-        config = dataclasses.replace(PLAIN, epochs=args.epochs, **VARIANTS[name])
+        config = _variant(VARIANTS[name], epochs=args.epochs)
         per_fold = {}
         for k in folds:
             reused = _reuse(args.reuse, k, config)
@@ -108,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             "what": "each variant changes one training choice of plain training (no augmentation)",
             "folds": folds,
             "epochs": args.epochs,
-            "base": dataclasses.replace(PLAIN, epochs=args.epochs).to_dict(),
+            "base": PLAIN.replace(epochs=args.epochs).to_dict(),
             "variants": results,
             "versions": library_versions(),
             "git_commit": git_commit(),
@@ -118,32 +109,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _variant(change: dict, *, epochs: int) -> TrainConfig:
+    """PLAIN with one change (an architecture change merges into PLAIN's architecture)."""
+    d = PLAIN.to_dict() | {"epochs": epochs} | change
+    d["architecture"] = PLAIN.architecture.to_dict() | change.get("architecture", {})
+    return TrainConfig.from_dict(d)
+
+
 def _reuse(cv_dir: str | None, fold: int, config: TrainConfig) -> dict | None:
     """Scores of an existing run of this fold with exactly this configuration, if there is one."""
     if cv_dir is None:
         return None
-    run = Path(cv_dir) / f"fold{fold}"
-    if not (run / "config.json").exists():
+    path = Path(cv_dir) / f"fold{fold}"
+    if not (path / "config.json").exists():
         return None
-    saved = json.loads((run / "config.json").read_text())
-    # runs from before a setting existed used its plain value; precision is how, not what
-    wanted = {k: v for k, v in config.to_dict().items() if k != "precision"}
-    trained = {k: saved["training"].get(k, v) for k, v in wanted.items()}
-    if trained != wanted or saved["split"]["fold"] != fold:
+    run = load_run(path)
+    same = changes(run.training.to_dict()) == changes(config.to_dict())
+    same = same and (run.training.epochs, run.seed) == (config.epochs, config.seed)
+    if not same or run.split["fold"] != fold:
         return None
-    m = json.loads((run / "metrics.json").read_text())
+    m = load_metrics(path)
     return {
         "validation": m["validation"],
         "test": {s: m[s] for s in ("accuracy", "uar", "macro_f1")},
         "best_epoch": m["best_epoch"],
         "epochs_run": m["epochs_run"],
-        "seconds": saved["cost"]["seconds_total"],
-        "reused_from": str(run),
+        "seconds": run.cost["seconds_total"],
+        "reused_from": str(path),
     }
 
 
 def _jsonable(d: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+    return json.loads(json.dumps(d))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python scripts/train.py --cv                 # -> checkpoints/cv_cnn_seed0, results/cv_cnn.json
     python scripts/train.py --cv --seed 1 --summary results/cv_cnn_seed1.json
-    python scripts/ensemble.py checkpoints/cv_cnn_seed0 checkpoints/cv_cnn_seed1
+    python tools/ensemble.py checkpoints/cv_cnn_seed0 checkpoints/cv_cnn_seed1
 
 Every member must hold the same folds, split alike (the default validation actors do not depend
 on the seed), trained on the cache given with --cache.
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from ser_cnn.ensemble import score_ensemble
+    from ser_cnn.cv import score_ensemble
 
     try:
         summary = score_ensemble(args.members, args.cache, summary_path=args.summary)

@@ -1,7 +1,7 @@
 """Write the README's result tables from the files in results/ and checkpoints/.
 
-    python scripts/report.py          # rewrite the tables between the README's report markers
-    python scripts/report.py --check  # exit 1 if the README differs from the files (tested)
+    python tools/report.py          # rewrite the tables between the README's report markers
+    python tools/report.py --check  # exit 1 if the README differs from the files (tested)
 
 Every figure in those tables comes from a JSON file that a command regenerates; this script only
 formats them, so the README cannot drift from the measurements.
@@ -14,6 +14,8 @@ import json
 import re
 import sys
 from pathlib import Path
+
+from ser_cnn.config import describe
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
@@ -97,7 +99,7 @@ def per_fold() -> str:
 def ablation() -> str:
     a = _load("ablation.json")
     if a is None:
-        return "_(results/ablation.json missing: `python scripts/ablation.py`)_"
+        return "_(results/ablation.json missing: `python tools/ablation.py`)_"
     folds = ", ".join(map(str, a["folds"]))
     rows = [
         f"Fold(s) {folds}, {a['epochs']} epochs, seed {a['base']['seed']}; the best epoch is "
@@ -115,32 +117,6 @@ def ablation() -> str:
     return "\n".join(rows)
 
 
-def describe(training: dict) -> str:
-    """The CNN training choices that differ from plain training, in words."""
-    parts = []
-    if training.get("speed"):
-        parts.append(f"speed ±{training['speed']:.0%}")
-    if training.get("time_shift"):
-        parts.append(f"time shift ±{training['time_shift']} frames")
-    if training.get("freq_masks") or training.get("time_masks"):
-        parts.append(f"SpecAugment {training['freq_masks']}+{training['time_masks']} masks")
-    if training.get("mixup_alpha"):
-        parts.append(f"mixup α {training['mixup_alpha']}")
-    if training.get("noise_db"):
-        parts.append(f"noise {training['noise_db']} dB")
-    if training.get("utterance_norm"):
-        parts.append("utterance normalisation")
-    if not training.get("class_weights", True):
-        parts.append("no class weights")
-    if training.get("speaker_norm"):
-        parts.append("**speaker-normalised** (each actor by their own band statistics)")
-    if training.get("refit"):
-        parts.append("**refit** on training + validation actors, last epoch")
-    if training.get("ema"):
-        parts.append(f"weight averaging (EMA {training['ema']})")
-    return ", ".join(parts) or "no augmentation"
-
-
 def cv_ablation() -> str:
     """Every six-fold CNN run kept in results/ (cv_cnn*.json), one row each."""
     rows = [
@@ -155,7 +131,7 @@ def cv_ablation() -> str:
         # refit runs trained on their validation actors: no validation score, listed last
         found.append((sum(val) / len(val) if val else None, path.name, s))
     for val, name, s in sorted(found, key=lambda f: (f[0] is None, f[0] or 0, f[1])):
-        if "members" in s:  # scripts/ensemble.py
+        if "members" in s:  # tools/ensemble.py
             trainings = [m["training"] for m in s["members"]]
             label = "ensemble, probabilities averaged: " + _members(trainings)
             epochs = "/".join(sorted({str(t["epochs"]) for t in trainings}))
@@ -194,7 +170,7 @@ def _label(training: dict) -> str:
 def leakage() -> str:
     s = _load("seed_parity.json")
     if s is None:
-        return "_(results/seed_parity.json missing: `python scripts/seed_parity.py`)_"
+        return "_(results/seed_parity.json missing: `python tools/seed_parity.py`)_"
     rows = [
         "| MLP baseline | split | accuracy | UAR | seed project reported |",
         "| --- | --- | --- | --- | --- |",
@@ -320,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = render(current, skip=("demo",) if args.check else ())
     if args.check:
         if wanted != current:
-            print("README.md tables differ from results/: run `python scripts/report.py`")
+            print("README.md tables differ from results/: run `python tools/report.py`")
             return 1
         print("README.md tables match results/")
         return 0

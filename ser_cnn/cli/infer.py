@@ -1,0 +1,227 @@
+"""Say which emotion ser_cnn hears in audio files, with a probability for every emotion.
+
+    python scripts/infer.py file.wav [more files or folders]
+    python scripts/infer.py --all --format json recordings/
+    python scripts/infer.py --window 3 --hop 1 long_interview.flac
+    python scripts/infer.py --run checkpoints/cnn_speaker_refit_fold1_seed0 --speaker one_speaker/
+    python scripts/infer.py --run run_seed0 --run run_seed1 --run run_seed2 file.wav
+
+Exit status: 0 when every file was analysed, 1 when some could not be, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+MODEL_CHOICES = {"cnn": ("cnn",), "mlp": ("mlp",), "both": ("cnn", "mlp")}
+
+
+# TensorFlow's C++ start-up chatter (no GPU found, oneDNN notes) is not for users' terminals.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")
+    p.add_argument(
+        "--run",
+        action="append",
+        default=None,
+        help="run folder (default: the shipped model); give it several times for an ensemble, "
+        "whose probabilities are the mean of its members'",
+    )
+    p.add_argument("--model", choices=tuple(MODEL_CHOICES), default="both", help="(both)")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--top-k", type=int, default=1, help="emotions shown per model (1)")
+    shown.add_argument("--all", action="store_true", help="show every emotion's probability")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("--window", type=float, default=None, help="seconds per window of long files")
+    p.add_argument("--hop", type=float, default=None, help="seconds between windows (window/2)")
+    p.add_argument(
+        "--speaker",
+        action="store_true",
+        help="all inputs are recordings of one speaker: standardise the CNN's input with their "
+        "joint statistics (needed by models trained with --speaker-norm)",
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="clips per model call (64)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up messages")
+    args = p.parse_args(argv)
+    if args.top_k < 1:
+        p.error("--top-k must be at least 1")
+    if args.batch_size < 1:
+        p.error("--batch-size must be at least 1")
+    for name in ("window", "hop"):
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            p.error(f"--{name} must be a positive number of seconds")
+    if args.window is not None and args.hop is not None and args.hop > args.window:
+        p.error("--hop must not exceed --window")
+    return args
+
+
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    args = parse_args(argv, prog)
+    # TensorFlow and the models load only after the arguments are known to be good
+    from ser_cnn.errors import SerError
+    from ser_cnn.inference import find_inputs, load_recognizer
+
+    try:
+        with _native_stderr_silenced(not args.verbose):
+            rec = load_recognizer(args.run, models=MODEL_CHOICES[args.model])
+    except SerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    inputs = list(find_inputs(args.paths))
+    k = len(rec.labels) if args.all else args.top_k
+    records, failed = [], 0
+    readable = [path for _, path, err in inputs if err is None]
+    if args.speaker != rec.speaker_normalized and "cnn" in rec.models:
+        print(
+            "error: "
+            + (
+                "--speaker is for CNNs trained with --speaker-norm; this one was not"
+                if args.speaker
+                else "this CNN was trained with --speaker-norm: it needs several recordings "
+                "of one speaker, passed together with --speaker"
+            ),
+            file=sys.stderr,
+        )
+        return 2
+    if args.speaker and "cnn" in rec.models:
+        try:
+            seconds = rec.calibrate(readable, window=args.window, hop=args.hop)
+        except SerError as err:
+            print(f"error: speaker statistics: {err}", file=sys.stderr)
+            return 1
+        print(
+            f"speaker statistics from {len(readable)} recording(s), {seconds:.0f} s of audio"
+            + (" (few: the statistics are rough below about 30 s)" if seconds < 30 else ""),
+            file=sys.stderr,
+        )
+    results = iter(_predict_all(rec, readable, args))
+    for name, _, err in inputs:
+        if err is None:
+            name, result = next(results, (name, RuntimeError("not analysed: the run stopped")))
+            err = result if isinstance(result, Exception) else None
+        if err is not None:
+            failed += 1
+            message = _message(name, err)
+            print(f"error: {message}", file=sys.stderr)
+            records.append({"file": name, "ok": False, "error": message})
+            continue
+        records.append({"ok": True, "error": None, **result.to_dict()})
+        if args.format == "table":
+            print(_table(result, rec.models, k))
+    if args.format == "json":
+        print(json.dumps(records, indent=2))
+    elif args.format == "csv":
+        print(_csv(records, rec.labels, rec.models), end="")
+    if args.format == "table" and len(inputs) > 1:
+        print(f"\n{len(inputs) - failed} of {len(inputs)} analysed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced(active: bool):
+    """Hide what TensorFlow's C++ code writes to stderr while it loads.
+
+    Its start-up lines (oneDNN notes, 'no CUDA drivers') are written before its logging is set
+    up, so TF_CPP_MIN_LOG_LEVEL cannot stop them (tensorflow/tensorflow#79029). Python
+    exceptions are unaffected: they are raised, and reported once stderr is back.
+    """
+    if not active:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with Path(os.devnull).open("w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _predict_all(rec, paths, args):
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(paths),
+        unit="file",
+        desc="analysing",
+        disable=args.quiet or len(paths) < 2 or not sys.stderr.isatty(),
+    )
+    try:
+        stream = rec.iter_predict(
+            paths, batch_size=args.batch_size, window=args.window, hop=args.hop
+        )
+        while True:
+            try:
+                name, result = next(stream)
+            except StopIteration:
+                return
+            except Exception as err:
+                # iter_predict reports file problems itself; anything else ends the stream
+                yield "?", err
+                return
+            bar.update()
+            yield name, result
+    finally:
+        bar.close()
+
+
+def _message(name: str, err) -> str:
+    text = str(err)
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
+def _scores_text(scores, k: int) -> str:
+    return ", ".join(f"{emotion} ({p:.2f})" for emotion, p in scores.top(k))
+
+
+def _table(result, models, k: int) -> str:
+    lines = [result.source]
+    for m in models:
+        lines.append(f"  {m.upper():4s} {_scores_text(result.scores[m], k)}")
+    if result.windows:
+        lines.append(f"  {len(result.windows)} windows, {result.duration:.1f} s; overall above")
+        for w in result.windows:
+            text = (
+                "silence"
+                if w.silent
+                else "  ".join(
+                    f"{m.upper()} {_scores_text(w.scores[m], min(k, 3))}" for m in models
+                )
+            )
+            lines.append(f"    {w.start:8.2f}–{w.end:8.2f} s  {text}")
+    return "\n".join(lines)
+
+
+def _csv(records, labels, models) -> str:
+    columns = ["file", "ok", "error", "duration", "windows"]
+    for m in models:
+        columns += [f"{m}_emotion", f"{m}_probability"] + [f"{m}_p_{lab}" for lab in labels]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    for r in records:
+        row = {"file": r["file"], "ok": r["ok"], "error": r["error"] or ""}
+        if r["ok"]:
+            row.update({"duration": r["duration"], "windows": len(r["windows"])})
+            for m in models:
+                row[f"{m}_emotion"] = r[m]["emotion"]
+                row[f"{m}_probability"] = f"{r[m]['probability']:.6f}"
+                for lab in labels:
+                    row[f"{m}_p_{lab}"] = f"{r[m]['probabilities'][lab]:.6f}"
+        writer.writerow(row)
+    return buf.getvalue()

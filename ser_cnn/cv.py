@@ -1,0 +1,244 @@
+"""Six-fold cross-validation, and scoring seed ensembles of cross-validated runs.
+
+:func:`cross_validate` trains one model per published fold (``ser_cnn/ravdess_folds.json``)
+and writes per-fold and mean ± std scores to one result file. :func:`score_ensemble` averages
+the probabilities of several such runs fold by fold: in every fold the members must share the
+split, so the ensemble is tested on actors none of its members has heard, and the feature
+settings, so one cache feeds them all. Averaging models trained with other seeds is the
+cheapest accuracy lever that needs no change to training; its price is one training run and
+one forward pass per member.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ser_cnn.config import TrainConfig
+from ser_cnn.errors import DataError, ParameterError
+from ser_cnn.metrics import SCORES, evaluate, mean_std, summarize_folds, write_summary
+from ser_cnn.ravdess import EMOTIONS, labels_of, select, split
+from ser_cnn.run import check_compatible, cv_folds, load_metrics, load_run
+from ser_cnn.speaker import normalize_by_speaker
+from ser_cnn.versions import git_commit, library_versions
+
+CV_PROTOCOL = (
+    "RAVDESS speech, 8 emotions, speaker-independent 6-fold "
+    "(EmoBox folds, ser_cnn/ravdess_folds.json)"
+)
+
+
+def cross_validate(
+    cache_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: TrainConfig = TrainConfig(),
+    *,
+    model: str = "cnn",
+    folds: tuple[int, ...] = (1, 2, 3, 4, 5, 6),
+    summary_path: str | os.PathLike | None = None,
+    verbose: int = 2,
+) -> dict:
+    """Train one model ('cnn' or 'mlp') per published fold; write per-fold and mean ± std scores
+    to one file.
+
+    Returns the summary written to ``summary_path`` (default ``out_dir/cv_summary.json``),
+    with a pooled confusion matrix picture beside it.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    per_fold, cost = {}, {}
+    for k in folds:
+        if model == "cnn":
+            from ser_cnn.train import train_cnn
+
+            result = train_cnn(cache_dir, out_dir / f"fold{k}", split(k), config, verbose=verbose)
+        elif model == "mlp":
+            from ser_cnn.mlp import train_mlp
+
+            result = train_mlp(cache_dir, out_dir / f"fold{k}", split(k), seed=config.seed)
+        else:
+            raise ParameterError(f"model must be 'cnn' or 'mlp', got {model!r}")
+        per_fold[str(k)] = result.metrics
+        cost[str(k)] = {
+            "seconds": round(result.seconds, 1),
+            "seconds_per_epoch": round(result.seconds_per_epoch, 2),
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+        }
+        print(
+            f"fold {k}: "
+            + "  ".join(f"{s} {result.metrics[s]:.3f}" for s in SCORES)
+            + f"  ({result.seconds:.0f} s)",
+            flush=True,
+        )
+    summary = summarize_folds(per_fold, EMOTIONS)
+    runs = {k: load_run(out_dir / f"fold{k}") for k in folds}
+    first = runs[folds[0]]
+    if model == "cnn" and config.refit:
+        selection = (
+            f"no selection: trained on the training and validation actors together for "
+            f"{config.epochs} epochs, last weights kept (refit)"
+        )
+    else:
+        selection = "best epoch chosen on validation " + ("accuracy" if model == "cnn" else "UAR")
+    summary.update(
+        {
+            "model": model,
+            "protocol": f"{CV_PROTOCOL}; validation actors from the training actors of each "
+            f"fold; {selection}",
+            "training": first.training.to_dict()  # as trained: "auto" precision resolved
+            if model == "cnn"
+            else {str(k): r.training | {"search": None} for k, r in runs.items()},
+            "parameters": first.parameters,
+            "features": first.features.to_dict(),
+            "cost": {
+                "wall_seconds": round(time.perf_counter() - started, 1),
+                "per_fold": cost,
+                "cpu_cores": os.cpu_count(),
+            },
+            "versions": library_versions(),
+            "git_commit": git_commit(),
+        }
+    )
+    write_summary(
+        summary,
+        summary_path or out_dir / "cv_summary.json",
+        title=f"{model.upper()}, {len(folds)} folds pooled, "
+        f"mean accuracy {summary['mean']['accuracy']:.3f}",
+    )
+    return summary
+
+
+def member_folds(cv_dirs: Sequence[str | os.PathLike]) -> tuple[int, ...]:
+    """The folds every member has a run of, in order; raises unless there is at least one."""
+    if len(cv_dirs) < 2:
+        raise ParameterError(f"an ensemble needs at least two members, got {len(cv_dirs)}")
+    folds = None
+    for d in cv_dirs:
+        have = set(cv_folds(d))
+        folds = have if folds is None else folds & have
+    if not folds:
+        raise DataError("the members share no fold: train them on the same folds")
+    return tuple(sorted(folds))
+
+
+def score_ensemble(
+    cv_dirs: Sequence[str | os.PathLike],
+    cache_dir: str | os.PathLike,
+    *,
+    summary_path: str | os.PathLike | None = None,
+) -> dict:
+    """Per-fold and mean ± std scores of the members' averaged probabilities.
+
+    Parameters
+    ----------
+    cv_dirs : sequence of path
+        Two or more ``--cv`` output folders (``<dir>/fold<K>/``).
+    cache_dir : path
+        The log-mel cache the members were trained on (same feature settings).
+    summary_path : path, optional
+        Where to write the summary (JSON, and a pooled confusion matrix PNG beside it).
+
+    Returns
+    -------
+    dict
+        Like a ``--cv`` summary: ``folds`` (test metrics with ``validation`` scores of the
+        ensemble, None when a member was refit on the validation actors), ``mean``, ``std``,
+        ``pooled_confusion_matrix``; ``members``, the training settings and per-fold scores of
+        each member alone; and ``members_alone``, mean and std of those scores over every
+        member's every fold.
+
+    Raises
+    ------
+    ParameterError
+        Fewer than two members.
+    DataError
+        Members that differ in split or feature settings, or a cache made with other settings.
+    """
+    import keras  # TensorFlow loads here, not at import time of ser_cnn
+
+    from ser_cnn.preprocess import load_cache
+
+    folds = member_folds(cv_dirs)
+    manifest, features, feature_config = load_cache(cache_dir)
+    y = labels_of(manifest)
+    per_fold, members = {}, []
+    for k in folds:
+        runs = {f"{d}/fold{k}": load_run(Path(d) / f"fold{k}") for d in cv_dirs}
+        first = next(iter(runs.values()))
+        for name, run in runs.items():
+            if run.model != "cnn":
+                raise DataError(f"{name} is not a CNN run")
+            if run.split != first.split:
+                raise DataError(f"{name} was split differently from {cv_dirs[0]}/fold{k}")
+            if run.features != feature_config:
+                raise DataError(
+                    f"{name} was trained on other feature settings than the cache {cache_dir}"
+                )
+        check_compatible(runs)  # the same labels and speaker normalisation
+        if k == folds[0]:
+            members = [
+                {"dir": str(d), "training": run.training.to_dict()}
+                for d, run in zip(cv_dirs, runs.values(), strict=True)
+            ]
+            # a refit member has trained on the validation actors: they can no longer judge it
+            refit = any(run.refit for run in runs.values())
+            if first.speaker_normalized:  # as in training: each actor by their own statistics
+                features = normalize_by_speaker(features, manifest["actor"].to_numpy())
+        models = [
+            keras.saving.load_model(
+                Path(d) / f"fold{k}" / "model.keras", compile=False, safe_mode=True
+            )
+            for d in cv_dirs
+        ]
+        scores = {"val": None}
+        for part in ("test",) if refit else ("test", "val"):
+            mask = select(manifest, tuple(first.split[part]))
+            probabilities = np.mean(
+                [m.predict(features[mask], batch_size=128, verbose=0) for m in models], axis=0
+            )
+            scores[part] = evaluate(y[mask], probabilities.argmax(axis=1), EMOTIONS)
+        per_fold[str(k)] = scores["test"] | {
+            "part": "test",
+            "test_actors": list(first.test_actors),
+            "validation": scores["val"] and {m: scores["val"][m] for m in SCORES},
+        }
+
+    # each member alone, from its own metrics.json: what one model scores, and how much that
+    # moves from seed to seed, beside what the ensemble scores
+    for d, member in zip(cv_dirs, members, strict=True):
+        member["folds"] = {}
+        for k in folds:
+            m = load_metrics(Path(d) / f"fold{k}")
+            member["folds"][str(k)] = {key: m[key] for key in SCORES}
+    alone = [f for member in members for f in member["folds"].values()]
+    summary = summarize_folds(per_fold, EMOTIONS)
+    summary.update(
+        {
+            "members_alone": {"runs": len(alone), **mean_std(alone)},
+            "model": "cnn-ensemble",
+            "protocol": f"{CV_PROTOCOL}; mean of the members' probabilities, "
+            + (
+                "members refit on the training and validation actors of each fold"
+                if refit
+                else "each member selected on the validation actors of its fold"
+            ),
+            "members": members,
+            "features": feature_config.to_dict(),
+            "versions": library_versions(),
+            "git_commit": git_commit(),
+        }
+    )
+    if summary_path is not None:
+        write_summary(
+            summary,
+            summary_path,
+            title=f"CNN ensemble of {len(cv_dirs)}, {len(folds)} folds pooled, "
+            f"mean accuracy {summary['mean']['accuracy']:.3f}",
+        )
+    return summary

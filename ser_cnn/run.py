@@ -1,0 +1,350 @@
+"""A trained run folder: one schema (:class:`Run`), one writer, one reader.
+
+The run folder links training to inference, so everything that shapes a prediction is written
+here once and read back only through :func:`load_run`::
+
+    <run>/
+        config.json          the Run (format RUN_FORMAT): model kind, labels in output order,
+                             feature settings, training settings (the CNN's architecture inside),
+                             input normalisation, split, clips, versions, cost
+        metrics.json         test scores (and validation scores, unless refit)
+        saved_model/         CNN: TensorFlow SavedModel, what inference loads
+        model.keras          CNN: the Keras model, for scoring ensembles and further training
+        model.skops          MLP: the scikit-learn pipeline (skops: loading runs no code)
+        history.csv          training_curves.png  confusion_matrix.png
+
+People share run folders, so loading one never runs code from it: the MLP is a skops file
+whose types are checked against a short allow-list, Keras files are loaded in safe mode, and
+the SavedModel is a graph, not Python. Runs of format 1 (before this module) are upgraded in
+memory when read; ``python -m ser_cnn.run DIR...`` rewrites them once, on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ser_cnn.classic import ClassicConfig
+from ser_cnn.config import TrainConfig
+from ser_cnn.errors import DataError, ParameterError
+from ser_cnn.features import FeatureConfig
+from ser_cnn.model import CNNConfig
+
+RUN_FORMAT = 2  # bump when the layout above changes; load_run upgrades older formats
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+MODELS = ("cnn", "mlp")
+MODEL_FILES = {"cnn": "saved_model", "mlp": "model.skops"}  # what inference loads
+# Types a skops file of ours may hold beyond skops' own trusted defaults.
+SKOPS_TRUSTED = ("sklearn.neural_network._stochastic_optimizers.AdamOptimizer",)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-mel-band statistics the CNN's first layer standardises with (also inside the model)."""
+
+    band_mean: tuple[float, ...]  # dB
+    band_std: tuple[float, ...]  # dB
+    fitted_on: str  # which actors, e.g. "train actors"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {
+            "band_mean": list(self.band_mean),
+            "band_std": list(self.band_std),
+        }
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything known about one trained model, as stored in its ``config.json``."""
+
+    model: str  # "cnn" or "mlp"
+    labels: tuple[str, ...]  # emotions in output order
+    features: FeatureConfig | ClassicConfig
+    # CNN: TrainConfig (the architecture inside, precision as trained); MLP: the chosen
+    # hidden sizes, alpha and epoch, the grid searched, and the seed
+    training: TrainConfig | dict
+    # {"kind": "actor-wise", "fold", "train", "val", "test"} or {"kind": "random clips ..."}
+    split: dict
+    clips: dict  # clips per part
+    normalization: Normalization | None = None  # CNN only
+    parameters: int | None = None  # CNN only
+    cost: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    git_commit: str | None = None
+    format: int = RUN_FORMAT
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise DataError(f"a run's model must be one of {MODELS}, got {self.model!r}")
+        object.__setattr__(self, "labels", tuple(self.labels))
+
+    @property
+    def seed(self) -> int:
+        return self.training.seed if self.model == "cnn" else self.training["seed"]
+
+    @property
+    def architecture(self) -> CNNConfig | None:
+        return self.training.architecture if self.model == "cnn" else None
+
+    @property
+    def speaker_normalized(self) -> bool:
+        """Whether the model takes log-mels standardised per speaker (train --speaker-norm)."""
+        return self.model == "cnn" and self.training.speaker_norm
+
+    @property
+    def refit(self) -> bool:
+        return self.model == "cnn" and self.training.refit
+
+    @property
+    def test_actors(self) -> tuple[int, ...]:
+        return tuple(self.split.get("test", ()))
+
+    def interface(self) -> dict:
+        """What the model takes and gives: members of an ensemble must agree on all of it."""
+        return {
+            "labels": self.labels,
+            "feature settings": self.features.to_dict(),
+            "speaker normalisation": self.speaker_normalized,
+        }
+
+    def to_dict(self) -> dict:
+        return {
+            "format": self.format,
+            "model": self.model,
+            "labels": list(self.labels),
+            "features": self.features.to_dict(),
+            "training": self.training.to_dict() if self.model == "cnn" else self.training,
+            "split": self.split,
+            "clips": self.clips,
+            "normalization": self.normalization and self.normalization.to_dict(),
+            "parameters": self.parameters,
+            "cost": self.cost,
+            "versions": self.versions,
+            "git_commit": self.git_commit,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Run:
+        if d.get("format") == 1:
+            d = _upgrade_format_1(d)
+        if d.get("format") != RUN_FORMAT:
+            raise DataError(
+                f"run format {d.get('format')!r} is not one this ser_cnn reads "
+                f"(1 or {RUN_FORMAT}); update ser_cnn"
+            )
+        model = d["model"]
+        features = (FeatureConfig if model == "cnn" else ClassicConfig).from_dict(d["features"])
+        norm = d.get("normalization")
+        return cls(
+            model=model,
+            labels=d["labels"],
+            features=features,
+            training=TrainConfig.from_dict(d["training"]) if model == "cnn" else d["training"],
+            split=d["split"],
+            clips=d["clips"],
+            normalization=Normalization(**norm) if norm else None,
+            parameters=d.get("parameters"),
+            cost=d.get("cost", {}),
+            versions=d.get("versions", {}),
+            git_commit=d.get("git_commit"),
+        )
+
+    def save(self, run_dir: str | os.PathLike) -> None:
+        _write_json(Path(run_dir) / CONFIG_FILE, self.to_dict())
+
+
+@dataclass
+class RunResult:
+    """What a training call returns: where the run went and the figures a summary needs."""
+
+    run_dir: Path
+    metrics: dict
+    seconds: float
+    epochs_run: int
+    best_epoch: int
+    seconds_per_epoch: float
+
+
+def load_run(run_dir: str | os.PathLike) -> Run:
+    """Read and validate a run folder's ``config.json``; its model file must be there too."""
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise DataError(f"{run_dir} is not a run folder: it has no {CONFIG_FILE}")
+    try:
+        run = Run.from_dict(json.loads(path.read_text()))
+    except (KeyError, TypeError, ValueError, ParameterError) as err:
+        raise DataError(f"{path} is not a valid ser_cnn run description: {err}") from None
+    if not (run_dir / MODEL_FILES[run.model]).exists():
+        hint = " (an old joblib MLP: run `python -m ser_cnn.run` on it)" * (run.model == "mlp")
+        raise DataError(f"{run_dir} has no {MODEL_FILES[run.model]}{hint}")
+    return run
+
+
+def load_metrics(run_dir: str | os.PathLike) -> dict:
+    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+
+
+def write_run(run_dir: Path, run: Run, metrics: dict, curves: dict, *, title: str) -> None:
+    """Write the description, the scores and the pictures every model's run folder has."""
+    from ser_cnn.metrics import plot_confusion, plot_history
+
+    run.save(run_dir)
+    _write_json(run_dir / METRICS_FILE, metrics)
+    plot_history(curves, run_dir / "training_curves.png", title=title)
+    plot_confusion(
+        metrics["confusion_matrix"], run.labels, run_dir / "confusion_matrix.png", title=title
+    )
+
+
+def fresh_dir(path: Path) -> None:
+    """Empty ``path`` for a new run; refuse to wipe a folder that is not a run folder."""
+    if path.exists():
+        ours = (path / CONFIG_FILE).exists() or (path / "history.csv").exists()  # or interrupted
+        if not ours and any(path.iterdir()):
+            raise ParameterError(
+                f"{path} exists and is not a ser_cnn run folder; choose another --out"
+            )
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
+def model_folders(path: str | os.PathLike) -> dict[str, Path]:
+    """The run folder of each model kind in ``path``: a run folder, or one with cnn/ and mlp/."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(
+            f"{path}: no such run folder; train one with `python scripts/train.py` "
+            "or leave out --run to use the shipped model"
+        )
+    folders = {}
+    if (path / CONFIG_FILE).exists():
+        folders[json.loads((path / CONFIG_FILE).read_text()).get("model")] = path
+    for m in MODELS:
+        if (path / m / CONFIG_FILE).exists():
+            folders[m] = path / m
+    return folders
+
+
+def cv_folds(cv_dir: str | os.PathLike) -> dict[int, Path]:
+    """The fold runs of a ``train.py --cv`` folder (``fold1/`` ... ``fold6/``), by fold."""
+    cv_dir = Path(cv_dir)
+    folds = {
+        int(p.name[4:]): p
+        for p in cv_dir.glob("fold*")
+        if p.name[4:].isdigit() and (p / CONFIG_FILE).is_file()
+    }
+    if not folds:
+        raise DataError(
+            f"{cv_dir} holds no fold runs (fold1/config.json ...): is it a --cv folder?"
+        )
+    return dict(sorted(folds.items()))
+
+
+def check_compatible(runs: dict[str, Run]) -> None:
+    """Raise unless every run (keyed by where it came from) has the same interface."""
+    (first_name, first), *rest = runs.items()
+    expected = first.interface()
+    for name, run in rest:
+        differ = [k for k, v in run.interface().items() if v != expected[k]]
+        if differ:
+            raise DataError(
+                f"{name} and {first_name} differ in their {differ[0]}: "
+                "only models with the same inputs and outputs can be averaged"
+            )
+
+
+# -- the MLP's file ----------------------------------------------------------------------------
+
+
+def save_pipeline(pipeline, path: str | os.PathLike) -> None:
+    """Save a scikit-learn pipeline as skops (a format that cannot execute code on load)."""
+    import skops.io
+
+    skops.io.dump(pipeline, path)
+
+
+def load_pipeline(path: str | os.PathLike):
+    """Load :func:`save_pipeline`'s file, refusing any type outside the expected ones."""
+    import skops.io
+
+    untrusted = set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED)
+    if untrusted:
+        raise DataError(f"{path} holds types ser_cnn does not load: {sorted(untrusted)}")
+    return skops.io.load(path, trusted=list(SKOPS_TRUSTED))
+
+
+# -- older formats -----------------------------------------------------------------------------
+
+
+def _upgrade_format_1(d: dict) -> dict:
+    """Format 1 (config.json written as a plain dict by train.py) -> format 2, in memory."""
+    d = dict(d)
+    if d["model"] == "cnn":
+        arch_keys = {f.name for f in dataclasses.fields(CNNConfig)}
+        old = d["training"]
+        training = {k: v for k, v in old.items() if k not in arch_keys}
+        training["architecture"] = {k: v for k, v in old.items() if k in arch_keys}
+        # the single record of speaker normalisation; format 1 also had input.speaker_normalized
+        training["speaker_norm"] = bool(
+            old.get("speaker_norm", d.get("input", {}).get("speaker_normalized", False))
+        )
+        training.setdefault("seed", d.get("seed", 0))
+        norm = d["normalization"]
+        d["normalization"] = {
+            "band_mean": norm["band_mean"],
+            "band_std": norm["band_std"],
+            "fitted_on": norm.get("from", "train actors"),
+        }
+        d["training"] = training
+    else:
+        d["training"] = {k: v for k, v in d["training"].items() if k != "best_epoch"} | {
+            "seed": d.get("seed", 0)
+        }
+    d["split"] = d["split"] if "kind" in d["split"] else {"kind": "actor-wise", **d["split"]}
+    d.setdefault("clips", {})
+    d["format"] = RUN_FORMAT
+    return d
+
+
+def migrate(run_dir: str | os.PathLike) -> bool:
+    """Rewrite a format-1 run folder as format 2 on disk (once); True when it changed.
+
+    The old MLP file is a joblib pickle, which can run code when loaded: migrate only run
+    folders you trust (your own). It becomes ``model.skops``; ``normalization.json`` (a copy of
+    what config.json holds) goes.
+    """
+    run_dir = Path(run_dir)
+    d = json.loads((run_dir / CONFIG_FILE).read_text())
+    if d.get("format") == RUN_FORMAT:
+        return False
+    run = Run.from_dict(d)
+    old_model = run_dir / "model.joblib"
+    if run.model == "mlp" and old_model.exists():
+        import joblib
+
+        save_pipeline(joblib.load(old_model)["pipeline"], run_dir / MODEL_FILES["mlp"])
+        old_model.unlink()
+    (run_dir / "normalization.json").unlink(missing_ok=True)
+    metrics = load_metrics(run_dir)
+    if run.model == "mlp" and "best_epoch" not in metrics:
+        metrics["best_epoch"] = d["training"].get("best_epoch")
+        _write_json(run_dir / METRICS_FILE, metrics)
+    run.save(run_dir)
+    return True
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+if __name__ == "__main__":  # python -m ser_cnn.run RUN_DIR...: migrate trusted old run folders
+    for arg in sys.argv[1:]:
+        for kind, folder in model_folders(arg).items():
+            print(f"{folder}: {'migrated' if migrate(folder) else 'already current'} ({kind})")
