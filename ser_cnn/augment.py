@@ -16,6 +16,69 @@ from ser_cnn.features import FeatureConfig
 SPEED_STEPS = 21  # speed factors on a grid over 1 ± speed (one warp matrix each)
 
 
+def degraded_copies(
+    audio: list[np.ndarray],
+    speakers: np.ndarray,
+    feature_config: FeatureConfig,
+    *,
+    copies: int,
+    seed: int,
+    kinds: tuple[str, ...] | None = None,
+    jobs: int | None = None,
+) -> np.ndarray:
+    """Log-mels of ``copies`` degraded versions of every training clip (ser_cnn/degrade.py).
+
+    Parameters
+    ----------
+    audio : list of np.ndarray, shape (n_samples_i,)
+        The training clips at ``feature_config.sample_rate``, training actors only.
+    speakers : np.ndarray, shape (n_clips,)
+        Each clip's speaker: babble for a clip is built only from the other speakers' clips.
+    copies, seed : int
+        Copies per clip; clip ``i``'s copy ``j`` is drawn from ``default_rng([seed, i, j])``.
+    kinds : tuple of str, optional
+        Which degradations may be applied (default all of ``degrade.AUGMENTATIONS``).
+    jobs : int, optional
+        Worker processes (default: every core).
+
+    Returns
+    -------
+    np.ndarray, shape (n_clips, copies, n_mels, n_frames), float32
+    """
+    import multiprocessing
+    import os
+
+    global _WORK
+    _WORK = (audio, np.asarray(speakers), feature_config, copies, seed, kinds)
+    tasks = range(len(audio))
+    workers = jobs or os.cpu_count() or 1
+    if workers == 1:
+        return np.stack([_degrade_clip(i) for i in tasks])
+    with multiprocessing.get_context("fork").Pool(workers) as pool:  # workers share _WORK
+        return np.stack(pool.map(_degrade_clip, tasks, chunksize=16))
+
+
+_WORK = None  # what degraded_copies' workers read (inherited through fork, never pickled)
+BABBLE_POOL = 12  # clips of other speakers offered to each babble
+
+
+def _degrade_clip(i: int) -> np.ndarray:
+    from ser_cnn.degrade import AUGMENTATIONS, augment
+    from ser_cnn.features import clip_log_mel
+
+    audio, speakers, config, copies, seed, kinds = _WORK
+    out = []
+    for j in range(copies):
+        rng = np.random.default_rng([seed, i, j])
+        others = np.flatnonzero(speakers != speakers[i])
+        babble = [audio[k] for k in rng.choice(others, min(BABBLE_POOL, len(others)), False)]
+        y = augment(
+            audio[i], config.sample_rate, rng=rng, babble=babble, kinds=kinds or AUGMENTATIONS
+        )
+        out.append(clip_log_mel(y, config))
+    return np.stack(out)
+
+
 def make_dataset(
     x: np.ndarray,
     y: np.ndarray,
@@ -24,22 +87,28 @@ def make_dataset(
     *,
     training: bool,
     feature_config: FeatureConfig | None = None,
+    copies: np.ndarray | None = None,
 ):
     """tf.data pipeline: one-hot labels; for training, shuffling and augmentation.
 
     The augmentations, each set in ``config``: speed perturbation (mel warp + time stretch,
     ``feature_config`` gives the mel scale), random circular time shift, SpecAugment frequency
     and time masks (filled with the clip's mean), Gaussian noise, and mixup of pairs within a
-    batch (labels mixed alike).
+    batch (labels mixed alike). With ``copies`` (shape (n, k, n_mels, n_frames), from
+    :func:`degraded_copies`), each clip is drawn clean or as one of its k copies, uniformly.
     """
     import tensorflow as tf
 
     onehot = np.eye(n_classes, dtype=np.float32)[y]
-    ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), onehot))
     if not training:
-        return ds.batch(config.batch_size)
+        return tf.data.Dataset.from_tensor_slices((x.astype(np.float32), onehot)).batch(
+            config.batch_size
+        )
+    if copies is not None:  # slot 0 is the clean clip
+        x = np.concatenate([x[:, None], copies], axis=1)
+    ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), onehot))
     ds = ds.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
-    n_mels, n_frames = x.shape[1:]
+    n_mels, n_frames = x.shape[-2:]
     if config.speed:
         from ser_cnn.features import DEFAULT_CONFIG, mel_warp_matrix
 
@@ -58,6 +127,10 @@ def make_dataset(
         clip, label = example
         keys = tf.unstack(tf.random.split(tf.stack([key, key // 7]), 8))
         speed_key, keys = keys[-1], iter(keys[:-1])
+        if copies is not None:  # a key of its own: the other draws stay as they were without
+            copy_key = tf.stack([key // 11, key])
+            slots = copies.shape[1] + 1
+            clip = tf.gather(clip, tf.random.stateless_uniform([], copy_key, 0, slots, tf.int32))
         if config.speed:
             pick = tf.random.stateless_uniform([], speed_key, 0, SPEED_STEPS, tf.int32)
             clip = tf.linalg.matmul(tf.gather(warps, pick), clip)

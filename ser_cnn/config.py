@@ -59,6 +59,12 @@ class TrainConfig:
     # training: validation 0.542 -> 0.633 with ±10 % (results/ablation.json); off until six
     # folds confirm it, as time shift and SpecAugment, good on fold 1, did not hold there.
     speed: float = 0.0
+    # Degraded copies of every training clip (ser_cnn/degrade.py: speed, room reverberation,
+    # room-tone padding, noise incl. babble of other training actors, gain, band limits,
+    # codec), made from the audio once before training; each epoch shows every clip clean or
+    # as one of its copies, at random, so an epoch costs what it did. 0 = off.
+    degraded_copies: int = 0
+    degradations: tuple[str, ...] | None = None  # kinds of degrade.AUGMENT_P used; None = all
     # Arithmetic of the CNN body: "bfloat16" (mixed precision, float32 weights) trains about
     # twice as fast on CPUs with bfloat16 instructions and emulates them slowly elsewhere;
     # "auto" picks it only where the CPU has them. The exported model always runs in float32.
@@ -83,6 +89,8 @@ class TrainConfig:
     speaker_norm: bool = False
 
     def __post_init__(self) -> None:
+        if self.degradations is not None:
+            object.__setattr__(self, "degradations", tuple(self.degradations))
         if isinstance(self.architecture, dict):
             object.__setattr__(self, "architecture", CNNConfig.from_dict(self.architecture))
         if self.epochs < 1 or self.batch_size < 1:
@@ -95,7 +103,8 @@ class TrainConfig:
             raise ParameterError(f"speed must be in [0, 1), got {self.speed}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"architecture": self.architecture.to_dict()}
+        d = dataclasses.asdict(self) | {"architecture": self.architecture.to_dict()}
+        return d | {"degradations": self.degradations and list(self.degradations)}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -140,6 +149,7 @@ def describe(training: dict) -> str:
     c = changes(training)
     words = {
         "speed": lambda v: f"speed ±{v:.0%}",
+        "degraded_copies": lambda v: f"{v} degraded copies per clip",
         "time_shift": lambda v: f"time shift ±{v} frames",
         "mixup_alpha": lambda v: f"mixup α {v}",
         "noise_db": lambda v: f"noise {v} dB",
@@ -154,7 +164,15 @@ def describe(training: dict) -> str:
     if "freq_masks" in c or "time_masks" in c:
         c["masks"] = (c.pop("freq_masks", 0), c.pop("time_masks", 0))
         words["masks"] = lambda v: f"SpecAugment {v[0]}+{v[1]} masks"
-    order = ["speed", "time_shift", "masks", "mixup_alpha", "noise_db", "utterance_norm"]
+    order = [
+        "degraded_copies",
+        "speed",
+        "time_shift",
+        "masks",
+        "mixup_alpha",
+        "noise_db",
+        "utterance_norm",
+    ]
     order += ["class_weights", "speaker_norm", "refit", "ema"]
     order += [k for k in c if k not in order]
     parts = [words.get(k, lambda v, k=k: f"{k} {v}")(c[k]) for k in order if k in c]

@@ -52,6 +52,14 @@ class FeatureConfig:
     duration: float = 3.0  # s: the window every clip is centre-cropped or padded to
     trim_db: float = 40.0  # dB below the loudest frame that counts as silence at the ends
     top_db: float = 80.0  # dB: floor of the log-mel below its own maximum (padding, silence)
+    # Level invariance: the trimmed clip is scaled so its loudest frame has this RMS (dBFS), so
+    # a recording's gain cannot change the answer. None keeps the recording's own level (runs
+    # made before this setting existed: they learned RAVDESS's studio level).
+    level_db: float | None = -20.0
+    # Noise-robust framing: speech frames must also stand this far above the noise floor (the
+    # 10th percentile of frame levels), so room tone or noise around the speech is trimmed too.
+    # None: only trim_db counts (runs made before this setting existed).
+    noise_margin_db: float | None = 6.0
 
     def __post_init__(self) -> None:
         if not 0 < self.win_length <= self.n_fft:
@@ -89,13 +97,14 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureConfig:
+        """Settings as stored; a setting newer than the record had its 'off' value then."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
             raise ParameterError(
                 f"unknown feature settings {sorted(unknown)}; known: {sorted(names)}"
             )
-        return cls(**d)
+        return cls(**({"level_db": None, "noise_margin_db": None} | d))
 
 
 DEFAULT_CONFIG = FeatureConfig()
@@ -123,7 +132,7 @@ def log_mel(
 
 
 def clip_log_mel(y: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
-    """:func:`log_mel` of samples already at ``config.sample_rate``: trim, fit, log-mel.
+    """:func:`log_mel` of samples already at ``config.sample_rate``: trim, level, fit, log-mel.
 
     The one composition of the CNN's input, shared by preprocessing and inference.
 
@@ -131,9 +140,22 @@ def clip_log_mel(y: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) -> np.nd
     -------
     np.ndarray, shape (config.n_mels, config.n_frames), float32
     """
-    return log_mel_from_samples(
-        fit_length(trim_silence(y, config=config), config.n_samples), config
-    )
+    y = trim_silence(y, config=config)
+    if config.level_db is not None:
+        y = y * np.float32(10 ** (config.level_db / 20) / max(_loudest_frame_rms(y, config), 1e-10))
+    return log_mel_from_samples(fit_length(y, config.n_samples), config)
+
+
+def _loudest_frame_rms(y: np.ndarray, config: FeatureConfig) -> float:
+    return float(np.sqrt(_frame_power(y, config).max()))
+
+
+def _frame_power(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Mean square of each analysis frame (win_length samples every hop_length), float64."""
+    if len(y) < config.win_length:
+        return np.array([np.mean(np.square(y, dtype=np.float64)) if len(y) else 0.0])
+    frames = np.lib.stride_tricks.sliding_window_view(y, config.win_length)[:: config.hop_length]
+    return np.mean(np.square(frames, dtype=np.float64), axis=1)
 
 
 def log_mel_from_samples(y: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
@@ -159,7 +181,11 @@ def power_to_db(power: np.ndarray, *, top_db: float = 80.0) -> np.ndarray:
 
 
 def trim_silence(y: np.ndarray, *, config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
-    """Cut leading and trailing frames more than ``config.trim_db`` below the loudest frame.
+    """Cut leading and trailing frames that are not speech.
+
+    A frame counts as speech when it is within ``config.trim_db`` of the loudest frame and, with
+    ``config.noise_margin_db``, at least that far above the noise floor (the 10th percentile of
+    frame levels), so room tone, hum or steady noise around the speech is cut too.
 
     Parameters
     ----------
@@ -172,11 +198,11 @@ def trim_silence(y: np.ndarray, *, config: FeatureConfig = DEFAULT_CONFIG) -> np
     frame, hop = config.win_length, config.hop_length
     if len(y) < frame:
         return y
-    frames = np.lib.stride_tricks.sliding_window_view(y, frame)[::hop]
-    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
-    loud = np.flatnonzero(
-        20 * np.log10(np.maximum(rms, 1e-10) / max(rms.max(), 1e-10)) > -config.trim_db
-    )
+    level = 10 * np.log10(np.maximum(_frame_power(y, config), 1e-20))
+    threshold = level.max() - config.trim_db
+    if config.noise_margin_db is not None:
+        threshold = max(threshold, np.percentile(level, 10) + config.noise_margin_db)
+    loud = np.flatnonzero(level > threshold)
     if loud.size == 0:
         return y
     return y[loud[0] * hop : min(len(y), loud[-1] * hop + frame)]

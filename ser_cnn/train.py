@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_cnn.augment import make_dataset
+from ser_cnn.augment import degraded_copies, make_dataset
 from ser_cnn.config import TrainConfig
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.features import FeatureConfig
@@ -97,8 +97,17 @@ def train_cnn(
         metrics=["accuracy"],
     )
     n_classes = len(EMOTIONS)
+    copies = None
+    if config.degraded_copies:  # training actors' audio only: never validation or test
+        copies = _degraded_training_copies(manifest[parts["train"]], feature_config, config)
     train_ds = make_dataset(
-        x_train, y_train, n_classes, config, training=True, feature_config=feature_config
+        x_train,
+        y_train,
+        n_classes,
+        config,
+        training=True,
+        feature_config=feature_config,
+        copies=copies,
     )
     val_ds = None if config.refit else make_dataset(x_val, y_val, n_classes, config, training=False)
 
@@ -197,6 +206,29 @@ def train_cnn(
         epochs_run=epochs_run,
         best_epoch=best_epoch,
         seconds_per_epoch=fit_seconds / epochs_run,
+    )
+
+
+def _degraded_training_copies(rows, feature_config: FeatureConfig, config: TrainConfig):
+    """Degraded copies of the training clips, from their source audio (manifest ``path``)."""
+    from ser_cnn.audio import load_audio
+
+    if config.speaker_norm:
+        raise ParameterError("degraded_copies cannot be combined with speaker_norm yet")
+    missing = [p for p in rows["path"] if not Path(p).is_file()]
+    if missing:
+        raise DataError(
+            f"degraded_copies needs the cache's source audio; {len(missing)} files are gone, "
+            f"e.g. {missing[0]}"
+        )
+    audio = [load_audio(p, target_sr=feature_config.sample_rate) for p in rows["path"]]
+    return degraded_copies(
+        audio,
+        rows["actor"].to_numpy(),
+        feature_config,
+        copies=config.degraded_copies,
+        seed=config.seed,
+        kinds=config.degradations,
     )
 
 
