@@ -423,7 +423,7 @@ class Recognizer:
         sr = self.sample_rate
         total = 0
         pending: list[tuple[int, np.ndarray]] = []
-        windows: list[Window] = []
+        done: list[Window] = []
 
         def counted(blocks):
             nonlocal total
@@ -439,7 +439,7 @@ class Recognizer:
                 for i, (t, _) in enumerate(voiced)
             }
             for t, w in pending:
-                windows.append(
+                done.append(
                     Window(t / sr, (t + len(w)) / sr, scored.get(t, {}), silent=t not in scored)
                 )
             pending.clear()
@@ -449,7 +449,7 @@ class Recognizer:
             if len(pending) >= WINDOW_BATCH:
                 score_pending()
         score_pending()
-        voiced = [w for w in windows if not w.silent]
+        voiced = [w for w in done if not w.silent]
         if not voiced:
             raise AudioError(
                 f"{name}: digital silence in every window; there is no voice to analyse"
@@ -461,7 +461,7 @@ class Recognizer:
             )
             for m in voiced[0].scores
         }
-        return Prediction(source=name, duration=total / sr, scores=scores, windows=windows)
+        return Prediction(source=name, duration=total / sr, scores=scores, windows=done)
 
 
 def load_recognizer(

@@ -1,0 +1,354 @@
+"""Robustness benchmark: trained run folders scored under fixed, seeded recording conditions.
+
+    python tools/robustness.py RUN [RUN ...] [--label NAME] [--out results/robustness.json]
+        [--data ../shared/data] [--conditions NAME ...] [--limit N] [--seed 0]
+
+A RUN is a cross-validation folder (``fold1/`` ... ``fold6/``, each a run folder) or one run
+folder (a model's, or one with ``cnn/`` and ``mlp/`` such as ``checkpoints/ravdess_fold1``);
+all RUNs of one invocation are pooled under its ``--label``. Each fold's models score the
+RAVDESS clips of that fold's test actors (from its config.json) under every condition of
+:data:`ser_cnn.degrade.CONDITIONS`, then the Urdu and ASED corpora (cross-corpus). Each
+invocation adds or replaces its label's entry in ``--out`` and redraws the chart beside it.
+On a shared machine, run it with OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from ser_cnn.audio import SAMPLE_RATE, load_audio
+from ser_cnn.degrade import BABBLE_TALKERS, CONDITIONS, describe_conditions
+from ser_cnn.errors import DataError, NameFormatError, SerError
+from ser_cnn.metrics import evaluate, mean_std
+from ser_cnn.ravdess import find_audio, load_folds, scan
+from ser_cnn.versions import git_commit, library_versions
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+MODELS = ("cnn", "mlp")
+BABBLE_POOL = 24  # clips of non-test actors from which each babble draws its 4-6 talkers
+CORPORA = {  # name: (environment variable, emotions in the corpus's own order)
+    "urdu": ("URDU_DIR", ("angry", "happy", "neutral", "sad")),
+    "ased": ("ASED_DIR", ("neutral", "fearful", "happy", "sad", "angry")),
+}
+URDU_LETTERS = {"A": "angry", "H": "happy", "N": "neutral", "S": "sad"}
+ASED_LETTERS = {"n": "neutral", "f": "fearful", "h": "happy", "s": "sad", "a": "angry"}
+PROTOCOL = (
+    "Each fold run scores the RAVDESS clips of its own test actors (16 kHz, load_audio) under "
+    "each condition through Recognizer.predict; condition i of clip k draws from "
+    "np.random.default_rng([seed, i, k]), i its index in ser_cnn.degrade.CONDITIONS. Babble "
+    f"mixes {BABBLE_TALKERS[0]}-{BABBLE_TALKERS[1]} of {BABBLE_POOL} clips of the fold's other "
+    "actors. Scores are pooled per fold run, then mean and population std over fold runs; "
+    "'changed' is the fraction of clips whose top emotion differs from the clean one. "
+    "Cross-corpus: the 8 RAVDESS probabilities are restricted to the corpus's emotions, calm's "
+    "probability added to neutral's, renormalised, and the argmax taken."
+)
+
+
+def fold_runs(run: Path) -> dict[str, Path]:
+    """``{"name/foldK": folder}`` of a cross-validation folder, or ``{name: run}`` for one run."""
+    folds = {
+        p.name: p
+        for p in sorted(run.glob("fold*"), key=lambda p: (len(p.name), p.name))
+        if re.fullmatch(r"fold\d+", p.name) and _configs(p)
+    }
+    if folds:
+        return {f"{run.name}/{k}": p for k, p in folds.items()}
+    if not _configs(run):
+        raise DataError(f"{run}: neither a run folder nor a folder of fold runs (fold1/ ...)")
+    return {run.name: run}
+
+
+def test_actors(run_dir: Path) -> tuple[int, ...]:
+    """The RAVDESS actors a run was tested on, from its config.json files (format 1 or 2)."""
+    found = set()
+    for path in _configs(run_dir):
+        split = json.loads(path.read_text()).get("split") or {}
+        if split.get("test"):
+            found.add(tuple(sorted(int(a) for a in split["test"])))
+        elif split.get("fold") is not None:  # a split saved by its fold number only
+            found.add(tuple(sorted(load_folds()[int(split["fold"])])))
+    if len(found) != 1:
+        raise DataError(f"{run_dir}: expected one set of test actors in config.json, got {found}")
+    return found.pop()
+
+
+def corpus_emotion(corpus: str, path: str | os.PathLike) -> str:
+    """The emotion a file name says: Urdu ``SM1_F01_A12``, ASED ``a5-03-01-02-50``."""
+    stem = Path(path).stem
+    if corpus == "urdu" and (m := re.fullmatch(r"S[MF]\d+_F\d+_([AHNS])\d+", stem)):
+        return URDU_LETTERS[m.group(1)]
+    if corpus == "ased" and (m := re.fullmatch(r"([nfhsa])(\d)(-\d\d){4}", stem, re.I)):
+        letter, code = m.group(1).lower(), int(m.group(2))
+        if code == list(ASED_LETTERS).index(letter) + 1:
+            return ASED_LETTERS[letter]
+    raise NameFormatError(f"{Path(path).name}: not a file name of the {corpus} corpus")
+
+
+def probabilities(rec, clips: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Each model's probabilities, shape (n, len(rec.labels)), through the public predict."""
+    out: dict[str, list] = {m: [] for m in rec.models}
+    for y in clips:
+        scores = rec.predict(y, sr=SAMPLE_RATE).scores
+        for m in rec.models:
+            out[m].append([scores[m].probabilities[label] for label in rec.labels])
+    return {m: np.array(p) for m, p in out.items()}
+
+
+def score_ravdess(rec, clips, truth, pool, conditions, seed) -> dict:
+    """``{condition: {model: scores and "changed"}}`` of one fold's test clips."""
+    out, clean = {}, None
+    for name in conditions:
+        index = list(CONDITIONS).index(name)  # a condition's seeds do not depend on --conditions
+        degraded = [
+            CONDITIONS[name](y, SAMPLE_RATE, np.random.default_rng([seed, index, k]), babble=pool)
+            for k, y in enumerate(clips)
+        ]
+        answers = {m: p.argmax(axis=1) for m, p in probabilities(rec, degraded).items()}
+        clean = answers if name == "clean" else clean
+        out[name] = {
+            m: {**_scores(truth, a, rec.labels), "changed": float(np.mean(a != clean[m]))}
+            for m, a in answers.items()
+        }
+    return out
+
+
+def score_corpus(rec, items: list[tuple[Path, str]], emotions: tuple[str, ...]) -> dict:
+    """``{model: scores}`` on a corpus, with probabilities restricted to its ``emotions``."""
+    columns = [rec.labels.index(e) for e in emotions]
+    probs = {m: [] for m in rec.models}
+    for path, _ in items:  # one clip in memory at a time: ASED alone is 2,474 clips
+        for m, p in probabilities(rec, [load_audio(path)]).items():
+            probs[m].append(p[0])
+    truth = np.array([emotions.index(e) for _, e in items])
+    out = {}
+    for m, p in probs.items():
+        p = np.array(p)
+        p[:, rec.labels.index("neutral")] += p[:, rec.labels.index("calm")]
+        out[m] = _scores(truth, p[:, columns].argmax(axis=1), emotions)
+    return out
+
+
+def benchmark(runs, *, data: Path | None, conditions, limit, seed) -> dict:
+    """Score every fold run of ``runs``; the entry of one label in the results file."""
+    import ser_cnn
+
+    ravdess, _ = scan(_corpus_dir("RAVDESS_DIR", data, "ravdess-speech"))
+    corpora = {
+        c: read_corpus(c, _corpus_dir(env, data, c), limit, seed) for c, (env, _) in CORPORA.items()
+    }
+    folds, per_fold, corpus_fold, skipped = {}, {}, {c: {} for c in CORPORA}, []
+    for fold, run_dir in {k: v for run in runs for k, v in fold_runs(Path(run)).items()}.items():
+        actors = test_actors(run_dir)
+        rec = ser_cnn.load_recognizer(run_dir)
+        if rec.speaker_normalized:  # its calibration reads each speaker's files: not here
+            skipped.append(f"{fold} cnn: speaker-normalised, needs per-speaker calibration")
+            if "mlp" not in rec.models:
+                continue
+            rec = ser_cnn.load_recognizer(run_dir, models=["mlp"])
+        tests = _subset([c for c in ravdess if c.actor in actors], limit, seed)
+        others = _subset([c for c in ravdess if c.actor not in actors], BABBLE_POOL, seed)
+        print(f"{fold}: {len(tests)} clips of actors {list(actors)}", file=sys.stderr)
+        truth = np.array([rec.labels.index(c.emotion) for c in tests])
+        clips, pool = [load_audio(c.path) for c in tests], [load_audio(c.path) for c in others]
+        per_fold[fold] = score_ravdess(rec, clips, truth, pool, conditions, seed)
+        folds[fold] = {"run": str(run_dir), "test_actors": list(actors), "models": rec.models}
+        for c, items in corpora.items():
+            if isinstance(items, list):
+                corpus_fold[c][fold] = score_corpus(rec, items, CORPORA[c][1])
+    cross = {
+        c: items
+        if isinstance(items, dict)
+        else {"emotions": list(CORPORA[c][1]), "clips": len(items), **_by_model(corpus_fold[c])}
+        for c, items in corpora.items()
+    }
+    return {
+        "runs": [str(r) for r in runs],
+        "folds": folds,
+        "conditions": {n: _by_model({f: r[n] for f, r in per_fold.items()}) for n in conditions},
+        "cross_corpus": cross,
+        "skipped": skipped,
+        "limit": limit,
+        "seed": seed,
+    }
+
+
+def table(results: dict) -> str:
+    """Markdown: accuracy per condition (mean ± std over folds, % of answers changed from
+    clean), and cross-corpus UAR, one column per label and model."""
+    columns = [
+        (label, m)
+        for label, entry in results["labels"].items()
+        for m in MODELS
+        if any(m in c for c in entry["conditions"].values())
+    ]
+    names = list(dict.fromkeys(n for e in results["labels"].values() for n in e["conditions"]))
+    lines = [
+        "| condition | " + " | ".join(f"{lab} {m.upper()}" for lab, m in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for name in names:
+        cells = []
+        for label, m in columns:
+            s = results["labels"][label]["conditions"].get(name, {}).get(m)
+            cell = _cell(s, "accuracy") if s else "–"
+            if s and name != "clean":
+                cell += f" · {100 * s['mean']['changed']:.0f} % changed"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for c, (_, emotions) in CORPORA.items():
+        cells = []
+        for label, m in columns:
+            s = results["labels"][label]["cross_corpus"].get(c, {})
+            cells.append("skipped" if "skipped" in s else _cell(s[m], "uar") if m in s else "–")
+        row = f"{c} UAR ({len(emotions)} emotions, calm → neutral)"
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    """Accuracy per condition: one panel per model, one bar per label, std as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(results["labels"])
+    names = list(dict.fromkeys(n for e in results["labels"].values() for n in e["conditions"]))
+    fig, axes = plt.subplots(len(MODELS), 1, figsize=(12, 7), sharex=True, squeeze=False)
+    width, x = 0.8 / max(1, len(labels)), np.arange(len(names))
+    for ax, m in zip(axes[:, 0], MODELS, strict=True):
+        for i, label in enumerate(labels):
+            cond = results["labels"][label]["conditions"]
+            got = [cond.get(n, {}).get(m) for n in names]
+            mean = [s["mean"]["accuracy"] if s else np.nan for s in got]
+            std = [s["std"]["accuracy"] if s else 0 for s in got]
+            ax.bar(x + (i - (len(labels) - 1) / 2) * width, mean, width, yerr=std, label=label)
+        ax.set_ylabel(f"{m.upper()} accuracy")
+        ax.set_ylim(0, 1)
+        ax.axhline(1 / 8, color="grey", lw=0.8, ls=":")  # chance with 8 emotions
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[-1, 0].set_xticks(x, names, rotation=35, ha="right")
+    fig.suptitle("RAVDESS test actors under recording conditions (mean ± std over folds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN")
+    parser.add_argument("--label", help="name of this entry in --out (default: the RUN names)")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "robustness.json")
+    parser.add_argument("--data", type=Path, help=f"shared data folder (default {DEFAULT_DATA})")
+    parser.add_argument(
+        "--conditions",
+        nargs="+",
+        choices=list(CONDITIONS),
+        metavar="NAME",
+        help="a subset of: " + ", ".join(CONDITIONS),
+    )
+    parser.add_argument("--limit", type=int, help="score N random clips per fold and corpus")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    label = args.label or " + ".join(run.name for run in args.runs)
+    conditions = [
+        "clean",
+        *[c for c in CONDITIONS if c in (args.conditions or CONDITIONS) and c != "clean"],
+    ]  # clean is what "changed" compares with
+    start = time.perf_counter()
+    try:
+        entry = benchmark(
+            args.runs, data=args.data, conditions=conditions, limit=args.limit, seed=args.seed
+        )
+    except SerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    entry.update(
+        wall_seconds=round(time.perf_counter() - start, 1),
+        versions=library_versions(),
+        git_commit=git_commit(REPO),
+        date=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results["protocol"] = {"text": PROTOCOL, "conditions": describe_conditions()}
+    results.setdefault("labels", {})[label] = entry
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, args.out.with_suffix(".png"))
+    print(table(results))
+    print(f"{label}: {entry['wall_seconds']} s; wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _configs(run_dir: Path) -> list[Path]:
+    paths = [run_dir / "config.json", *(run_dir / m / "config.json" for m in MODELS)]
+    return [p for p in paths if p.is_file()]
+
+
+def _corpus_dir(env: str, data: Path | None, name: str) -> Path:
+    """--data/NAME if --data was given, else $ENV, else the shared data folder's NAME."""
+    if data is None and os.environ.get(env):
+        return Path(os.environ[env])
+    return (data or DEFAULT_DATA) / name
+
+
+def read_corpus(corpus: str, root: Path, limit: int | None, seed: int) -> list | dict:
+    """``[(path, emotion), ...]`` of a corpus, or ``{"skipped": why}`` without one."""
+    if not root.is_dir():
+        return {"skipped": f"{root} not found (set {CORPORA[corpus][0]} or --data)"}
+    items = [(p, corpus_emotion(corpus, p)) for p in find_audio(root, (".flac", ".wav"))]
+    return _subset(items, limit, seed) if items else {"skipped": f"{root} holds no audio"}
+
+
+def _subset(items: list, n: int | None, seed: int) -> list:
+    """``n`` of ``items`` drawn with ``seed``, in their original order (all when n is None)."""
+    if n is None or n >= len(items):
+        return list(items)
+    keep = np.random.default_rng(seed).choice(len(items), size=n, replace=False)
+    return [items[i] for i in sorted(keep)]
+
+
+def _scores(truth: np.ndarray, predicted: np.ndarray, labels) -> dict:
+    with warnings.catch_warnings():  # a --limit sample may lack an emotion: that is fine
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        s = evaluate(truth, predicted, labels)
+    return {k: s[k] for k in ("n", "accuracy", "uar", "macro_f1")}
+
+
+def _by_model(per_fold: dict[str, dict[str, dict]]) -> dict:
+    """``{fold: {model: scores}}`` -> ``{model: mean, std and folds}``."""
+    models = [m for m in MODELS if any(m in r for r in per_fold.values())]
+    return {m: _summary({f: r[m] for f, r in per_fold.items() if m in r}) for m in models}
+
+
+def _summary(per_fold: dict[str, dict]) -> dict:
+    out = mean_std(per_fold.values())
+    if all("changed" in s for s in per_fold.values()):
+        changed = [s["changed"] for s in per_fold.values()]
+        out["mean"]["changed"], out["std"]["changed"] = (
+            float(np.mean(changed)),
+            float(np.std(changed)),
+        )
+    return {**out, "folds": per_fold}
+
+
+def _cell(summary: dict, score: str) -> str:
+    """``0.583 ± 0.021`` (std only when there are several folds)."""
+    mean, std = summary["mean"][score], summary["std"][score]
+    return f"{mean:.3f} ± {std:.3f}" if len(summary["folds"]) > 1 else f"{mean:.3f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
