@@ -1,4 +1,5 @@
-"""Shared fixtures: synthetic speech-like audio and a tiny RAVDESS-style folder tree."""
+"""Shared fixtures: synthetic speech-like audio, a tiny RAVDESS-style folder tree, and the tiny
+caches and split that the training, ensemble and CLI tests train on."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
+from ser_cnn.features import FeatureConfig
+from ser_cnn.ravdess import Split, split
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -81,3 +85,52 @@ def ravdess_dir() -> Path:
     if not value or not Path(value).is_dir():
         pytest.skip("RAVDESS_DIR is not set to the full RAVDESS speech folder")
     return Path(value)
+
+
+# -- the tiny training set ----------------------------------------------------------------------
+# Six synthetic actors, one clip per emotion each; a 1 s window of 32 mel bands keeps a tiny CNN
+# fast, everything else is as in a real run. Built once per session: preprocessing is the slow
+# part, and no test writes into these folders (each trains into its own tmp_path).
+TINY_ACTORS = (1, 2, 3, 4, 5, 6)
+
+
+@pytest.fixture(scope="session")
+def tiny_features() -> FeatureConfig:
+    """The tiny log-mel settings: 32 bands × 101 frames."""
+    return FeatureConfig(n_mels=32, duration=1.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_split() -> Split:
+    """Test actors 1, 2; validation actors 3, 4; training actors 5, 6 (the others are absent)."""
+    return split(test_actors=[1, 2], val_actors=[3, 4])
+
+
+@pytest.fixture(scope="session")
+def tiny_tree(tmp_path_factory) -> Path:
+    """The RAVDESS-style tree of the tiny training set (read only)."""
+    root = tmp_path_factory.mktemp("tiny") / "ravdess"
+    make_ravdess_tree(root, actors=TINY_ACTORS)
+    return root
+
+
+@pytest.fixture(scope="session")
+def logmel_cache(tiny_tree, tiny_features) -> Path:
+    """The CNN's cache of the tiny training set (read only)."""
+    return build_cache(tiny_tree, tiny_tree.parent / "logmel", tiny_features)
+
+
+@pytest.fixture(scope="session")
+def classic_cache(tiny_tree) -> Path:
+    """The MLP's cache of the tiny training set (read only)."""
+    from ser_cnn.classic import DEFAULT_CLASSIC
+
+    return build_cache(tiny_tree, tiny_tree.parent / "classic", DEFAULT_CLASSIC)
+
+
+def build_cache(tree: Path, out: Path, config) -> Path:
+    """Preprocess ``tree`` into ``out`` with ``config``, in this process."""
+    from ser_cnn.preprocess import preprocess
+
+    preprocess(tree, out, config=config, jobs=1, progress=False)
+    return out

@@ -10,42 +10,36 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ser_cnn.ravdess import split
+from ser_cnn.config import TrainConfig
 from ser_cnn.cv import member_folds, score_ensemble
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.features import FeatureConfig
 from ser_cnn.metrics import evaluate
-from ser_cnn.preprocess import load_cache, preprocess
-from ser_cnn.config import TrainConfig
-from ser_cnn.ravdess import labels_of, select
+from ser_cnn.preprocess import load_cache
+from ser_cnn.ravdess import labels_of, select, split
 from ser_cnn.train import train_cnn
-from tests.conftest import REPO, make_ravdess_tree
+from tests.conftest import REPO, build_cache
 
 pytestmark = pytest.mark.slow
 
-TINY = FeatureConfig(n_mels=32, duration=1.0)
-SPLIT = split(test_actors=[1, 2], val_actors=[3, 4])
-
 
 @pytest.fixture(scope="module")
-def members(tmp_path_factory):
-    """A tiny cache and five one-fold "--cv" folders: seeds 0 and 1, one refit on the validation
-    actors, one on speaker-normalised log-mels, and one split otherwise."""
+def members(tmp_path_factory, logmel_cache, tiny_split):
+    """Five one-fold "--cv" folders on the tiny cache: seeds 0 and 1, one refit on the
+    validation actors, one on speaker-normalised log-mels, and one split otherwise."""
     root = tmp_path_factory.mktemp("ensemble")
-    make_ravdess_tree(root / "ravdess", actors=(1, 2, 3, 4, 5, 6))
-    preprocess(root / "ravdess", root / "logmel", config=TINY, jobs=1, progress=False)
     runs = {
-        "seed0": (SPLIT, TrainConfig(epochs=2, seed=0, precision="float32")),
-        "seed1": (SPLIT, TrainConfig(epochs=2, seed=1, precision="float32")),
-        "refit": (SPLIT, TrainConfig(epochs=1, precision="float32", refit=True)),
-        "speaker": (SPLIT, TrainConfig(epochs=2, precision="float32", speaker_norm=True)),
+        "seed0": (tiny_split, TrainConfig(epochs=2, seed=0, precision="float32")),
+        "seed1": (tiny_split, TrainConfig(epochs=2, seed=1, precision="float32")),
+        "refit": (tiny_split, TrainConfig(epochs=1, precision="float32", refit=True)),
+        "speaker": (tiny_split, TrainConfig(epochs=2, precision="float32", speaker_norm=True)),
         "other_split": (
             split(test_actors=[5, 6], val_actors=[3, 4]),
             TrainConfig(epochs=1, precision="float32"),
         ),
     }
     for name, (part, config) in runs.items():
-        train_cnn(root / "logmel", root / name / "fold1", part, config, verbose=0)
+        train_cnn(logmel_cache, root / name / "fold1", part, config, verbose=0)
     return root
 
 
@@ -55,16 +49,18 @@ def _saved_model_probabilities(run_dir, x):
     return loaded.serve(tf.constant(x)).numpy()
 
 
-def test_ensemble_scores_the_mean_of_the_members_probabilities(members, tmp_path):
+def test_ensemble_scores_the_mean_of_the_members_probabilities(
+    members, logmel_cache, tiny_split, tmp_path
+):
     summary_path = tmp_path / "ensemble.json"
     result = subprocess.run(
         [
             sys.executable,
-            str(REPO / "scripts" / "ensemble.py"),
+            str(REPO / "tools" / "ensemble.py"),
             str(members / "seed0"),
             str(members / "seed1"),
             "--cache",
-            str(members / "logmel"),
+            str(logmel_cache),
             "--summary",
             str(summary_path),
         ],
@@ -78,8 +74,8 @@ def test_ensemble_scores_the_mean_of_the_members_probabilities(members, tmp_path
     assert summary_path.with_suffix(".png").stat().st_size > 0
     assert [m["training"]["seed"] for m in summary["members"]] == [0, 1]
 
-    manifest, features, _ = load_cache(members / "logmel")
-    mask = select(manifest, SPLIT.test)
+    manifest, features, _ = load_cache(logmel_cache)
+    mask = select(manifest, tiny_split.test)
     x, y = features[mask], labels_of(manifest)[mask]
     mean = np.mean(
         [_saved_model_probabilities(members / s / "fold1", x) for s in ("seed0", "seed1")], axis=0
@@ -100,9 +96,9 @@ def test_ensemble_scores_the_mean_of_the_members_probabilities(members, tmp_path
 
 
 @pytest.mark.parametrize("member", ["seed0", "speaker"])
-def test_a_member_twice_scores_like_the_member(members, member):
+def test_a_member_twice_scores_like_the_member(members, logmel_cache, member):
     # "speaker": scored on speaker-normalised log-mels, as it was trained and tested
-    summary = score_ensemble([members / member] * 2, members / "logmel")
+    summary = score_ensemble([members / member] * 2, logmel_cache)
     alone = json.loads((members / member / "fold1" / "metrics.json").read_text())
     assert summary["folds"]["1"]["confusion_matrix"] == alone["confusion_matrix"]
     assert summary["folds"]["1"]["validation"]["accuracy"] == pytest.approx(
@@ -110,9 +106,9 @@ def test_a_member_twice_scores_like_the_member(members, member):
     )
 
 
-def test_members_split_differently_are_refused(members):
+def test_members_split_differently_are_refused(members, logmel_cache):
     with pytest.raises(DataError, match="split differently"):
-        score_ensemble([members / "seed0", members / "other_split"], members / "logmel")
+        score_ensemble([members / "seed0", members / "other_split"], logmel_cache)
 
 
 def test_one_member_or_no_folds_are_refused(members, tmp_path):
@@ -122,23 +118,22 @@ def test_one_member_or_no_folds_are_refused(members, tmp_path):
         member_folds([members / "seed0", tmp_path])
 
 
-def test_a_cache_with_other_settings_is_refused(members, tmp_path):
-    other = FeatureConfig(n_mels=24, duration=1.0)
-    preprocess(members / "ravdess", tmp_path / "other", config=other, jobs=1, progress=False)
+def test_a_cache_with_other_settings_is_refused(members, tiny_tree, tmp_path):
+    other = build_cache(tiny_tree, tmp_path / "other", FeatureConfig(n_mels=24, duration=1.0))
     with pytest.raises(DataError, match="other feature settings"):
-        score_ensemble([members / "seed0", members / "seed1"], tmp_path / "other")
+        score_ensemble([members / "seed0", members / "seed1"], other)
 
 
-def test_a_refit_member_leaves_the_ensemble_without_validation_scores(members):
-    plain = score_ensemble([members / "seed0", members / "seed1"], members / "logmel")
+def test_a_refit_member_leaves_the_ensemble_without_validation_scores(members, logmel_cache):
+    plain = score_ensemble([members / "seed0", members / "seed1"], logmel_cache)
     assert plain["folds"]["1"]["validation"] is not None
-    summary = score_ensemble([members / "seed0", members / "refit"], members / "logmel")
+    summary = score_ensemble([members / "seed0", members / "refit"], logmel_cache)
     # the refit member trained on the validation actors: they cannot judge the ensemble
     assert summary["folds"]["1"]["validation"] is None
     assert "refit" in summary["protocol"]
     assert summary["members"][1]["training"]["refit"] is True
 
 
-def test_speaker_normalised_and_plain_members_are_refused(members):
-    with pytest.raises(DataError, match="speaker-normalised"):
-        score_ensemble([members / "seed0", members / "speaker"], members / "logmel")
+def test_speaker_normalised_and_plain_members_are_refused(members, logmel_cache):
+    with pytest.raises(DataError, match="speaker normalisation"):
+        score_ensemble([members / "seed0", members / "speaker"], logmel_cache)

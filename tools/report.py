@@ -1,18 +1,23 @@
-"""Write the README's result tables from the files in results/ and checkpoints/.
+"""Write the result tables of README.md and docs/results.md from the files in results/.
 
-    python tools/report.py          # rewrite the tables between the README's report markers
-    python tools/report.py --check  # exit 1 if the README differs from the files (tested)
+    python tools/report.py          # rewrite the tables between both files' report markers
+    python tools/report.py --check  # exit 1 if either file differs from the files (tested)
 
-Every figure in those tables comes from a JSON file that a command regenerates; this script only
-formats them, so the README cannot drift from the measurements.
+Every figure in those tables comes from a JSON file that a command regenerates (results/, and
+the shipped run folder in checkpoints/); this script only formats them, so the documents cannot
+drift from the measurements. A table sits between ``<!-- report:NAME -->`` and
+``<!-- /report:NAME -->``; :data:`DOCUMENTS` says which file holds which table, and every link
+is written relative to the file it is in. A test calls ``main(["--check"])`` (0: current).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ser_cnn.config import describe
@@ -20,8 +25,28 @@ from ser_cnn.config import describe
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
 README = REPO / "README.md"
+RESULTS_MD = REPO / "docs" / "results.md"
 SHIPPED = REPO / "checkpoints" / "ravdess_fold1"
 SCORES = (("accuracy", "accuracy"), ("uar", "UAR"), ("macro_f1", "macro-F1"))
+# The README keeps one short table; the full experiment record is docs/results.md.
+DOCUMENTS = {
+    README: ("headline",),
+    RESULTS_MD: (
+        "runs",
+        "per-fold",
+        "cv-ablation",
+        "ablation",
+        "robustness",
+        "leakage",
+        "cost",
+        "benchmarks",
+        "demo",
+    ),
+}
+# What `make demo` runs; its output is rerun when writing, never compared by --check (the last
+# printed digit may differ between CPUs).
+DEMO = ("scripts/infer.py", "--top-k", "3", "examples/")
+UNCHECKED = ("demo",)
 
 
 def _load(name: str) -> dict | None:
@@ -38,19 +63,69 @@ def _mb(path: Path) -> float:
     return sum(f.stat().st_size for f in files) / 1e6
 
 
-def headline() -> str:
+def _link(root: str, name: str) -> str:
+    """A link to results/NAME from a file whose way back to the repository root is ``root``."""
+    return f"[`results/{name}`]({root}results/{name})"
+
+
+def _score_rows(root: str, lines: list[tuple[str, str, dict | None]]) -> list[str]:
     rows = ["| model | accuracy | UAR | macro-F1 | source |", "| --- | --- | --- | --- | --- |"]
+    for model, name, s in lines:
+        if s is None:
+            rows.append(f"| {model} | not measured yet | | | `results/{name}` |")
+            continue
+        cells = " | ".join(_pm(s, k) for k, _ in SCORES)
+        rows.append(f"| {model} | {cells} | {_link(root, name)} |")
+    return rows
+
+
+def headline(root: str) -> str:
+    """The README's table: the shipped model's run, the default over seeds, the best
+    configuration (with its price) and the MLP baseline."""
+    cnn, default = _load("cv_cnn.json"), _load("ensemble_cnn.json")
+    best = _load("ensemble_cnn_speaker_refit.json")
+    seed = cnn["training"]["seed"] if cnn else 0
+    lines = [(f"CNN, the shipped model's run (default training, seed {seed})", "cv_cnn.json", cnn)]
+    if default is not None:
+        trainings = [m["training"] for m in default["members"]]
+        runs = default["members_alone"]["runs"]
+        lines.append(
+            (
+                f"CNN, default training, seeds {_seeds(trainings)}: each run alone "
+                f"({runs} fold runs)",
+                "ensemble_cnn.json",
+                default["members_alone"],
+            )
+        )
+    else:
+        lines.append(("CNN, default training over several seeds", "ensemble_cnn.json", None))
+    n = len(best["members"]) if best else 0
+    lines += [
+        (
+            f"CNN, best: speaker-normalised refit, {n} seeds' probabilities averaged "
+            f"(**{n} networks; needs several recordings of the speaker**)",
+            "ensemble_cnn_speaker_refit.json",
+            best,
+        ),
+        ("MLP baseline (180 classic features)", "cv_mlp.json", _load("cv_mlp.json")),
+    ]
+    return "\n".join(_score_rows(root, lines))
+
+
+def runs(root: str) -> str:
+    """Every configuration's headline: seed ensembles, their members alone, and the baselines."""
     cnn = _load("cv_cnn.json")
     seed = cnn["training"]["seed"] if cnn else 0
     lines = []
-    # seed ensembles of the default training, of the refit training (`--refit`) and of the
-    # speaker-normalised refit training (`--speaker-norm --refit`)
     for name, model in (
         ("ensemble_cnn.json", "CNN"),
-        ("ensemble_cnn_refit.json", "CNN refit (`--refit`: training + validation actors)"),
+        (
+            "ensemble_cnn_refit.json",
+            "CNN refit (`configs/refit.toml`: training + validation actors)",
+        ),
         (
             "ensemble_cnn_speaker_refit.json",
-            "CNN speaker-normalised, refit (`--speaker-norm --refit`)",
+            "CNN speaker-normalised, refit (`configs/speaker_refit.toml`)",
         ),
     ):
         ensemble = _load(name)
@@ -59,27 +134,17 @@ def headline() -> str:
         trainings = [m["training"] for m in ensemble["members"]]
         same = _same_but_seed(trainings)
         what = f"same training, seeds {_seeds(trainings)}" if same else "its members"
-        runs = ensemble["members_alone"]["runs"]
+        n = ensemble["members_alone"]["runs"]
         lines += [
-            (
-                f"{model}, {what}: every run alone ({runs} fold runs)",
-                name,
-                ensemble["members_alone"],
-            ),
+            (f"{model}, {what}: every run alone ({n} fold runs)", name, ensemble["members_alone"]),
             (f"{model} ensemble: {what}, probabilities averaged", name, ensemble),
         ]
     lines.append((f"CNN, the seed-{seed} run alone (shipped model's run)", "cv_cnn.json", cnn))
     lines.append(("MLP baseline (180 features)", "cv_mlp.json", _load("cv_mlp.json")))
-    for model, name, s in lines:
-        if s is None:
-            rows.append(f"| {model} | not measured yet | | | `results/{name}` |")
-            continue
-        cells = " | ".join(_pm(s, k) for k, _ in SCORES)
-        rows.append(f"| {model} | {cells} | [`results/{name}`](results/{name}) |")
-    return "\n".join(rows)
+    return "\n".join(_score_rows(root, lines))
 
 
-def per_fold() -> str:
+def per_fold(root: str) -> str:
     cnn, mlp = _load("cv_cnn.json"), _load("cv_mlp.json")
     if cnn is None or mlp is None:
         return "_(cross-validation files missing)_"
@@ -96,7 +161,7 @@ def per_fold() -> str:
     return "\n".join(rows)
 
 
-def ablation() -> str:
+def ablation(root: str) -> str:
     a = _load("ablation.json")
     if a is None:
         return "_(results/ablation.json missing: `python tools/ablation.py`)_"
@@ -117,7 +182,7 @@ def ablation() -> str:
     return "\n".join(rows)
 
 
-def cv_ablation() -> str:
+def cv_ablation(root: str) -> str:
     """Every six-fold CNN run kept in results/ (cv_cnn*.json), one row each."""
     rows = [
         "| training | epochs | validation accuracy | test accuracy | test UAR | test macro-F1 "
@@ -141,7 +206,7 @@ def cv_ablation() -> str:
         cells = " | ".join(_pm(s, k) for k, _ in SCORES)
         rows.append(
             f"| {label} | {epochs} | {'–' if val is None else f'{val:.3f}'} | {cells} "
-            f"| [`results/{name}`](results/{name}) |"
+            f"| {_link(root, name)} |"
         )
     return "\n".join(rows)
 
@@ -167,7 +232,26 @@ def _label(training: dict) -> str:
     return label + (f"; seed {training['seed']}" if training.get("seed") else "")
 
 
-def leakage() -> str:
+def robustness(root: str) -> str:
+    """The robustness benchmark's table, formatted by tools/robustness.py itself (imported only
+    when its result file exists)."""
+    how = "`python tools/robustness.py RUN [RUN ...] --label NAME` writes `results/robustness.json`"
+    path, module = RESULTS / "robustness.json", REPO / "tools" / "robustness.py"
+    if not path.exists():
+        return f"_(not measured yet: {how})_"
+    if not module.exists():
+        return f"_(`results/robustness.json` is there but not its formatter: {how})_"
+    spec = importlib.util.spec_from_file_location("ser_cnn_tools_robustness", module)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    text = tool.table(json.loads(path.read_text())).rstrip("\n")
+    chart = path.with_suffix(".png")
+    if chart.exists():
+        text += f"\n\n![Accuracy per recording condition]({root}results/{chart.name})"
+    return text
+
+
+def leakage(root: str) -> str:
     s = _load("seed_parity.json")
     if s is None:
         return "_(results/seed_parity.json missing: `python tools/seed_parity.py`)_"
@@ -185,7 +269,7 @@ def leakage() -> str:
     return "\n".join(rows)
 
 
-def cost() -> str:
+def cost(root: str) -> str:
     cnn = _load("cv_cnn.json")
     rows = ["| what | value | source |", "| --- | --- | --- |"]
     if cnn is not None:
@@ -219,7 +303,7 @@ def _after_start(folder: dict, cold: dict, model: str) -> float:
     return folder["clips"] / (folder[model]["seconds"] - cold[model])
 
 
-def benchmarks() -> str:
+def benchmarks(root: str) -> str:
     pre, inf = _load("benchmark_preprocess.json"), _load("benchmark_infer.json")
     rows = ["| what | measured | target |", "| --- | --- | --- |"]
     if pre is not None:
@@ -248,26 +332,28 @@ def benchmarks() -> str:
     return "\n".join(rows)
 
 
-def demo() -> str:
+def demo(root: str) -> str:
     """Real output of `make demo`: the shipped model on the bundled example clips."""
     import subprocess
 
     out = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "infer.py"), "--top-k", "3", "examples/"],
+        [sys.executable, str(REPO / DEMO[0]), *DEMO[1:]],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
     )
     body = out.stdout.rstrip() + "\n" + out.stderr.strip().splitlines()[-1]
-    return f"```text\n$ python scripts/infer.py --top-k 3 examples/\n{body}\n```"
+    return f"```text\n$ python {' '.join(DEMO)}\n{body}\n```"
 
 
-SECTIONS = {
+SECTIONS: dict[str, Callable[[str], str]] = {
     "headline": headline,
+    "runs": runs,
     "per-fold": per_fold,
-    "ablation": ablation,
     "cv-ablation": cv_ablation,
+    "ablation": ablation,
+    "robustness": robustness,
     "leakage": leakage,
     "cost": cost,
     "benchmarks": benchmarks,
@@ -275,34 +361,59 @@ SECTIONS = {
 }
 
 
-def render(text: str, *, skip: tuple[str, ...] = ()) -> str:
-    for name, make in SECTIONS.items():
+def _marker(name: str) -> re.Pattern:
+    return re.compile(
+        rf"(<!-- report:{name} -->\n)(?:.*?\n)?(<!-- /report:{name} -->)", flags=re.DOTALL
+    )
+
+
+def render(path: Path, text: str, *, skip: tuple[str, ...] = ()) -> tuple[str, list[str]]:
+    """``text`` (the file at ``path``) with its tables rewritten, and what is wrong with its
+    markers (a table missing, or one that belongs to the other file)."""
+    root = "../" * len(path.relative_to(REPO).parts[:-1])
+    wanted = DOCUMENTS[path]
+    problems = [
+        f"{path.relative_to(REPO)}: no `<!-- report:{name} -->` ... `<!-- /report:{name} -->`"
+        for name in wanted
+        if len(_marker(name).findall(text)) != 1
+    ]
+    problems += [
+        f"{path.relative_to(REPO)}: the {name} table belongs in another file"
+        for name in SECTIONS
+        if name not in wanted and _marker(name).search(text)
+    ]
+    for name in wanted:
         if name in skip:
             continue
-        pattern = re.compile(
-            rf"(<!-- report:{name} -->\n)(?:.*?\n)?(<!-- /report:{name} -->)", flags=re.DOTALL
+        make = SECTIONS[name]
+        text = _marker(name).sub(
+            lambda m, make=make: m.group(1) + make(root) + "\n" + m.group(2), text
         )
-        text = pattern.sub(lambda m, make=make: m.group(1) + make() + "\n" + m.group(2), text)
-    return text
+    return text, problems
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--check", action="store_true", help="only check that the README is current")
+    p.add_argument("--check", action="store_true", help="only check that both files are current")
     args = p.parse_args(argv)
-    current = README.read_text()
-    # --check leaves the demo output alone: it is rerun, not read from a file, and its last
-    # printed digit may differ between CPUs
-    wanted = render(current, skip=("demo",) if args.check else ())
-    if args.check:
-        if wanted != current:
-            print("README.md tables differ from results/: run `python tools/report.py`")
-            return 1
-        print("README.md tables match results/")
-        return 0
-    README.write_text(wanted)
-    print("README.md tables rewritten from results/")
-    return 0
+    status = 0
+    for path in DOCUMENTS:
+        name = path.relative_to(REPO)
+        current = path.read_text() if path.exists() else ""
+        wanted, problems = render(path, current, skip=UNCHECKED if args.check else ())
+        for problem in problems:
+            print(problem)
+            status = 1
+        if args.check:
+            if wanted != current:
+                print(f"{name}: tables differ from results/: run `python tools/report.py`")
+                status = 1
+            elif not problems:
+                print(f"{name}: tables match results/")
+        elif not problems:
+            path.write_text(wanted)
+            print(f"{name}: tables rewritten from results/")
+    return status
 
 
 if __name__ == "__main__":
