@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser_cnn.ravdess import EMOTIONS
 from ser_cnn.features import log_mel
 from ser_cnn.preprocess import load_cache, preprocess
+from ser_cnn.ravdess import EMOTIONS
 from tests.conftest import WAV_SAMPLES
 
-pytestmark = pytest.mark.dataset
+pytestmark = [pytest.mark.dataset, pytest.mark.slow]
 
 
 def test_full_set_preprocesses_to_1440_arrays_of_one_shape(ravdess_dir, tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.server
+import subprocess
+import sys
 import threading
 import zipfile
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 
 from ser_cnn.download import download, extract
 from ser_cnn.errors import DataError
-from tests.conftest import make_ravdess_tree
+from tests.conftest import REPO, make_ravdess_tree
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -109,12 +111,8 @@ def test_unreachable_host_explains_the_manual_route(tmp_path):
         download("http://127.0.0.1:9/none.zip", tmp_path / "x.zip", progress=False, timeout=5)
 
 
+@pytest.mark.slow
 def test_script_end_to_end(server, tmp_path):
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
     out = tmp_path / "data" / "ravdess"
     result = subprocess.run(
         [

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ser_cnn.ravdess import ACTORS, EMOTIONS, gender_of, load_folds, parse_name, scan, split
 from ser_cnn.errors import DataError, NameFormatError, ParameterError
+from ser_cnn.ravdess import ACTORS, EMOTIONS, gender_of, load_folds, parse_name, scan, split
 from tests.conftest import SHARED_DATA
 
 

@@ -114,7 +114,9 @@ def test_bfloat16_training_saves_and_scores_a_float32_model(logmel_cache, tiny_s
     manifest, features, _ = load_cache(logmel_cache)
     test = select(manifest, tiny_split.test)
     predicted = model.predict(features[test], verbose=0).argmax(axis=1)
-    assert result.metrics["accuracy"] == pytest.approx(np.mean(predicted == labels_of(manifest)[test]))
+    assert result.metrics["accuracy"] == pytest.approx(
+        np.mean(predicted == labels_of(manifest)[test])
+    )
 
 
 def test_mlp_run_folder_and_reload(classic_cache, tiny_split, tmp_path):
@@ -153,7 +155,9 @@ def test_mlp_emotion_subset_and_random_split(classic_cache, tmp_path):
     assert sum(run.clips.values()) == len(TINY_ACTORS) * 4
 
 
-def test_weight_averaging_saves_the_averaged_weights(logmel_cache, tiny_features, tiny_split, tmp_path):
+def test_weight_averaging_saves_the_averaged_weights(
+    logmel_cache, tiny_features, tiny_split, tmp_path
+):
     # training loss as the monitor: both runs keep their last epoch
     raw_config = TrainConfig(
         epochs=6, learning_rate=0.01, precision="float32", monitor="loss", ema=0.0
