@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from ser_cnn.audio import load_audio
 from ser_cnn.features import FeatureConfig, clip_log_mel, trim_silence
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "examples" / "03-01-05-02-01-01-11.flac"  # angry, actor 11: unseen in training
 GAINS_DB = (-30.0, -10.0, 0.0, 6.0)  # the clip peaks below -6 dBFS: +6 dB does not clip
 SR = 16_000

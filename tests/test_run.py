@@ -134,7 +134,7 @@ def test_a_runs_properties_read_its_training_record():
 
 
 def test_load_run_refuses_a_folder_without_config_json(tmp_path):
-    with pytest.raises(DataError, match="not a run folder: it has no config.json"):
+    with pytest.raises(DataError, match=r"not a run folder: it has no config\.json"):
         load_run(tmp_path)
 
 
@@ -155,8 +155,32 @@ def test_load_run_refuses_an_invalid_description(tmp_path):
         load_run(tmp_path)
     del broken["training"]["lr"], broken["labels"]
     (tmp_path / "config.json").write_text(json.dumps(broken))
-    with pytest.raises(DataError, match="not a valid ser_cnn run description.*labels"):
+    with pytest.raises(DataError, match=r"not a valid ser_cnn run description.*labels"):
         load_run(tmp_path)
+
+
+@pytest.mark.xfail(
+    raises=AttributeError,
+    strict=True,
+    reason="bug: load_run assumes config.json holds a JSON object",
+)
+def test_load_run_refuses_a_config_json_that_is_not_an_object(tmp_path):
+    (tmp_path / "saved_model").mkdir()
+    (tmp_path / "config.json").write_text("[1, 2]\n")
+    with pytest.raises(DataError, match="not a valid ser_cnn run description"):
+        load_run(tmp_path)
+
+
+@pytest.mark.xfail(
+    raises=json.JSONDecodeError,
+    strict=True,
+    reason="bug: model_folders parses config.json unguarded, so `ser-cnn infer --run` on a "
+    "folder with another program's config.json ends in a traceback",
+)
+def test_model_folders_refuses_a_config_json_that_is_not_ours(tmp_path):
+    (tmp_path / "config.json").write_text("window=3\n")  # some other program's settings
+    with pytest.raises(DataError, match=r"config\.json"):
+        model_folders(tmp_path)
 
 
 @pytest.mark.parametrize("model", ["cnn", "mlp"])
