@@ -90,9 +90,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.degradations is not None:
-            object.__setattr__(self, "degradations", tuple(self.degradations))
+            self._check_degradations()
         if isinstance(self.architecture, dict):
             object.__setattr__(self, "architecture", CNNConfig.from_dict(self.architecture))
+        if not isinstance(self.architecture, CNNConfig):
+            raise ParameterError(
+                f"architecture must be a table of CNN settings, got {self.architecture!r}"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise ParameterError(f"epochs and batch_size must be at least 1, got {self.epochs}")
         if self.precision not in PRECISIONS:
@@ -101,6 +105,19 @@ class TrainConfig:
             raise ParameterError(f"ema must be in [0, 1), got {self.ema}")
         if not 0 <= self.speed < 1:
             raise ParameterError(f"speed must be in [0, 1), got {self.speed}")
+
+    def _check_degradations(self) -> None:
+        from ser_cnn.degrade import AUGMENTATIONS  # only here: it loads pyroomacoustics
+
+        kinds = self.degradations
+        if isinstance(kinds, str) or not all(isinstance(k, str) for k in kinds):
+            raise ParameterError(f"degradations must be a list of kinds, got {kinds!r}")
+        unknown = sorted(set(kinds) - set(AUGMENTATIONS))
+        if unknown:
+            raise ParameterError(
+                f"unknown degradations {unknown}; known: {', '.join(AUGMENTATIONS)}"
+            )
+        object.__setattr__(self, "degradations", tuple(kinds))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self) | {"architecture": self.architecture.to_dict()}

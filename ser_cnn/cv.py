@@ -169,7 +169,11 @@ def score_ensemble(
     y = labels_of(manifest)
     per_fold, members = {}, []
     for k in folds:
-        runs = {f"{d}/fold{k}": load_run(Path(d) / f"fold{k}") for d in cv_dirs}
+        # keyed by position: the same folder may be given twice
+        runs = {
+            f"member {i + 1} ({d}/fold{k})": load_run(Path(d) / f"fold{k}")
+            for i, d in enumerate(cv_dirs)
+        }
         first = next(iter(runs.values()))
         for name, run in runs.items():
             if run.model != "cnn":

@@ -6,9 +6,8 @@ two uses that must stay apart:
 
 * :func:`augment` — the training chain: random gain, noise (white, pink, babble), band limit,
   reverberation in ``TRAIN_ROOMS``, the ``TRAIN_CODEC``, speed and room-tone padding.
-* :data:`CONDITIONS` — the fixed, seeded benchmark of ``tools/robustness.py``. It also uses
-  things training never sees: the ``UNSEEN_NOISE`` ("hum"), ``BENCHMARK_ROOMS`` and the
-  ``BENCHMARK_CODEC`` (Opus), so the benchmark measures generalisation, not memory.
+* :mod:`ser_cnn.conditions` — the fixed, seeded benchmark of ``tools/robustness.py``, built
+  from the same functions plus things training never sees (a noise kind, rooms, a codec).
 
 Every function takes ``y`` (shape (n,), float, at ``sr`` Hz), never changes it, returns a new
 float32 array, and draws all randomness from the ``np.random.Generator`` it is given.
@@ -16,17 +15,16 @@ float32 array, and draws all randomness from the ``np.random.Generator`` it is g
 
 from __future__ import annotations
 
-import functools
 import io
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
-import pyroomacoustics as pra
 import scipy.signal
 import soundfile as sf
 import soxr
 
 from ser_cnn.errors import ParameterError
+from ser_cnn.rooms import TRAIN_ROOMS, room_impulse_response
 
 # -- measuring speech --------------------------------------------------------------------------
 FRAME = 0.02  # s: frames in which the active-speech level is measured
@@ -35,7 +33,6 @@ ACTIVE_DB = 40.0  # dB: frames within this of the loudest frame count as speech
 # -- noise -------------------------------------------------------------------------------------
 NOISE_KINDS = ("white", "pink", "brown", "babble", "hum")
 TRAIN_NOISES = ("white", "pink", "babble")
-UNSEEN_NOISE = "hum"  # benchmark only: mains hum and buzz, never in training
 COLOUR_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ∝ 1 / f^exponent
 FLAT_BELOW_HZ = 20.0  # Hz: coloured spectra stop rising below this (no infinite DC)
 BABBLE_TALKERS = (4, 6)  # talkers in a babble, drawn from this inclusive range
@@ -57,29 +54,6 @@ CODECS = {
     "opus": ("OGG", "OPUS", None, 0.99),  # ~9 kbit/s, like a voice message or a poor VoIP call
 }
 TRAIN_CODEC = "mp3"  # the one codec of the training chain
-BENCHMARK_CODEC = "opus"  # benchmark only: a speech codec training never heard
-
-# -- rooms -------------------------------------------------------------------------------------
-# Shoebox rooms, (length, width, height) in m. The two sets share no room, and the benchmark's
-# hall is larger than any training room. RT60s are Sabine's; the simulated decay (T20) of the
-# benchmark's rooms is 0.26-0.32 s for 0.3 s and 0.81-0.83 s for 0.8 s.
-TRAIN_ROOMS = {
-    "bathroom": (2.6, 2.2, 2.4),
-    "small office": (3.4, 2.9, 2.6),
-    "bedroom": (4.1, 3.6, 2.5),
-    "living room": (5.8, 4.4, 2.6),
-    "classroom": (8.2, 6.6, 3.1),
-}
-BENCHMARK_ROOMS = {
-    "meeting room": (6.3, 4.9, 2.8),
-    "hall": (10.0, 8.0, 5.0),
-}
-ISM_ORDER = 3  # image-source order of the early reflections; ray tracing does the late tail
-WALL_MARGIN = 0.5  # m: talker and microphone stay this far from every wall
-MIN_DISTANCE = 0.5  # m: between talker and microphone
-TALKER_HEIGHT = (1.2, 1.8)  # m: mouth of a seated or standing talker
-MIC_HEIGHT = (0.7, 1.5)  # m: a phone or laptop on a desk, or held
-RIR_BANK = 24  # benchmark: placements per room, drawn once and cached (RIRs cost ~0.1 s each)
 
 # -- training chain ----------------------------------------------------------------------------
 # Probability that each kind is applied to a training clip, in the order they are applied:
@@ -276,62 +250,6 @@ def lowpass(y: np.ndarray, sr: int, *, cutoff_hz: float) -> np.ndarray:
     return scipy.signal.sosfiltfilt(sos, _samples(y)).astype(np.float32)
 
 
-def room_impulse_response(
-    sr: int, *, rt60: float, room: Sequence[float], rng: np.random.Generator
-) -> np.ndarray:
-    """Impulse response from a random talker to a random microphone in a shoebox room.
-
-    Walls absorb uniformly, as much as Sabine's formula needs for ``rt60``
-    (``pra.inverse_sabine``). Pyroomacoustics simulates the early reflections with the image
-    source method (order ``ISM_ORDER``) and the late tail by ray tracing: the full image
-    method would need orders of 100-200 for RT60 = 1 s in a small room and take seconds,
-    and its decay overshoots the target in large rooms. The response starts at the direct
-    sound, so it does not delay the speech.
-
-    Pyroomacoustics draws from a package-wide generator; it is reseeded from ``rng`` here,
-    so do not call this from several threads at once.
-
-    Parameters
-    ----------
-    sr : int
-        Hz.
-    rt60 : float
-        Reverberation time in s (Sabine).
-    room : sequence of 3 float
-        (length, width, height) in m, each > 2 · WALL_MARGIN.
-    rng : np.random.Generator
-        Draws the talker and microphone positions and seeds the ray tracer.
-
-    Returns
-    -------
-    np.ndarray, shape (m,), float32
-    """
-    dims = np.asarray(room, dtype=float)
-    if dims.shape != (3,) or not np.all(dims > 2 * WALL_MARGIN + 0.2):
-        raise ParameterError(f"room must be (length, width, height) > 1.2 m each, got {room}")
-    try:
-        absorption, _ = pra.inverse_sabine(rt60, dims)
-    except ValueError:
-        raise ParameterError(f"rt60={rt60} s is impossible in a {dims.tolist()} m room") from None
-    talker, mic = _placement(dims, rng)
-    pra.random.seed(numpy=int(rng.integers(2**32)), libroom=int(rng.integers(2**32)))
-    shoebox = pra.ShoeBox(
-        dims,
-        fs=_rate(sr),
-        materials=pra.Material(float(absorption)),
-        max_order=ISM_ORDER,
-        ray_tracing=True,
-        air_absorption=False,
-    )
-    shoebox.add_source(talker)
-    shoebox.add_microphone(mic)
-    shoebox.compute_rir()
-    h = np.asarray(shoebox.rir[0][0], dtype=np.float64)
-    # pyroomacoustics centres each arrival on a fractional-delay filter of this many taps
-    onset = max(0, int(np.argmax(np.abs(h))) - pra.constants.get("frac_delay_length") // 2)
-    return h[onset:].astype(np.float32)
-
-
 def reverb(
     y: np.ndarray, sr: int, *, rt60: float, room: Sequence[float], rng: np.random.Generator
 ) -> np.ndarray:
@@ -344,7 +262,14 @@ def reverb(
     -------
     np.ndarray, shape (n,), float32
     """
-    return _convolve(y, room_impulse_response(sr, rt60=rt60, room=room, rng=rng))
+    return apply_rir(y, room_impulse_response(sr, rt60=rt60, room=room, rng=rng))
+
+
+def apply_rir(y: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """``y`` through impulse response ``h``: the tail past its end cut, its RMS kept; float32."""
+    x = _samples(y)
+    wet = scipy.signal.oaconvolve(x, h.astype(np.float64))[: len(x)]
+    return (wet * _rms(x) / _rms(wet)).astype(np.float32)
 
 
 def codec(y: np.ndarray, sr: int, *, kind: str) -> np.ndarray:
@@ -484,99 +409,7 @@ def augment(
     return gain(x, 0.0, max_peak=1.0)  # filters and codecs may overshoot full scale a little
 
 
-# -- the benchmark ------------------------------------------------------------------------------
-# Each condition is called as condition(y, sr, rng, babble=pool) and returns float32 samples.
-
-
-def _clean(y, sr, rng, *, babble=None):
-    return _samples(y).astype(np.float32)
-
-
-def _with_gain(y, sr, rng, *, db, max_peak, babble=None):
-    return gain(y, db, max_peak=max_peak)
-
-
-def _with_noise(y, sr, rng, *, kind, snr_db, babble=None):
-    return add_noise(y, sr, snr_db=snr_db, kind=kind, rng=rng, babble=babble)
-
-
-def _with_telephone(y, sr, rng, *, mu_law, babble=None):
-    return telephone(y, sr, mu_law=mu_law)
-
-
-def _with_reverb(y, sr, rng, *, room, rt60, babble=None):
-    return _convolve(y, _bank_rir(_rate(sr), room, rt60, int(rng.integers(RIR_BANK))))
-
-
-def _with_pad(y, sr, rng, *, before, after, tone_db, babble=None):
-    return pad(y, sr, before=before, after=after, tone_db=tone_db, rng=rng)
-
-
-def _with_codec(y, sr, rng, *, kind, babble=None):
-    return codec(y, sr, kind=kind)
-
-
-CONDITIONS: dict[str, Callable[..., np.ndarray]] = {
-    "clean": functools.partial(_clean),
-    "gain -20 dB": functools.partial(_with_gain, db=-20.0, max_peak=1.0),
-    # About one RAVDESS clip in ten peaks above -10 dBFS: those are raised only to a peak of
-    # 1.0 (0 dBFS), never clipped. Clipping is a different fault, not tested here.
-    "gain +10 dB": functools.partial(_with_gain, db=10.0, max_peak=1.0),
-    "white 20 dB": functools.partial(_with_noise, kind="white", snr_db=20.0),
-    "white 10 dB": functools.partial(_with_noise, kind="white", snr_db=10.0),
-    "white 5 dB": functools.partial(_with_noise, kind="white", snr_db=5.0),
-    "babble 10 dB": functools.partial(_with_noise, kind="babble", snr_db=10.0),
-    f"{UNSEEN_NOISE} 10 dB": functools.partial(_with_noise, kind=UNSEEN_NOISE, snr_db=10.0),
-    "telephone": functools.partial(_with_telephone, mu_law=True),
-    "reverb 0.3 s": functools.partial(_with_reverb, room="meeting room", rt60=0.3),
-    "reverb 0.8 s": functools.partial(_with_reverb, room="hall", rt60=0.8),
-    # RAVDESS speech is quiet (active level -36 dBFS median, -59 to -15): -70 dBFS room tone
-    # lies 11-55 dB below it, like the noise floor of a phone in a quiet room.
-    "room-tone padding": functools.partial(_with_pad, before=0.3, after=2.0, tone_db=-70.0),
-    "codec": functools.partial(_with_codec, kind=BENCHMARK_CODEC),
-}
-
-
-def describe_conditions() -> dict[str, dict]:
-    """Each benchmark condition's operation and parameters, for a results file's protocol."""
-    out = {}
-    for name, condition in CONDITIONS.items():
-        params = dict(condition.keywords)
-        if "room" in params:
-            params["room_m"] = list(BENCHMARK_ROOMS[params["room"]])
-            params["placements"] = RIR_BANK
-        if params.get("kind") in CODECS:
-            container, subtype, _, level = CODECS[params["kind"]]
-            params.update(format=f"{container}/{subtype}", compression_level=level)
-        operation = condition.func.__name__.removeprefix("_").removeprefix("with_")
-        out[name] = {"operation": operation, **params}
-    return out
-
-
 # -- helpers -------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=4 * RIR_BANK)
-def _bank_rir(sr: int, room: str, rt60: float, index: int) -> np.ndarray:
-    """Placement ``index`` of a benchmark room: the same talker and microphone every run."""
-    rng = np.random.default_rng([sr, round(rt60 * 1000), index, *map(ord, room)])
-    return room_impulse_response(sr, rt60=rt60, room=BENCHMARK_ROOMS[room], rng=rng)
-
-
-def _placement(dims: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Talker and microphone positions (m), WALL_MARGIN from the walls, MIN_DISTANCE apart."""
-    low, high = np.full(2, WALL_MARGIN), dims[:2] - WALL_MARGIN
-    while True:
-        talker = np.append(rng.uniform(low, high), rng.uniform(*TALKER_HEIGHT))
-        mic = np.append(rng.uniform(low, high), rng.uniform(*MIC_HEIGHT))
-        if np.linalg.norm(talker - mic) >= MIN_DISTANCE:
-            return np.minimum(talker, dims - WALL_MARGIN), np.minimum(mic, dims - WALL_MARGIN)
-
-
-def _convolve(y: np.ndarray, h: np.ndarray) -> np.ndarray:
-    x = _samples(y)
-    wet = scipy.signal.oaconvolve(x, h.astype(np.float64))[: len(x)]
-    return (wet * _rms(x) / _rms(wet)).astype(np.float32)
 
 
 def _roundtrip(x, rate, container, subtype, level, name) -> np.ndarray:

@@ -50,7 +50,12 @@ class CNNConfig:
     bn_momentum: float = 0.9  # moving averages that keep up: 0.99 lagged, validation collapsed
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
+        try:
+            object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
+        except (TypeError, ValueError):
+            raise ParameterError(
+                f"filters must be a list of channel counts, got {self.filters!r}"
+            ) from None
         if not self.filters or min(self.filters) < 1:
             raise ParameterError(f"filters must be positive channel counts, got {self.filters}")
         if self.convs_per_block < 1 or self.time_pool < 1 or self.dense < 1:

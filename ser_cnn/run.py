@@ -52,6 +52,11 @@ class Normalization:
     band_std: tuple[float, ...]  # dB
     fitted_on: str  # which actors, e.g. "train actors"
 
+    def __post_init__(self):
+        # JSON gives lists, training gives arrays: store one type so a reloaded run equals itself
+        object.__setattr__(self, "band_mean", tuple(float(v) for v in self.band_mean))
+        object.__setattr__(self, "band_std", tuple(float(v) for v in self.band_std))
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self) | {
             "band_mean": list(self.band_mean),
@@ -178,8 +183,11 @@ def load_run(run_dir: str | os.PathLike) -> Run:
     if not path.is_file():
         raise DataError(f"{run_dir} is not a run folder: it has no {CONFIG_FILE}")
     try:
-        run = Run.from_dict(json.loads(path.read_text()))
-    except (KeyError, TypeError, ValueError, ParameterError) as err:
+        description = json.loads(path.read_text())
+        if not isinstance(description, dict):
+            raise TypeError(f"it holds a JSON {type(description).__name__}, not an object")
+        run = Run.from_dict(description)
+    except (KeyError, TypeError, ValueError, AttributeError, ParameterError) as err:
         raise DataError(f"{path} is not a valid ser_cnn run description: {err}") from None
     if not (run_dir / MODEL_FILES[run.model]).exists():
         hint = " (an old joblib MLP: run `python -m ser_cnn.run` on it)" * (run.model == "mlp")
@@ -225,7 +233,13 @@ def model_folders(path: str | os.PathLike) -> dict[str, Path]:
         )
     folders = {}
     if (path / CONFIG_FILE).exists():
-        folders[json.loads((path / CONFIG_FILE).read_text()).get("model")] = path
+        try:
+            model = json.loads((path / CONFIG_FILE).read_text()).get("model")
+        except (ValueError, AttributeError):
+            model = None
+        if model not in MODELS:
+            raise DataError(f"{path / CONFIG_FILE} is not a ser_cnn run description")
+        folders[model] = path
     for m in MODELS:
         if (path / m / CONFIG_FILE).exists():
             folders[m] = path / m

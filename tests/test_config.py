@@ -65,22 +65,13 @@ def test_unknown_keys_are_refused_by_name(tmp_path, text, named):
         pytest.param(
             '[architecture]\nfilters = ["a"]\n',
             "filters",
-            marks=pytest.mark.xfail(
-                raises=ValueError,
-                strict=True,
-                reason="bug: CNNConfig's int(f) raises a plain ValueError, which the CLI "
-                "shows as a traceback",
-            ),
         ),
         pytest.param(
             "architecture = 3\n",
             "architecture",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: TrainConfig keeps a non-table architecture; training then fails "
-                "with an AttributeError",
-            ),
         ),
+        ('degradations = "noise"\n', "must be a list of kinds"),
+        ('degradations = ["noise", "thunder"]\n', r"unknown degradations \['thunder'\]"),
     ],
 )
 def test_bad_values_are_refused(tmp_path, text, message):

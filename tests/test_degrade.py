@@ -14,7 +14,7 @@ import pyroomacoustics as pra
 import pytest
 import scipy.signal
 
-from ser_cnn import degrade
+from ser_cnn import conditions, degrade, rooms
 from ser_cnn.errors import DataError, NameFormatError, ParameterError
 from tests.conftest import REPO, voice
 
@@ -133,7 +133,7 @@ def test_reverb_keeps_length_and_level_and_a_longer_rt60_rings_longer():
         assert len(out) == len(burst) and out.dtype == np.float32
         assert rms_db(out) == pytest.approx(rms_db(burst), abs=0.01)
         tails[rt60] = rms_db(out[round(0.6 * SR) :]) - rms_db(out)
-        h = degrade.room_impulse_response(SR, rt60=rt60, room=room, rng=np.random.default_rng(1))
+        h = rooms.room_impulse_response(SR, rt60=rt60, room=room, rng=np.random.default_rng(1))
         assert pra.experimental.measure_rt60(h, fs=SR, decay_db=20) == pytest.approx(rt60, rel=0.3)
     assert tails[0.8] > tails[0.3] + 10
     again = degrade.reverb(burst, SR, rt60=0.3, room=(6.3, 4.9, 2.8), rng=np.random.default_rng(0))
@@ -213,7 +213,7 @@ def test_augment_is_seeded_switchable_and_never_clips(pool):
 def test_every_condition_returns_finite_float32_and_leaves_its_input_alone(pool):
     y = voice(seconds=2.0, pad=0.5)
     copy = y.copy()
-    for i, (name, condition) in enumerate(degrade.CONDITIONS.items()):
+    for i, (name, condition) in enumerate(conditions.CONDITIONS.items()):
         out = condition(y, SR, np.random.default_rng([0, i]), babble=pool)
         again = condition(y, SR, np.random.default_rng([0, i]), babble=pool)
         assert out.dtype == np.float32 and np.isfinite(out).all(), name
@@ -222,18 +222,18 @@ def test_every_condition_returns_finite_float32_and_leaves_its_input_alone(pool)
         np.testing.assert_array_equal(out, again)
         assert np.max(np.abs(out)) <= 1.0, name
     np.testing.assert_array_equal(y, copy)
-    described = degrade.describe_conditions()
-    assert list(described) == list(degrade.CONDITIONS)
+    described = conditions.describe_conditions()
+    assert list(described) == list(conditions.CONDITIONS)
     json.dumps(described)
 
 
 def test_benchmark_keeps_rooms_noise_and_codec_that_training_never_sees():
-    assert not set(degrade.TRAIN_ROOMS) & set(degrade.BENCHMARK_ROOMS)
-    assert not set(degrade.TRAIN_ROOMS.values()) & set(degrade.BENCHMARK_ROOMS.values())
-    assert degrade.UNSEEN_NOISE not in degrade.TRAIN_NOISES
-    assert degrade.BENCHMARK_CODEC != degrade.TRAIN_CODEC
-    kinds = {c.keywords.get("kind") for c in degrade.CONDITIONS.values()}
-    assert degrade.UNSEEN_NOISE in kinds and degrade.BENCHMARK_CODEC in kinds
+    assert not set(rooms.TRAIN_ROOMS) & set(conditions.BENCHMARK_ROOMS)
+    assert not set(rooms.TRAIN_ROOMS.values()) & set(conditions.BENCHMARK_ROOMS.values())
+    assert conditions.UNSEEN_NOISE not in degrade.TRAIN_NOISES
+    assert conditions.BENCHMARK_CODEC != degrade.TRAIN_CODEC
+    kinds = {c.keywords.get("kind") for c in conditions.CONDITIONS.values()}
+    assert conditions.UNSEEN_NOISE in kinds and conditions.BENCHMARK_CODEC in kinds
 
 
 def test_bad_samples_are_refused():
@@ -325,7 +325,7 @@ def test_benchmark_smoke_run_on_the_shipped_model(ravdess_dir, tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     entry = json.loads(out.read_text())["labels"]["smoke"]
-    assert list(entry["conditions"]) == list(degrade.CONDITIONS)
+    assert list(entry["conditions"]) == list(conditions.CONDITIONS)
     assert entry["folds"]["ravdess_fold1"]["test_actors"] == [1, 11, 20, 21]
     for corpus in ("urdu", "ased"):
         assert "skipped" in entry["cross_corpus"][corpus] or "cnn" in entry["cross_corpus"][corpus]

@@ -108,12 +108,6 @@ def test_a_member_twice_scores_like_the_member(members, logmel_cache, member, tm
     )
 
 
-@pytest.mark.xfail(
-    raises=ValueError,
-    strict=True,
-    reason="bug: score_ensemble keys the loaded runs by path, so a member given twice "
-    "collapses into one and zip(strict=True) raises",
-)
 def test_one_member_path_given_twice_scores_like_the_member(members, logmel_cache):
     summary = score_ensemble([members / "seed0"] * 2, logmel_cache)
     alone = json.loads((members / "seed0" / "fold1" / "metrics.json").read_text())

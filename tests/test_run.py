@@ -99,11 +99,6 @@ def shipped_cnn_dict() -> dict:
         pytest.param(
             cnn_run,
             id="cnn",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: Normalization keeps the lists Run.from_dict gives it, so a Run "
-                "built with tuples (as train_cnn builds it) differs from its reloaded self",
-            ),
         ),
         pytest.param(mlp_run, id="mlp"),
     ],
@@ -159,11 +154,6 @@ def test_load_run_refuses_an_invalid_description(tmp_path):
         load_run(tmp_path)
 
 
-@pytest.mark.xfail(
-    raises=AttributeError,
-    strict=True,
-    reason="bug: load_run assumes config.json holds a JSON object",
-)
 def test_load_run_refuses_a_config_json_that_is_not_an_object(tmp_path):
     (tmp_path / "saved_model").mkdir()
     (tmp_path / "config.json").write_text("[1, 2]\n")
@@ -171,12 +161,6 @@ def test_load_run_refuses_a_config_json_that_is_not_an_object(tmp_path):
         load_run(tmp_path)
 
 
-@pytest.mark.xfail(
-    raises=json.JSONDecodeError,
-    strict=True,
-    reason="bug: model_folders parses config.json unguarded, so `ser-cnn infer --run` on a "
-    "folder with another program's config.json ends in a traceback",
-)
 def test_model_folders_refuses_a_config_json_that_is_not_ours(tmp_path):
     (tmp_path / "config.json").write_text("window=3\n")  # some other program's settings
     with pytest.raises(DataError, match=r"config\.json"):

@@ -7,7 +7,7 @@ A RUN is a cross-validation folder (``fold1/`` ... ``fold6/``, each a run folder
 folder (a model's, or one with ``cnn/`` and ``mlp/`` such as ``checkpoints/ravdess_fold1``);
 all RUNs of one invocation are pooled under its ``--label``. Each fold's models score the
 RAVDESS clips of that fold's test actors (from its config.json) under every condition of
-:data:`ser_cnn.degrade.CONDITIONS`, then the Urdu and ASED corpora (cross-corpus). Each
+:data:`ser_cnn.conditions.CONDITIONS`, then the Urdu and ASED corpora (cross-corpus). Each
 invocation adds or replaces its label's entry in ``--out`` and redraws the chart beside it.
 On a shared machine, run it with OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1.
 """
@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ser_cnn.audio import SAMPLE_RATE, load_audio
-from ser_cnn.degrade import BABBLE_TALKERS, CONDITIONS, describe_conditions
+from ser_cnn.conditions import CONDITIONS, describe_conditions
+from ser_cnn.degrade import BABBLE_TALKERS
 from ser_cnn.errors import DataError, NameFormatError, SerError
 from ser_cnn.metrics import evaluate, mean_std
 from ser_cnn.ravdess import find_audio, load_folds, scan
@@ -46,7 +47,7 @@ ASED_LETTERS = {"n": "neutral", "f": "fearful", "h": "happy", "s": "sad", "a": "
 PROTOCOL = (
     "Each fold run scores the RAVDESS clips of its own test actors (16 kHz, load_audio) under "
     "each condition through Recognizer.predict; condition i of clip k draws from "
-    "np.random.default_rng([seed, i, k]), i its index in ser_cnn.degrade.CONDITIONS. Babble "
+    "np.random.default_rng([seed, i, k]), i its index in ser_cnn.conditions.CONDITIONS. Babble "
     f"mixes {BABBLE_TALKERS[0]}-{BABBLE_TALKERS[1]} of {BABBLE_POOL} clips of the fold's other "
     "actors. Scores are pooled per fold run, then mean and population std over fold runs; "
     "'changed' is the fraction of clips whose top emotion differs from the clean one. "
