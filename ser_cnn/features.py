@@ -13,8 +13,8 @@ Why these settings, for RAVDESS:
   pitch and energy contours, long enough to resolve harmonics of a low voice.
 * 64 mel bands from 50 Hz (below the lowest male F0) to 8 kHz (Nyquist at 16 kHz) give the
   CNN a 64 × 301 image, small enough to train on a laptop CPU.
-* Levels stay absolute (dB re full scale), so loudness remains a cue; normalisation statistics
-  are learned on the training actors and saved with each model.
+* Levels are relative: each clip is scaled so its loudest frame sits at ``level_db``, so the
+  recording's gain cannot change the answer; loudness within a clip remains a cue.
 
 The STFT, mel filterbank and trim are written here in NumPy rather than called from librosa:
 librosa's first call imports SciPy's signal stack (about 1.5 s), which would double the start-up
@@ -49,7 +49,7 @@ class FeatureConfig:
     n_mels: int = 64  # mel bands
     fmin: float = 50.0  # Hz: below the lowest adult male F0 (~65 Hz)
     fmax: float = 8000.0  # Hz: Nyquist at 16 kHz
-    duration: float = 3.0  # s: the window every clip is centre-cropped or padded to
+    duration: float = 3.0  # s: the window every clip is cropped or centre-padded to
     trim_db: float = 40.0  # dB below the loudest frame that counts as silence at the ends
     top_db: float = 80.0  # dB: floor of the log-mel below its own maximum (padding, silence)
     # Level invariance: the trimmed clip is scaled so its loudest frame has this RMS (dBFS), so
@@ -60,6 +60,10 @@ class FeatureConfig:
     # 10th percentile of frame levels), so room tone or noise around the speech is trimmed too.
     # None: only trim_db counts (runs made before this setting existed).
     noise_margin_db: float | None = 6.0
+    # A clip longer than the window after trimming (room tone that was not trimmed, long
+    # speech) keeps its loudest stretch, not its middle, so the speech stays in view. None:
+    # the middle (runs made before this setting existed).
+    loudest_window: bool | None = True
 
     def __post_init__(self) -> None:
         if not 0 < self.win_length <= self.n_fft:
@@ -104,7 +108,8 @@ class FeatureConfig:
             raise ParameterError(
                 f"unknown feature settings {sorted(unknown)}; known: {sorted(names)}"
             )
-        return cls(**({"level_db": None, "noise_margin_db": None} | d))
+        before = {"level_db": None, "noise_margin_db": None, "loudest_window": None}
+        return cls(**(before | d))
 
 
 DEFAULT_CONFIG = FeatureConfig()
@@ -143,7 +148,17 @@ def clip_log_mel(y: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) -> np.nd
     y = trim_silence(y, config=config)
     if config.level_db is not None:
         y = y * np.float32(10 ** (config.level_db / 20) / max(_loudest_frame_rms(y, config), 1e-10))
+    if config.loudest_window and len(y) > config.n_samples:
+        y = _loudest_stretch(y, config)
     return log_mel_from_samples(fit_length(y, config.n_samples), config)
+
+
+def _loudest_stretch(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The ``config.n_samples`` of ``y`` (longer) with the most energy, on the frame grid."""
+    energy = np.concatenate([[0.0], np.cumsum(_frame_power(y, config))])
+    width = min(config.n_samples // config.hop_length, len(energy) - 1)  # frames in a window
+    start = int(np.argmax(energy[width:] - energy[:-width])) * config.hop_length
+    return y[start : start + config.n_samples]
 
 
 def _loudest_frame_rms(y: np.ndarray, config: FeatureConfig) -> float:

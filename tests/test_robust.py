@@ -62,6 +62,24 @@ def test_faint_room_tone_padding_is_trimmed(clip):
     assert len(trim_silence(padded)) == len(trim_silence(clip))
 
 
+def test_untrimmed_room_tone_leaves_the_speech_in_view(clip):
+    # tone 25 dB below the speech's loudest frame: too loud for the trim, 4 s of it after
+    speech = trim_silence(clip)
+    peak_db = 10 * np.log10(np.max(np.convolve(speech**2, np.ones(400) / 400, "valid")))
+    tone = [_room_tone(s, peak_db - 25, seed) for s, seed in ((0.5, 5), (4.0, 6))]
+    padded = np.concatenate([tone[0], clip, tone[1]])
+    assert len(trim_silence(padded)) > len(padded) - 0.1 * SR  # the trim cannot see it
+    reference = clip_log_mel(clip)
+    loudest = clip_log_mel(padded)
+    middle = clip_log_mel(padded, FeatureConfig(loudest_window=None))
+
+    def speech_frames(x):  # frames within 20 dB of the clip's loudest
+        return np.sum(x.max(axis=0) > reference.max() - 20)
+
+    assert speech_frames(loudest) >= 0.95 * speech_frames(reference)
+    assert speech_frames(middle) < 0.8 * speech_frames(reference)  # the middle cuts speech off
+
+
 @pytest.fixture(scope="module")
 def shipped():
     import ser_cnn
