@@ -59,13 +59,13 @@ TRAIN_CODEC = "mp3"  # the one codec of the training chain
 # Probability that each kind is applied to a training clip, in the order they are applied:
 # talker, room, recording, environment, microphone level, channel, compression.
 AUGMENT_P = {
-    "speed": 0.3,
-    "reverb": 0.3,
+    "speed": 0.25,
+    "reverb": 0.25,
     "pad": 0.3,
-    "noise": 0.4,
+    "noise": 0.3,
     "gain": 0.5,
-    "band": 0.2,
-    "codec": 0.2,
+    "band": 0.15,
+    "codec": 0.15,
 }
 AUGMENTATIONS = tuple(AUGMENT_P)
 SPEED_RANGE = (0.9, 1.1)  # speed factor
@@ -73,7 +73,7 @@ RT60_RANGE = (0.2, 1.0)  # s
 PAD_BEFORE = (0.0, 0.5)  # s
 PAD_AFTER = (0.0, 2.0)  # s
 TONE_DBFS = (-80.0, -55.0)  # dBFS RMS of the room tone that padding adds
-SNR_RANGE = (5.0, 30.0)  # dB, over active speech
+SNR_RANGE = (8.0, 30.0)  # dB, over active speech
 GAIN_RANGE = (-20.0, 20.0)  # dB
 LOWPASS_RANGE = (3000.0, 6000.0)  # Hz
 P_TELEPHONE = 0.5  # of band limits: telephone; otherwise a low-pass

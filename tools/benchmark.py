@@ -2,6 +2,7 @@
 
     python tools/benchmark.py preprocess [--data-dir DIR]
     python tools/benchmark.py infer [--data-dir DIR]
+    python tools/benchmark.py augment [--cache DIR] [--cv results/cv_cnn_robust.json]
 
 ``preprocess`` times scripts/preprocess.py on the full RAVDESS set into a fresh cache with one
 worker and with all cores, then the no-op re-run, each as a separate process (start-up included).
@@ -9,6 +10,11 @@ worker and with all cores, then the no-op re-run, each as a separate process (st
 ``infer`` times scripts/infer.py with the shipped model: one clip from a cold start (a new
 process each time), the throughput on a folder of RAVDESS clips, and the peak memory (maximum
 resident set size) on a one-hour recording.
+
+``augment`` times the robust recipe's data work alone, without a model: making the degraded
+copies of fold 1's training clips (one worker and all cores) and one epoch of the tf.data
+pipeline that draws from them; it copies the training's seconds per epoch and six-fold wall time
+from the cross-validation summary beside them.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 from ser_cnn.ravdess import resolve_data_dir
 from ser_cnn.versions import library_versions
@@ -136,6 +144,49 @@ def bench_infer(data_dir: Path, repeats: int) -> dict:
     }
 
 
+def bench_augment(cache_dir: Path, cv_summary: Path, copies: int, n_clips: int) -> dict:
+    from ser_cnn.audio import load_audio
+    from ser_cnn.augment import degraded_copies, make_dataset
+    from ser_cnn.config import load_config
+    from ser_cnn.preprocess import load_cache
+    from ser_cnn.ravdess import labels_of, select, split
+
+    manifest, features, feature_config = load_cache(cache_dir)
+    train = select(manifest, split(1).train)
+    rows = manifest[train].iloc[:n_clips]
+    audio = [load_audio(p, target_sr=feature_config.sample_rate) for p in rows["path"]]
+    speakers = rows["actor"].to_numpy()
+    made = {}
+    for jobs in (1, os.cpu_count() or 1):
+        start = time.perf_counter()
+        degraded_copies(audio, speakers, feature_config, copies=copies, seed=0, jobs=jobs)
+        made[f"{jobs}_workers_ms_per_copy"] = round(
+            1000 * (time.perf_counter() - start) / (len(audio) * copies), 1
+        )
+    x, y = features[train], labels_of(manifest)[train]
+    fake = np.repeat(x[:, None], copies, axis=1)  # the pipeline's cost does not depend on values
+    config = load_config(REPO / "configs" / "robust.toml")
+    dataset = make_dataset(x, y, 8, config, training=True, copies=fake)
+    start = time.perf_counter()
+    for _ in dataset:
+        pass
+    pipeline_s = time.perf_counter() - start
+    summary = json.loads(cv_summary.read_text()) if cv_summary.is_file() else {}
+    return {
+        "what": "the robust recipe's data work without a model: degraded copies of fold 1's "
+        "training clips (audio already decoded) and one epoch of the tf.data pipeline",
+        "degraded_copies": {"clips": len(audio), "copies": copies, **made},
+        "pipeline_epoch": {
+            "clips": len(x),
+            "seconds": round(pipeline_s, 2),
+            "clips_per_s": round(len(x) / pipeline_s),
+        },
+        "training": {"from": os.path.relpath(cv_summary, REPO), **summary.get("cost", {})},
+        "machine": machine(),
+        "versions": library_versions(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -145,15 +196,23 @@ def main(argv: list[str] | None = None) -> int:
     q = sub.add_parser("infer", help="time inference with the shipped model")
     q.add_argument("--data-dir", default=None, help="folder of clips ($RAVDESS_DIR)")
     q.add_argument("--repeats", type=int, default=3)
+    a = sub.add_parser("augment", help="time the robust recipe's data work")
+    a.add_argument("--cache", type=Path, default=REPO / "data" / "processed")
+    a.add_argument("--cv", type=Path, default=RESULTS / "cv_cnn_robust.json")
+    a.add_argument("--copies", type=int, default=2)
+    a.add_argument("--clips", type=int, default=200, help="training clips to degrade")
     args = parser.parse_args(argv)
 
     RESULTS.mkdir(exist_ok=True)
     if args.what == "preprocess":
         result = bench_preprocess(resolve_data_dir(args.data_dir), args.repeats)
         out = RESULTS / "benchmark_preprocess.json"
-    else:
+    elif args.what == "infer":
         result = bench_infer(resolve_data_dir(args.data_dir), args.repeats)
         out = RESULTS / "benchmark_infer.json"
+    else:
+        result = bench_augment(args.cache, args.cv.resolve(), args.copies, args.clips)
+        out = RESULTS / "benchmark_augment.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(
         json.dumps({k: v for k, v in result.items() if k not in ("all_runs", "versions")}, indent=2)
