@@ -1,25 +1,31 @@
 # Two entry points for a fresh clone: `make demo` and `make test`. Both create .venv and install
 # ser_cnn into it with the versions of requirements.lock (what CI tests), so results reproduce.
 # `make test` runs ruff and the fast tests (about two minutes on two cores); `make test-all` also
-# the slow ones (tiny trainings, scripts end to end, notebooks), as CI does.
+# the slow ones (tiny trainings, scripts end to end, notebooks, the web app in Chromium), as CI
+# does. `make app` starts the web app on http://127.0.0.1:7860.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check --quiet
+# app: `ser-cnn app` (Gradio); its browser test also needs Chromium, which .ci/run installs
+EXTRAS ?= dev,app
 
-.PHONY: install demo test test-all lint format benchmark clean
+.PHONY: install demo app test test-all lint format benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
-	$(BIN)/python -m pip install $(PIP_FLAGS) -c requirements.lock -e ".[dev]"
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c requirements.lock -e ".[$(EXTRAS)]"
 	@touch $@
 
 install: $(VENV)/.installed
 
 demo: install
 	$(BIN)/python scripts/infer.py --top-k 3 examples/
+
+app: install
+	$(BIN)/ser-cnn app
 
 lint: install
 	$(BIN)/ruff check .

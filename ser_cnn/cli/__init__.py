@@ -3,6 +3,7 @@
     ser-cnn preprocess [--data-dir DIR]     RAVDESS -> cache of log-mel tensors
     ser-cnn train [--fold K | --cv]         train and write a run folder
     ser-cnn infer FILE...                   which emotion, with every probability
+    ser-cnn app [--port N]                  the same in a web page (needs ser_cnn[app])
 
 ``python scripts/<stage>.py`` runs the same code. Each subcommand imports what it needs only
 once chosen, so ``ser-cnn infer`` starts as fast as it can.
@@ -18,6 +19,7 @@ COMMANDS = {
     "preprocess": "turn every RAVDESS clip into a cached log-mel tensor, with a manifest",
     "train": "train the CNN or the MLP baseline on actor-wise splits, write a run folder",
     "infer": "say which emotion ser_cnn hears in audio files, with every probability",
+    "app": "a web page: upload or record speech, see every model's probabilities",
 }
 
 
