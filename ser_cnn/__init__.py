@@ -10,14 +10,14 @@ from ser_cnn.ravdess import EMOTIONS
 __version__ = "0.1.0"
 
 
-def load_recognizer(run_dir=None, *, models=("cnn", "mlp")):
+def load_recognizer(run_dir=None, *, models=("cnn", "mlp"), calibrated=True, runtime="auto"):
     """Load the shipped model (default) or a run folder: see :class:`ser_cnn.inference.Recognizer`.
 
-    TensorFlow is imported by this call, not by ``import ser_cnn``.
+    TensorFlow is imported by this call (only for the reference runtime), not by ``import ser_cnn``.
     """
     from ser_cnn.inference import load_recognizer as load
 
-    return load(run_dir, models=models)
+    return load(run_dir, models=models, calibrated=calibrated, runtime=runtime)
 
 
 __all__ = [

@@ -6,14 +6,15 @@ the probabilities of several such runs fold by fold: in every fold the members m
 split, so the ensemble is tested on actors none of its members has heard, and the feature
 settings, so one cache feeds them all. Averaging models trained with other seeds is the
 cheapest accuracy lever that needs no change to training; its price is one training run and
-one forward pass per member.
+one forward pass per member. :func:`run_probabilities` scores one run from a cache the same
+way (:mod:`ser_cnn.calibration` fits its temperature on them).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,15 @@ from ser_cnn.config import TrainConfig
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.metrics import SCORES, evaluate, mean_std, summarize_folds, write_summary
 from ser_cnn.ravdess import EMOTIONS, labels_of, select, split
-from ser_cnn.run import check_compatible, cv_folds, load_metrics, load_run
+from ser_cnn.run import (
+    MODEL_FILES,
+    Run,
+    check_compatible,
+    cv_folds,
+    load_metrics,
+    load_pipeline,
+    load_run,
+)
 from ser_cnn.speaker import normalize_by_speaker
 from ser_cnn.versions import git_commit, library_versions
 
@@ -160,8 +169,6 @@ def score_ensemble(
     DataError
         Members that differ in split or feature settings, or a cache made with other settings.
     """
-    import keras  # TensorFlow loads here, not at import time of ser_cnn
-
     from ser_cnn.preprocess import load_cache
 
     folds = member_folds(cv_dirs)
@@ -192,20 +199,15 @@ def score_ensemble(
             ]
             # a refit member has trained on the validation actors: they can no longer judge it
             refit = any(run.refit for run in runs.values())
-            if first.speaker_normalized:  # as in training: each actor by their own statistics
-                features = normalize_by_speaker(features, manifest["actor"].to_numpy())
+            features = model_inputs(manifest, features, first)
         models = [
-            keras.saving.load_model(
-                Path(d) / f"fold{k}" / "model.keras", compile=False, safe_mode=True
-            )
-            for d in cv_dirs
+            load_scorer(Path(d) / f"fold{k}", run)
+            for d, run in zip(cv_dirs, runs.values(), strict=True)
         ]
         scores = {"val": None}
         for part in ("test",) if refit else ("test", "val"):
             mask = select(manifest, tuple(first.split[part]))
-            probabilities = np.mean(
-                [m.predict(features[mask], batch_size=128, verbose=0) for m in models], axis=0
-            )
+            probabilities = np.mean([score(features[mask]) for score in models], axis=0)
             scores[part] = evaluate(y[mask], probabilities.argmax(axis=1), EMOTIONS)
         per_fold[str(k)] = scores["test"] | {
             "part": "test",
@@ -246,3 +248,86 @@ def score_ensemble(
             f"mean accuracy {summary['mean']['accuracy']:.3f}",
         )
     return summary
+
+
+# -- a run's probabilities on a cache ----------------------------------------------------------
+
+
+def load_scorer(run_dir: str | os.PathLike, run: Run) -> Callable[[np.ndarray], np.ndarray]:
+    """A run folder's model as a function: cached features ``(n, ...)`` -> its raw
+    probabilities ``(n, len(run.labels))``, before any calibration.
+
+    The CNN is its Keras file, loaded in safe mode (the SavedModel inference loads holds the
+    same float32 weights); the MLP is its skops pipeline.
+    """
+    if run.model == "cnn":
+        import keras  # TensorFlow loads here, not at import time of ser_cnn
+
+        model = keras.saving.load_model(
+            Path(run_dir) / "model.keras", compile=False, safe_mode=True
+        )
+        return lambda x: model.predict(x, batch_size=128, verbose=0)
+    return load_pipeline(Path(run_dir) / MODEL_FILES["mlp"]).predict_proba
+
+
+def model_inputs(manifest, features: np.ndarray, run: Run) -> np.ndarray:
+    """A cache's features as the run's model takes them: each actor standardised by their own
+    statistics when it was trained speaker-normalised, as in training; else unchanged."""
+    if run.speaker_normalized:
+        return normalize_by_speaker(features, manifest["actor"].to_numpy())
+    return features
+
+
+def run_probabilities(
+    run_dir: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    *,
+    parts: Sequence[str] = ("val", "test"),
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A run's raw probabilities on the clips of the actors of some parts of its split.
+
+    Parameters
+    ----------
+    run_dir : path
+        A CNN or MLP run folder with an actor-wise split.
+    cache_dir : path
+        A cache made with the run's feature settings (log-mel for the CNN, classic for the
+        MLP), holding every actor of those parts.
+    parts : sequence of {'train', 'val', 'test'}
+
+    Returns
+    -------
+    dict
+        ``{part: (probabilities (n, len(labels)), true class indices into run.labels (n,))}``,
+        rows in the cache's clip order; only clips of the run's emotions.
+
+    Raises
+    ------
+    DataError
+        A split that is not actor-wise, a cache made with other settings, or a part without
+        actors or without clips in the cache.
+    """
+    from ser_cnn.preprocess import load_cache
+
+    run = load_run(run_dir)
+    if run.split.get("kind") != "actor-wise":
+        raise DataError(f"{run_dir} was split by {run.split.get('kind')!r}, not by actors")
+    manifest, features, feature_config = load_cache(cache_dir)
+    if feature_config != run.features:
+        raise DataError(
+            f"{run_dir} was trained on other feature settings than the cache {cache_dir}: "
+            f"make one with ser_cnn.preprocess.preprocess(config=<the run's features>)"
+        )
+    x = model_inputs(manifest, features, run)  # every clip of an actor, as in training
+    keep = manifest["emotion"].isin(run.labels).to_numpy()
+    manifest, x = manifest[keep].reset_index(drop=True), x[keep]
+    y = manifest["emotion"].map({e: i for i, e in enumerate(run.labels)}).to_numpy()
+    score = load_scorer(run_dir, run)
+    out = {}
+    for part in parts:
+        actors = tuple(run.split.get(part) or ())
+        mask = select(manifest, actors)
+        if not mask.any():
+            raise DataError(f"{run_dir}: the cache {cache_dir} holds no clips of its {part} actors")
+        out[part] = (np.asarray(score(x[mask]), dtype=np.float64), y[mask])
+    return out

@@ -31,18 +31,13 @@ from ser_cnn.audio import (
     stream_audio,
     windows,
 )
+from ser_cnn.calibration import apply_temperature
 from ser_cnn.classic import classic_from_samples
 from ser_cnn.errors import AudioError, DataError, ParameterError
 from ser_cnn.features import clip_log_mel
 from ser_cnn.prediction import Prediction, Scores, Window
-from ser_cnn.run import (
-    MODEL_FILES,
-    MODELS,
-    check_compatible,
-    load_pipeline,
-    load_run,
-    model_folders,
-)
+from ser_cnn.run import MODELS, check_compatible, load_run, model_folders
+from ser_cnn.runtime import check_runtime, load_model
 from ser_cnn.speaker import BandAccumulator, normalize
 
 DEFAULT_RUN = Path(__file__).resolve().parents[1] / "checkpoints" / "ravdess_fold1"
@@ -61,6 +56,19 @@ class Recognizer:
         three seeds), which must share labels and feature settings.
     models : sequence of {'cnn', 'mlp'}
         Which models to load (default both; those the folders lack are skipped).
+    calibrated : bool
+        Report calibrated probabilities (default): each run's temperature, fitted on its
+        validation actors by :mod:`ser_cnn.calibration` and stored in its ``config.json``, is
+        applied to its model's output before ensemble members are averaged. A run without one
+        (the shipped model) gives its raw output either way. False: every model's raw output.
+        (Not to be confused with :meth:`calibrate`, which takes a speaker's statistics.)
+    runtime : {'auto', 'light', 'reference'}
+        What runs the models (:mod:`ser_cnn.runtime`). 'auto' (default): each run folder's
+        light file (``model.tflite`` run by LiteRT, ``model.npz`` by NumPy) where it has one
+        and LiteRT is installed, else the reference; 'light': the light files or an error;
+        'reference': the SavedModel (TensorFlow) and the skops pipeline (scikit-learn). The
+        light runtimes start in well under a second without TensorFlow or scikit-learn and
+        give the same probabilities within 1e-4. :attr:`runtimes` says what each member uses.
     """
 
     def __init__(
@@ -68,7 +76,10 @@ class Recognizer:
         run_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
         *,
         models: Iterable[str] = MODELS,
+        calibrated: bool = True,
+        runtime: str = "auto",
     ):
+        check_runtime(runtime)
         if run_dir is None:
             run_dirs = [DEFAULT_RUN]
         elif isinstance(run_dir, (str, os.PathLike)):
@@ -96,10 +107,16 @@ class Recognizer:
         self.run_dir = run_dirs[0] if len(run_dirs) == 1 else tuple(run_dirs)
         self.members = members  # the run folder of every loaded model, per kind
         self.runs = {}  # the first member's Run, per kind: they all share its interface
+        self.calibrated = calibrated
+        # each member's temperature, per kind, in the order of members (1: raw output)
+        self.temperatures: dict[str, tuple[float, ...]] = {}
         for m, found in members.items():
             runs = {str(f): load_run(f) for f in found}
             check_compatible(runs)
             self.runs[m] = next(iter(runs.values()))
+            self.temperatures[m] = tuple(
+                run.temperature if calibrated else 1.0 for run in runs.values()
+            )
         labels = {run.labels for run in self.runs.values()}
         if len(labels) != 1:
             raise DataError(f"{run_dir}: the models disagree on the emotion labels: {labels}")
@@ -110,14 +127,17 @@ class Recognizer:
         # speaker's band statistics, from :meth:`calibrate`, before it can score anything.
         self.speaker_normalized = "cnn" in self.runs and self.runs["cnn"].speaker_normalized
         self.speaker: tuple[np.ndarray, np.ndarray] | None = None
+        # what runs each member, per kind: "litert" or "savedmodel", "numpy" or "sklearn"
+        self.runtimes: dict[str, tuple[str, ...]] = {}
+        loaded = {m: [load_model(f, m, runtime) for f in found] for m, found in members.items()}
+        for m, pairs in loaded.items():
+            self.runtimes[m] = tuple(name for _, name in pairs)
         if "cnn" in self.runs:
-            import tensorflow as tf  # the SavedModel needs TensorFlow only, not Keras
-
             self.feature_config = self.runs["cnn"].features
-            self._cnn = [tf.saved_model.load(str(f / MODEL_FILES["cnn"])) for f in members["cnn"]]
+            self._cnn = [model for model, _ in loaded["cnn"]]  # each has serve(x)
         if "mlp" in self.runs:
             self.classic_config = self.runs["mlp"].features
-            self._mlp = [load_pipeline(f / MODEL_FILES["mlp"]) for f in members["mlp"]]
+            self._mlp = [model for model, _ in loaded["mlp"]]  # each has predict_proba(x)
         rates = {c.sample_rate for c in (self._configs_loaded())}
         if len(rates) != 1:
             raise DataError(f"{run_dir}: the models expect different sample rates {rates}")
@@ -309,18 +329,25 @@ class Recognizer:
         return out
 
     def _score_features(self, features: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        """Probabilities (n, n_labels) of each loaded model, one batched call per model."""
+        """Probabilities (n, n_labels) of each loaded model, one batched call per model,
+        calibrated unless ``calibrated=False``."""
         out = {}
         if self._cnn:
             x = np.stack([f["cnn"] for f in features])
             if self.speaker_normalized:
                 self._check_speaker()
                 x = normalize(x, *self.speaker)
-            out["cnn"] = np.mean([np.asarray(model.serve(x)) for model in self._cnn], axis=0)
+            raw = [np.asarray(model.serve(x)) for model in self._cnn]
+            out["cnn"] = self._combine("cnn", raw)
         if self._mlp:
             x = np.stack([f["mlp"] for f in features])
-            out["mlp"] = np.mean([model.predict_proba(x) for model in self._mlp], axis=0)
+            out["mlp"] = self._combine("mlp", [model.predict_proba(x) for model in self._mlp])
         return out
+
+    def _combine(self, model: str, raw: list[np.ndarray]) -> np.ndarray:
+        """The members' probabilities, each with its own temperature, averaged."""
+        scaled = map(apply_temperature, raw, self.temperatures[model])
+        return np.mean(list(scaled), axis=0)
 
     def _score(self, clips: list[np.ndarray]) -> dict[str, np.ndarray]:
         return self._score_features([self._features(y) for y in clips])
@@ -392,11 +419,13 @@ def load_recognizer(
     run_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     *,
     models: Iterable[str] = MODELS,
+    calibrated: bool = True,
+    runtime: str = "auto",
 ) -> Recognizer:
     """Load the shipped model (default), a run folder, or an ensemble of run folders.
 
     See :class:`Recognizer`."""
-    return Recognizer(run_dir, models=models)
+    return Recognizer(run_dir, models=models, calibrated=calibrated, runtime=runtime)
 
 
 def find_inputs(

@@ -20,6 +20,7 @@ from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.metrics import SCORES, evaluate
 from ser_cnn.ravdess import EMOTIONS, Split, select
 from ser_cnn.run import MODEL_FILES, Run, RunResult, fresh_dir, save_pipeline, write_run
+from ser_cnn.runtime import export_after_training
 from ser_cnn.versions import git_commit, library_versions
 
 HIDDEN_GRID = ((256,), (512,), (256, 128))
@@ -222,6 +223,7 @@ def train_mlp(
     }
     where = "random clips" if random_split else f"test actors {', '.join(map(str, split.test))}"
     write_run(run_dir, run, metrics, curves, title=f"MLP, {where}")
+    export_after_training(run_dir)  # model.npz, for the light runtime
     return RunResult(
         run_dir=run_dir,
         metrics=metrics,

@@ -7,11 +7,15 @@ here once and read back only through :func:`load_run`::
         config.json          the Run (format RUN_FORMAT): model kind, labels in output order,
                              feature settings, training settings (the CNN's architecture inside),
                              input normalisation, split, clips, versions, cost
-        metrics.json         test scores (and validation scores, unless refit)
+        metrics.json         test scores (and validation scores, unless refit); after
+                             ser_cnn.calibration, their calibration before and after
         saved_model/         CNN: TensorFlow SavedModel, what inference loads
         model.keras          CNN: the Keras model, for scoring ensembles and further training
         model.skops          MLP: the scikit-learn pipeline (skops: loading runs no code)
+        model.tflite         CNN, optional: the SavedModel for LiteRT (ser_cnn.runtime)
+        model.npz            MLP, optional: the pipeline as plain arrays (ser_cnn.runtime)
         history.csv          training_curves.png  confusion_matrix.png
+        reliability_diagram.png   after ser_cnn.calibration
 
 People share run folders, so loading one never runs code from it: the MLP is a skops file
 whose types are checked against a short allow-list, Keras files are loaded in safe mode, and
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import sys
@@ -39,7 +44,9 @@ RUN_FORMAT = 2  # bump when the layout above changes; load_run upgrades older fo
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 MODELS = ("cnn", "mlp")
-MODEL_FILES = {"cnn": "saved_model", "mlp": "model.skops"}  # what inference loads
+MODEL_FILES = {"cnn": "saved_model", "mlp": "model.skops"}  # the reference, always there
+# the same models for the light runtimes, written after training (ser_cnn.runtime); optional
+LIGHT_FILES = {"cnn": "model.tflite", "mlp": "model.npz"}
 # Types a skops file of ours may hold beyond skops' own trusted defaults.
 SKOPS_TRUSTED = ("sklearn.neural_network._stochastic_optimizers.AdamOptimizer",)
 
@@ -65,6 +72,28 @@ class Normalization:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """The temperature that turns the model's raw probabilities into calibrated ones.
+
+    Inference reports ``softmax(log p / temperature)`` (:func:`ser_cnn.calibration.
+    apply_temperature`); ``fitted_on`` says where the temperature came from, e.g. "validation
+    actors 4, 9 (120 clips)", or why there is none (a refit run keeps 1).
+    """
+
+    temperature: float
+    fitted_on: str
+
+    def __post_init__(self) -> None:
+        t = float(self.temperature)
+        if not (math.isfinite(t) and t > 0):
+            raise ParameterError(f"a temperature must be a positive number, got {t}")
+        object.__setattr__(self, "temperature", t)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class Run:
     """Everything known about one trained model, as stored in its ``config.json``."""
 
@@ -79,6 +108,8 @@ class Run:
     clips: dict  # clips per part
     normalization: Normalization | None = None  # CNN only
     parameters: int | None = None  # CNN only
+    # written by ser_cnn.calibration after training; None (older folders too): temperature 1
+    calibration: Calibration | None = None
     cost: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     git_commit: str | None = None
@@ -107,6 +138,11 @@ class Run:
         return self.model == "cnn" and self.training.refit
 
     @property
+    def temperature(self) -> float:
+        """The temperature inference applies: 1 (raw probabilities) for an uncalibrated run."""
+        return self.calibration.temperature if self.calibration else 1.0
+
+    @property
     def test_actors(self) -> tuple[int, ...]:
         return tuple(self.split.get("test", ()))
 
@@ -129,6 +165,7 @@ class Run:
             "clips": self.clips,
             "normalization": self.normalization and self.normalization.to_dict(),
             "parameters": self.parameters,
+            "calibration": self.calibration and self.calibration.to_dict(),
             "cost": self.cost,
             "versions": self.versions,
             "git_commit": self.git_commit,
@@ -145,7 +182,7 @@ class Run:
             )
         model = d["model"]
         features = (FeatureConfig if model == "cnn" else ClassicConfig).from_dict(d["features"])
-        norm = d.get("normalization")
+        norm, calibration = d.get("normalization"), d.get("calibration")
         return cls(
             model=model,
             labels=d["labels"],
@@ -155,6 +192,7 @@ class Run:
             clips=d["clips"],
             normalization=Normalization(**norm) if norm else None,
             parameters=d.get("parameters"),
+            calibration=Calibration(**calibration) if calibration else None,
             cost=d.get("cost", {}),
             versions=d.get("versions", {}),
             git_commit=d.get("git_commit"),
@@ -199,12 +237,16 @@ def load_metrics(run_dir: str | os.PathLike) -> dict:
     return json.loads((Path(run_dir) / METRICS_FILE).read_text())
 
 
+def save_metrics(run_dir: str | os.PathLike, metrics: dict) -> None:
+    _write_json(Path(run_dir) / METRICS_FILE, metrics)
+
+
 def write_run(run_dir: Path, run: Run, metrics: dict, curves: dict, *, title: str) -> None:
     """Write the description, the scores and the pictures every model's run folder has."""
     from ser_cnn.metrics import plot_confusion, plot_history
 
     run.save(run_dir)
-    _write_json(run_dir / METRICS_FILE, metrics)
+    save_metrics(run_dir, metrics)
     plot_history(curves, run_dir / "training_curves.png", title=title)
     plot_confusion(
         metrics["confusion_matrix"], run.labels, run_dir / "confusion_matrix.png", title=title
@@ -349,7 +391,7 @@ def migrate(run_dir: str | os.PathLike) -> bool:
     metrics = load_metrics(run_dir)
     if run.model == "mlp" and "best_epoch" not in metrics:
         metrics["best_epoch"] = d["training"].get("best_epoch")
-        _write_json(run_dir / METRICS_FILE, metrics)
+        save_metrics(run_dir, metrics)
     run.save(run_dir)
     return True
 

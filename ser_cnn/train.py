@@ -22,6 +22,7 @@ from ser_cnn.features import FeatureConfig
 from ser_cnn.metrics import SCORES, evaluate
 from ser_cnn.ravdess import EMOTIONS, Split, labels_of, select
 from ser_cnn.run import Normalization, Run, RunResult, fresh_dir, write_run
+from ser_cnn.runtime import export_after_training
 from ser_cnn.speaker import band_statistics, normalize_by_speaker
 from ser_cnn.versions import git_commit, library_versions
 
@@ -199,6 +200,7 @@ def train_cnn(
     write_run(
         run_dir, run, metrics, history, title=f"CNN, test actors {', '.join(map(str, split.test))}"
     )
+    export_after_training(run_dir)  # model.tflite, for the light runtime
     return RunResult(
         run_dir=run_dir,
         metrics=metrics,

@@ -18,6 +18,7 @@ PACKAGES = (
     "tensorflow",
     "keras",
     "skops",
+    "ai-edge-litert",  # LiteRT: the CNN's light runtime (ser_cnn.runtime)
 )
 
 

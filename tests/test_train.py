@@ -48,6 +48,7 @@ def test_train_script_writes_a_complete_run_folder(logmel_cache, tiny_features, 
     for name in (
         "saved_model/saved_model.pb",
         "model.keras",
+        "model.tflite",  # the light runtime's copy (ser_cnn.runtime), checked when written
         "config.json",
         "history.csv",
         "metrics.json",
@@ -124,6 +125,7 @@ def test_mlp_run_folder_and_reload(classic_cache, tiny_split, tmp_path):
     folder = result.run_dir
     for name in (
         "model.skops",
+        "model.npz",  # the light runtime's copy (ser_cnn.runtime), checked when written
         "config.json",
         "metrics.json",
         "history.csv",

@@ -1,15 +1,18 @@
 """Benchmarks: wall times measured as a user sees them, written to results/ for the README.
 
     python tools/benchmark.py preprocess [--data-dir DIR]
-    python tools/benchmark.py infer [--data-dir DIR]
+    python tools/benchmark.py infer [--data-dir DIR] [--run DIR] [--runtime light|reference]
     python tools/benchmark.py augment [--cache DIR] [--cv results/cv_cnn_robust.json]
 
 ``preprocess`` times scripts/preprocess.py on the full RAVDESS set into a fresh cache with one
 worker and with all cores, then the no-op re-run, each as a separate process (start-up included).
 
-``infer`` times scripts/infer.py with the shipped model: one clip from a cold start (a new
-process each time), the throughput on a folder of RAVDESS clips, and the peak memory (maximum
-resident set size) on a one-hour recording.
+``infer`` times scripts/infer.py with the shipped model, once per runtime (``--runtime light``:
+LiteRT and NumPy; ``reference``: TensorFlow's SavedModel and scikit-learn; see
+ser_cnn/runtime.py): one clip from a cold start (a new process each time) for the CNN, the MLP
+and both, the throughput on a folder of RAVDESS clips, and a one-hour recording; each with its
+peak memory (maximum resident set size). The light runtime needs the run's light files
+(``python -m ser_cnn.runtime RUN``).
 
 ``augment`` times the robust recipe's data work alone, without a model: making the degraded
 copies of fold 1's training clips (one worker and all cores) and one epoch of the tf.data
@@ -114,31 +117,65 @@ def _hour_long_file(path: Path, clips: list[Path], seconds: float = 3600.0) -> d
     return {"seconds": written / sr, "sample_rate": sr, "bytes": path.stat().st_size}
 
 
-def bench_infer(data_dir: Path, repeats: int) -> dict:
+RUNTIMES = ("light", "reference")
+
+
+def bench_infer(data_dir: Path, repeats: int, run_dir: Path, runtimes=RUNTIMES) -> dict:
     from ser_cnn.ravdess import find_audio
+    from ser_cnn.run import LIGHT_FILES, model_folders
 
     clips = find_audio(data_dir)
     if not clips:
         raise SystemExit(f"no clips in {data_dir}")
-    infer = [sys.executable, str(REPO / "scripts" / "infer.py"), "--quiet"]
-    cold = {
-        model: [_timed([*infer, "--model", model, str(clips[0])]) for _ in range(repeats)]
-        for model in ("both", "cnn")
-    }
-    folder = {}
-    for model in ("both", "cnn"):
-        wall = min(_timed([*infer, "--model", model, str(data_dir)]) for _ in range(1))
-        folder[model] = {"seconds": round(wall, 2), "clips_per_s": round(len(clips) / wall, 1)}
+    if "light" in runtimes:
+        missing = [
+            str(folder / LIGHT_FILES[kind])
+            for kind, folder in model_folders(run_dir).items()
+            if not (folder / LIGHT_FILES[kind]).is_file()
+        ]
+        if missing:
+            raise SystemExit(
+                f"no light files {missing}: run `python -m ser_cnn.runtime {run_dir}` first"
+            )
+    script = [sys.executable, str(REPO / "scripts" / "infer.py"), "--quiet", "--run", str(run_dir)]
+    cold, cold_runs, folder, hour = {}, {}, {"clips": len(clips), "path": str(data_dir)}, {}
+    for runtime in runtimes:
+        infer = [*script, "--runtime", runtime]
+        cold_runs[runtime] = {
+            model: [_peak_rss_mb([*infer, "--model", model, str(clips[0])]) for _ in range(repeats)]
+            for model in ("cnn", "mlp", "both")
+        }
+        cold[runtime] = {
+            model: {
+                "wall_s": round(min(w for w, _ in r), 2),
+                "peak_rss_mb": round(max(m for _, m in r)),
+            }
+            for model, r in cold_runs[runtime].items()
+        }
+        folder[runtime] = {}
+        for model in ("both", "cnn"):
+            wall, rss = _peak_rss_mb([*infer, "--model", model, str(data_dir)])
+            folder[runtime][model] = {
+                "seconds": round(wall, 2),
+                "clips_per_s": round(len(clips) / wall, 1),
+                "peak_rss_mb": round(rss),
+            }
     with tempfile.TemporaryDirectory() as tmp:
-        hour = Path(tmp, "hour.wav")
-        made = _hour_long_file(hour, clips)
-        wall, rss = _peak_rss_mb([*infer, "--format", "json", str(hour)])
+        path = Path(tmp, "hour.wav")
+        hour = _hour_long_file(path, clips)
+        for runtime in runtimes:
+            wall, rss = _peak_rss_mb([*script, "--runtime", runtime, "--format", "json", str(path)])
+            hour[runtime] = {"wall_s": round(wall, 1), "peak_rss_mb": round(rss)}
     return {
-        "what": "scripts/infer.py with the shipped model, wall times of separate processes",
-        "one_clip_cold_s": {m: round(min(v), 2) for m, v in cold.items()},
-        "one_clip_cold_all_runs_s": cold,
-        "folder": {"clips": len(clips), "path": str(data_dir), **folder},
-        "hour_long_file": {**made, "wall_s": round(wall, 1), "peak_rss_mb": round(rss)},
+        "what": "scripts/infer.py, wall times and peak resident memory of separate processes, "
+        "per runtime (light: LiteRT CNN and NumPy MLP; reference: TensorFlow SavedModel and "
+        "scikit-learn)",
+        "run": os.path.relpath(run_dir, REPO),
+        "repeats": repeats,
+        "one_clip_cold": cold,
+        "one_clip_cold_all_runs": cold_runs,  # [wall s, peak MB] per process
+        "folder": folder,
+        "hour_long_file": hour,
         "machine": machine(),
         "versions": library_versions(),
     }
@@ -196,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     q = sub.add_parser("infer", help="time inference with the shipped model")
     q.add_argument("--data-dir", default=None, help="folder of clips ($RAVDESS_DIR)")
     q.add_argument("--repeats", type=int, default=3)
+    q.add_argument("--run", type=Path, default=REPO / "checkpoints" / "ravdess_fold1")
+    q.add_argument(
+        "--runtime", choices=RUNTIMES, action="append", help="only this runtime (both by default)"
+    )
+    q.add_argument("--out", type=Path, default=RESULTS / "benchmark_infer.json")
     a = sub.add_parser("augment", help="time the robust recipe's data work")
     a.add_argument("--cache", type=Path, default=REPO / "data" / "processed")
     a.add_argument("--cv", type=Path, default=RESULTS / "cv_cnn_robust.json")
@@ -208,8 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         result = bench_preprocess(resolve_data_dir(args.data_dir), args.repeats)
         out = RESULTS / "benchmark_preprocess.json"
     elif args.what == "infer":
-        result = bench_infer(resolve_data_dir(args.data_dir), args.repeats)
-        out = RESULTS / "benchmark_infer.json"
+        result = bench_infer(
+            resolve_data_dir(args.data_dir),
+            args.repeats,
+            args.run.resolve(),
+            tuple(args.runtime or RUNTIMES),
+        )
+        out = args.out.resolve()
     else:
         result = bench_augment(args.cache, args.cv.resolve(), args.copies, args.clips)
         out = RESULTS / "benchmark_augment.json"
@@ -217,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         json.dumps({k: v for k, v in result.items() if k not in ("all_runs", "versions")}, indent=2)
     )
-    print(f"written to {out.relative_to(REPO)}")
+    print(f"written to {os.path.relpath(out, REPO)}")
     return 0
 
 

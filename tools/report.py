@@ -30,7 +30,7 @@ SHIPPED = REPO / "checkpoints" / "ravdess_fold1"
 SCORES = (("accuracy", "accuracy"), ("uar", "UAR"), ("macro_f1", "macro-F1"))
 # The README keeps one short table; the full experiment record is docs/results.md.
 DOCUMENTS = {
-    README: ("headline",),
+    README: ("headline", "robust-headline"),
     RESULTS_MD: (
         "runs",
         "per-fold",
@@ -80,25 +80,31 @@ def _score_rows(root: str, lines: list[tuple[str, str, dict | None]]) -> list[st
 
 
 def headline(root: str) -> str:
-    """The README's table: the shipped model's run, the default over seeds, the best
-    configuration (with its price) and the MLP baseline."""
-    cnn, default = _load("cv_cnn.json"), _load("ensemble_cnn.json")
-    best = _load("ensemble_cnn_speaker_refit.json")
+    """The README's table: the shipped recipe's run, the studio recipe (one run and over
+    seeds), the best configuration (with its price) and the MLP baseline."""
+    robust, cnn = _load("cv_cnn_robust.json"), _load("cv_cnn.json")
+    default, best = _load("ensemble_cnn.json"), _load("ensemble_cnn_speaker_refit.json")
     seed = cnn["training"]["seed"] if cnn else 0
-    lines = [(f"CNN, the shipped model's run (default training, seed {seed})", "cv_cnn.json", cnn)]
+    lines = [
+        (
+            "CNN, **shipped**: robust recipe (`configs/robust.toml`), seed 0",
+            "cv_cnn_robust.json",
+            robust,
+        ),
+        (f"CNN, studio recipe (default training), seed {seed}", "cv_cnn.json", cnn),
+    ]
     if default is not None:
         trainings = [m["training"] for m in default["members"]]
         runs = default["members_alone"]["runs"]
         lines.append(
             (
-                f"CNN, default training, seeds {_seeds(trainings)}: each run alone "
-                f"({runs} fold runs)",
+                f"CNN, studio recipe, seeds {_seeds(trainings)}: each run alone ({runs} fold runs)",
                 "ensemble_cnn.json",
                 default["members_alone"],
             )
         )
     else:
-        lines.append(("CNN, default training over several seeds", "ensemble_cnn.json", None))
+        lines.append(("CNN, studio recipe over several seeds", "ensemble_cnn.json", None))
     n = len(best["members"]) if best else 0
     lines += [
         (
@@ -251,6 +257,101 @@ def robustness(root: str) -> str:
     return text
 
 
+# The README's robustness row: conditions with a target in the robustness issue, and the corpora.
+HEADLINE_CONDITIONS = (
+    "clean",
+    "gain -20 dB",
+    "white 20 dB",
+    "white 10 dB",
+    "telephone",
+    "reverb 0.8 s",
+    "room-tone padding",
+)
+
+
+def robust_headline(root: str) -> str:
+    """The README's robustness table: the CNN of each benchmarked recipe, a few conditions."""
+    results = _load("robustness.json")
+    if results is None:
+        return "_(not measured yet: `python tools/robustness.py RUN --label NAME`)_"
+    heads = [c.replace(" dB", "").replace("room-tone ", "") for c in HEADLINE_CONDITIONS]
+    rows = [
+        "| CNN | " + " | ".join(heads) + " | URDU UAR | ASED UAR |",
+        "| --- " * (len(heads) + 3) + "|",
+    ]
+    for label, entry in results["labels"].items():
+        cells = [
+            f"{entry['conditions'][c]['cnn']['mean']['accuracy']:.2f}" for c in HEADLINE_CONDITIONS
+        ]
+        cells += [f"{entry['cross_corpus'][c]['cnn']['mean']['uar']:.2f}" for c in ("urdu", "ased")]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def calibration(root: str) -> str:
+    """Temperature scaling per fold, from results/calibration.json (tools/calibrate.py)."""
+    s = _load("calibration.json")
+    if s is None:
+        return (
+            "_(not measured yet: `python tools/calibrate.py CV_DIR ... --summary "
+            "results/calibration.json`)_"
+        )
+    text = calibration_table(s)
+    if (RESULTS / "calibration.png").exists():
+        text += (
+            f"\n\n![Reliability diagrams, test actors of every fold]({root}results/calibration.png)"
+        )
+    return text + f"\n\nSource: {_link(root, 'calibration.json')}."
+
+
+def calibration_table(summary: dict) -> str:
+    """One table per calibrated run (or --cv folder): each fold's temperature, accuracy, ECE and
+    NLL on its test actors before and after, the mean ± std over folds, all test clips pooled."""
+    rows = []
+    for source, r in summary["runs"].items():
+        first = next(iter(r["folds"].values()))
+        rows += [
+            f"**{r['model'].upper()}**, `{source}`; T of the first fold: {first['fitted_on']}.",
+            "",
+            "| fold | test actors | T | accuracy | ECE raw | ECE calibrated | ECE floor "
+            "| NLL raw | NLL calibrated | validation ECE raw → calibrated |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for k, f in r["folds"].items():
+            b, a, val = f["test"]["before"], f["test"]["after"], f["validation"]
+            val_cell = f"{val['before']['ece']:.3f} → {val['after']['ece']:.3f}" if val else "–"
+            rows.append(
+                f"| {k} | {', '.join(map(str, f['test_actors']))} | {f['temperature']:.2f} "
+                f"| {b['accuracy']:.3f} | {b['ece']:.3f} | {a['ece']:.3f} | {a['ece_floor']:.3f} "
+                f"| {b['nll']:.3f} | {a['nll']:.3f} | {val_cell} |"
+            )
+        mean, std = r["mean"], r["std"]
+
+        def pm(when: str, key: str, mean=mean, std=std) -> str:
+            return f"{mean['test'][when][key]:.3f} ± {std['test'][when][key]:.3f}"
+
+        val = mean["validation"]
+        val_cell = f"{val['before']['ece']:.3f} → {val['after']['ece']:.3f}" if val else "–"
+        rows.append(
+            f"| mean ± std | | {mean['temperature']:.2f} ± {std['temperature']:.2f} "
+            f"| {pm('before', 'accuracy')} | {pm('before', 'ece')} | {pm('after', 'ece')} "
+            f"| {mean['test']['after']['ece_floor']:.3f} | {pm('before', 'nll')} "
+            f"| {pm('after', 'nll')} | {val_cell} |"
+        )
+        b, a = r["pooled"]["test"]["before"], r["pooled"]["test"]["after"]
+        rows += [
+            f"| all {b['n']} test clips | | | {b['accuracy']:.3f} | {b['ece']:.3f} "
+            f"| {a['ece']:.3f} | {a['ece_floor']:.3f} | {b['nll']:.3f} | {a['nll']:.3f} | |",
+            "",
+        ]
+    rows.append(
+        "ECE: 15 equal-width confidence bins; ECE floor: what a perfectly calibrated model with "
+        "the calibrated probabilities would show on as many clips; accuracy is the same before "
+        "and after (the order of the emotions never changes)."
+    )
+    return "\n".join(rows)
+
+
 def leakage(root: str) -> str:
     s = _load("seed_parity.json")
     if s is None:
@@ -314,7 +415,9 @@ def benchmarks(root: str) -> str:
             f"{pre['all_cores_s']:.2f} s ({pre['clips_per_s_all_cores']:.0f} clips/s) | ≤ 10 s |",
             f"| preprocess no-op re-run | {pre['no_op_rerun_s']:.2f} s | ≤ 2 s |",
         ]
-    if inf is not None:
+    if inf is not None and "one_clip_cold" in inf:  # per runtime (ser_cnn.runtime)
+        rows += _infer_rows(inf)
+    elif inf is not None:  # before the light runtime: the reference only
         cold, folder, hour = inf["one_clip_cold_s"], inf["folder"], inf["hour_long_file"]
         rows += [
             f"| `infer.py` one clip, cold, both models | {cold['both']:.2f} s | ≤ 5 s |",
@@ -330,6 +433,51 @@ def benchmarks(root: str) -> str:
             f"{hour['peak_rss_mb']:.0f} MB ({hour['wall_s']:.0f} s) | < 1.5 GB |",
         ]
     return "\n".join(rows)
+
+
+RUNTIME_NAMES = {
+    "light": "light runtime (LiteRT, NumPy)",
+    "reference": "reference runtime (TensorFlow, scikit-learn)",
+}
+MODEL_NAMES = {"both": "both models", "cnn": "`--model cnn`", "mlp": "`--model mlp`"}
+
+
+def _infer_rows(inf: dict) -> list[str]:
+    """tools/benchmark.py infer's rows: cold one clip, a folder, an hour, for each runtime."""
+    rows = []
+    cold, folder, hour = inf["one_clip_cold"], inf["folder"], inf["hour_long_file"]
+    for runtime, name in RUNTIME_NAMES.items():
+        if runtime not in cold:
+            continue
+        target = "≤ 1.5 s" if runtime == "light" else "–"
+        for model in ("both", "cnn", "mlp"):
+            c = cold[runtime][model]
+            rows.append(
+                f"| `infer.py` one clip, cold, {MODEL_NAMES[model]}, {name} | "
+                f"{c['wall_s']:.2f} s, {c['peak_rss_mb']:.0f} MB peak | "
+                f"{target if model == 'both' else '–'} |"
+            )
+    for runtime, name in RUNTIME_NAMES.items():
+        for model in ("both", "cnn"):
+            if model not in folder.get(runtime, {}):
+                continue
+            f, start = folder[runtime][model], cold[runtime][model]["wall_s"]
+            loaded = f["seconds"] - start  # the wall time once the models are loaded
+            after = f"{folder['clips'] / loaded:.0f} clips/s" if loaded > 0 else "–"
+            rows.append(
+                f"| `infer.py` folder of {folder['clips']} clips, {MODEL_NAMES[model]}, {name} | "
+                f"{f['clips_per_s']:.0f} clips/s ({f['seconds']:.1f} s wall; {after} "
+                f"after the {start:.1f} s start-up), {f['peak_rss_mb']:.0f} MB peak | "
+                f"{'≥ 100 clips/s' if model == 'both' else '–'} |"
+            )
+    for runtime, name in RUNTIME_NAMES.items():
+        if runtime in hour:
+            h = hour[runtime]
+            rows.append(
+                f"| `infer.py` one-hour recording (44.1 kHz), both models, {name} | "
+                f"{h['wall_s']:.0f} s, {h['peak_rss_mb']:.0f} MB peak | < 1.5 GB |"
+            )
+    return rows
 
 
 def demo(root: str) -> str:
@@ -354,6 +502,8 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "cv-ablation": cv_ablation,
     "ablation": ablation,
     "robustness": robustness,
+    "robust-headline": robust_headline,
+    "calibration": calibration,  # not in DOCUMENTS until results/calibration.json exists
     "leakage": leakage,
     "cost": cost,
     "benchmarks": benchmarks,
