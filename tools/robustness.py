@@ -46,8 +46,9 @@ URDU_LETTERS = {"A": "angry", "H": "happy", "N": "neutral", "S": "sad"}
 ASED_LETTERS = {"n": "neutral", "f": "fearful", "h": "happy", "s": "sad", "a": "angry"}
 PROTOCOL = (
     "Each fold run scores the RAVDESS clips of its own test actors (16 kHz, load_audio) under "
-    "each condition through Recognizer.predict; condition i of clip k draws from "
-    "np.random.default_rng([seed, i, k]), i its index in ser_cnn.conditions.CONDITIONS. Babble "
+    "each condition through Recognizer.predict (raw, uncalibrated output); condition i of "
+    "clip k draws from np.random.default_rng([seed, i, k]), i its index in "
+    "ser_cnn.conditions.CONDITIONS. Babble "
     f"mixes {BABBLE_TALKERS[0]}-{BABBLE_TALKERS[1]} of {BABBLE_POOL} clips of the fold's other "
     "actors. Scores are pooled per fold run, then mean and population std over fold runs; "
     "'changed' is the fraction of clips whose top emotion differs from the clean one. "
@@ -151,12 +152,13 @@ def benchmark(runs, *, data: Path | None, conditions, limit, seed) -> dict:
     folds, per_fold, corpus_fold, skipped = {}, {}, {c: {} for c in CORPORA}, []
     for fold, run_dir in {k: v for run in runs for k, v in fold_runs(Path(run)).items()}.items():
         actors = test_actors(run_dir)
-        rec = ser_cnn.load_recognizer(run_dir)
+        # raw output: a temperature changes no RAVDESS answer but can change a cross-corpus one
+        rec = ser_cnn.load_recognizer(run_dir, calibrated=False)
         if rec.speaker_normalized:  # its calibration reads each speaker's files: not here
             skipped.append(f"{fold} cnn: speaker-normalised, needs per-speaker calibration")
             if "mlp" not in rec.models:
                 continue
-            rec = ser_cnn.load_recognizer(run_dir, models=["mlp"])
+            rec = ser_cnn.load_recognizer(run_dir, models=["mlp"], calibrated=False)
         tests = _subset([c for c in ravdess if c.actor in actors], limit, seed)
         others = _subset([c for c in ravdess if c.actor not in actors], BABBLE_POOL, seed)
         print(f"{fold}: {len(tests)} clips of actors {list(actors)}", file=sys.stderr)
