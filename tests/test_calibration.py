@@ -172,8 +172,8 @@ def test_pooled_calibration_leaves_out_runs_that_validated_on_the_test_actors(sy
 
 def test_a_calibration_round_trips_through_the_run_folder(tmp_path):
     folder = shutil.copytree(DEFAULT_RUN / "mlp", tmp_path / "mlp")
-    old = load_run(folder)
-    assert old.calibration is None and old.temperature == 1.0  # shipped: never calibrated
+    old = dataclasses.replace(load_run(folder), calibration=None)  # as before calibration
+    assert old.temperature == 1.0
     calibrated = dataclasses.replace(old, calibration=Calibration(2.5, "validation actors 4, 9"))
     calibrated.save(folder)
     loaded = load_run(folder)
@@ -207,7 +207,7 @@ def calibrated_copy(tmp_path, temperatures: dict[str, float]):
 
 def test_inference_applies_the_runs_temperature_and_keeps_the_raw_output(tmp_path):
     folder = calibrated_copy(tmp_path, {"cnn": 2.0, "mlp": 5.0})
-    shipped = load_recognizer()
+    shipped = load_recognizer(calibrated=False)  # the models' own output
     calibrated, raw = load_recognizer(folder), load_recognizer(folder, calibrated=False)
     assert calibrated.temperatures == {"cnn": (2.0,), "mlp": (5.0,)}
     assert raw.temperatures == {"cnn": (1.0,), "mlp": (1.0,)}
@@ -236,7 +236,8 @@ def test_an_ensemble_scales_each_member_by_its_own_temperature(tmp_path):
     b = calibrated_copy(tmp_path / "b", {"mlp": 0.5})
     rec = load_recognizer([a, b], models=("mlp",))
     assert rec.temperatures == {"mlp": (3.0, 0.5)}
-    raw = load_recognizer(DEFAULT_RUN, models=("mlp",)).predict(EXAMPLES[0]).scores["mlp"]
+    shipped = load_recognizer(DEFAULT_RUN, models=("mlp",), calibrated=False)
+    raw = shipped.predict(EXAMPLES[0]).scores["mlp"]
     p = np.array([[raw.probabilities[e] for e in EMOTIONS]])
     want = (apply_temperature(p, 3.0) + apply_temperature(p, 0.5)) / 2
     got = rec.predict(EXAMPLES[0]).scores["mlp"]
@@ -257,7 +258,8 @@ def test_infer_raw_prints_the_uncalibrated_probabilities(tmp_path):
         )
         assert result.returncode == 0, result.stderr
         outputs[flags] = json.loads(result.stdout)[0]["mlp"]["probabilities"]
-    shipped = load_recognizer(models=("mlp",)).predict(EXAMPLES[0]).scores["mlp"].probabilities
+    raw = load_recognizer(models=("mlp",), calibrated=False)
+    shipped = raw.predict(EXAMPLES[0]).scores["mlp"].probabilities
     assert outputs[("--raw",)] == pytest.approx(shipped, abs=1e-6)
     p = np.array([[shipped[e] for e in EMOTIONS]])
     assert list(outputs[()].values()) == pytest.approx(apply_temperature(p, 5.0)[0], abs=1e-6)

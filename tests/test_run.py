@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from ser_cnn.classic import classic_features
-from ser_cnn.config import TrainConfig
+from ser_cnn.config import TrainConfig, load_config
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.features import FeatureConfig
 from ser_cnn.inference import DEFAULT_RUN
@@ -41,20 +41,22 @@ from tests.conftest import REPO
 EXAMPLES = sorted((REPO / "examples").glob("03-*"))
 # The last commit whose shipped run folder was format 1 (joblib MLP, normalization.json).
 FORMAT_1 = "1c56510"
+# The same model migrated to format 2, the last commit before the robust recipe's run shipped.
+FORMAT_2 = "da23fc9"
 
 
-def git_show(path: str, dest):
-    """Write ``FORMAT_1:checkpoints/ravdess_fold1/<path>`` to ``dest``, bytes as committed."""
+def git_show(path: str, dest, *, commit: str = FORMAT_1):
+    """Write ``commit:checkpoints/ravdess_fold1/<path>`` to ``dest``, bytes as committed."""
     try:
         blob = subprocess.run(
-            ["git", "show", f"{FORMAT_1}:checkpoints/ravdess_fold1/{path}"],
+            ["git", "show", f"{commit}:checkpoints/ravdess_fold1/{path}"],
             cwd=REPO,
             capture_output=True,
             check=True,
             timeout=60,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
-        pytest.skip(f"needs the git history of the checkout (commit {FORMAT_1})")
+        pytest.skip(f"needs the git history of the checkout (commit {commit})")
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(blob)
     return dest
@@ -240,8 +242,10 @@ def test_a_format_1_cnn_folder_is_upgraded_in_memory(tmp_path):
     assert run.normalization.fitted_on == d["normalization"]["from"] == "train actors"
     np.testing.assert_array_equal(run.normalization.band_mean, d["normalization"]["band_mean"])
     assert run.split["kind"] == "actor-wise"
-    # the same model as the shipped format-2 description
-    assert run.to_dict() == load_run(DEFAULT_RUN / "cnn").to_dict()
+    # the same model as its format-2 description, once migrated
+    migrated = git_show("cnn/config.json", tmp_path / "v2" / "config.json", commit=FORMAT_2)
+    (migrated.parent / "saved_model").mkdir()
+    assert run.to_dict() == load_run(migrated.parent).to_dict()
     assert json.loads(old.read_text()) == d  # reading changed nothing on disk
 
 
@@ -350,7 +354,10 @@ def test_the_shipped_model_is_current_and_loads():
         assert run.split["test"] == [1, 11, 20, 21]
     assert not (DEFAULT_RUN / "cnn" / "normalization.json").exists()
     assert not (DEFAULT_RUN / "mlp" / "model.joblib").exists()
-    assert runs["cnn"].parameters == 373_544 and runs["cnn"].architecture == CNNConfig()
+    robust = load_config(REPO / "configs" / "robust.toml")  # the shipped recipe
+    assert runs["cnn"].architecture == robust.architecture
+    assert runs["cnn"].training.degraded_copies == robust.degraded_copies
+    assert runs["cnn"].parameters == 373_544 and runs["cnn"].features.level_db is not None
     assert runs["cnn"].normalization.fitted_on == "train actors"
     pipeline = load_pipeline(DEFAULT_RUN / "mlp" / "model.skops")
     assert pipeline.predict_proba(np.zeros((1, 180))).shape == (1, len(EMOTIONS))
