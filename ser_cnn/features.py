@@ -146,23 +146,21 @@ def clip_log_mel(y: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) -> np.nd
     np.ndarray, shape (config.n_mels, config.n_frames), float32
     """
     y = trim_silence(y, config=config)
+    power = _frame_power(y, config)  # what level and window both read; scaling keeps argmax
     if config.level_db is not None:
-        y = y * np.float32(10 ** (config.level_db / 20) / max(_loudest_frame_rms(y, config), 1e-10))
+        y = y * np.float32(10 ** (config.level_db / 20) / max(np.sqrt(power.max()), 1e-10))
     if config.loudest_window and len(y) > config.n_samples:
-        y = _loudest_stretch(y, config)
+        y = _loudest_stretch(y, power, config)
     return log_mel_from_samples(fit_length(y, config.n_samples), config)
 
 
-def _loudest_stretch(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """The ``config.n_samples`` of ``y`` (longer) with the most energy, on the frame grid."""
-    energy = np.concatenate([[0.0], np.cumsum(_frame_power(y, config))])
+def _loudest_stretch(y: np.ndarray, power: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """The ``config.n_samples`` of ``y`` (longer) with the most energy, on the frame grid of
+    its frame ``power``."""
+    energy = np.concatenate([[0.0], np.cumsum(power)])
     width = min(config.n_samples // config.hop_length, len(energy) - 1)  # frames in a window
     start = int(np.argmax(energy[width:] - energy[:-width])) * config.hop_length
     return y[start : start + config.n_samples]
-
-
-def _loudest_frame_rms(y: np.ndarray, config: FeatureConfig) -> float:
-    return float(np.sqrt(_frame_power(y, config).max()))
 
 
 def _frame_power(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
