@@ -274,20 +274,23 @@ def test_corpus_folders_are_read_or_skipped(tmp_path):
     assert "skipped" in robustness.read_corpus("ased", tmp_path / "absent", None, 0)
 
 
-def test_test_actors_and_folds_are_read_from_configs_of_either_format(tmp_path):
+def test_split_actors_and_folds_are_read_from_configs_of_either_format(tmp_path):
     old, new = tmp_path / "old", tmp_path / "cv"
     (old / "cnn").mkdir(parents=True)
     (old / "cnn" / "config.json").write_text(
-        json.dumps({"format": 1, "split": {"fold": 1, "test": [21, 1, 11, 20]}})
+        json.dumps({"format": 1, "split": {"fold": 1, "test": [21, 1, 11, 20], "val": [9, 4]}})
     )
     for k in (1, 2, 10):
         (new / f"fold{k}").mkdir(parents=True)
         split = {"kind": "actor-wise", "fold": k} | ({"test": [4, 10, 12, 14]} if k == 2 else {})
         (new / f"fold{k}" / "config.json").write_text(json.dumps({"format": 2, "split": split}))
-    assert robustness.test_actors(old) == (1, 11, 20, 21)
+    assert robustness.split_actors(old) == (1, 11, 20, 21)
+    assert robustness.split_actors(old, "validation") == (4, 9)
     assert list(robustness.fold_runs(new)) == ["cv/fold1", "cv/fold2", "cv/fold10"]
-    assert robustness.test_actors(new / "fold2") == (4, 10, 12, 14)
-    assert robustness.test_actors(new / "fold1") == (1, 11, 20, 21)  # from the fold number
+    assert robustness.split_actors(new / "fold2") == (4, 10, 12, 14)
+    assert robustness.split_actors(new / "fold1") == (1, 11, 20, 21)  # from the fold number
+    with pytest.raises(DataError, match="validation actors"):  # not derivable from the fold
+        robustness.split_actors(new / "fold1", "validation")
     assert robustness.fold_runs(old) == {"old": old}
     with pytest.raises(DataError):
         robustness.fold_runs(tmp_path / "old" / "nothing")

@@ -1,13 +1,17 @@
-"""Ablation of the CNN's training choices: each variant changes one thing from plain training.
+"""Ablation of the CNN's training choices: each variant changes one thing from a base recipe.
 
     python tools/ablation.py [--folds 1] [--epochs 50] [--cache data/processed]
+    python tools/ablation.py --base configs/robust.toml --reuse checkpoints/cv_cnn_robust \
+        --out results/ablation_robust.json
 
-Plain training is the default configuration with every augmentation switched off, so each row
-shows what one choice gives on its own. Trains every variant on the given folds (validation
-actors pick the best epoch, as always) and writes validation and test accuracy, UAR and
-macro-F1 of each to results/ablation.json. A choice is judged on the *validation* actors; test
-scores are reported beside them, not used to choose. The six-fold runs of whole configurations
-are in results/cv_cnn*.json (see the README).
+By default the base is plain training (the default configuration with every augmentation
+switched off), so each row shows what one choice gives on its own. With ``--base`` a recipe
+that trains on degraded copies, each row leaves one kind of degradation out of its chain
+(the other kinds draw exactly what they drew before: each kind has its own random stream).
+Trains every variant on the given folds (validation actors pick the best epoch, as always)
+and writes validation and test accuracy, UAR and macro-F1 of each to ``--out``. A choice is
+judged on the *validation* actors; test scores are reported beside them, not used to choose.
+The six-fold runs of whole configurations are in results/cv_cnn*.json (see the README).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_cnn.config import PLAIN, TrainConfig, changes
+from ser_cnn.config import PLAIN, TrainConfig, changes, load_config
+from ser_cnn.degrade import AUGMENTATIONS
 from ser_cnn.preprocess import DEFAULT_OUT_DIR
 from ser_cnn.ravdess import split
 from ser_cnn.run import load_metrics, load_run
@@ -42,12 +47,24 @@ VARIANTS: dict[str, dict] = {
     },
 }
 
+# Leave-one-kind-out rows of a recipe with degraded copies.
+LEAVE_ONE_OUT: dict[str, dict] = {"whole chain": {}} | {
+    f"without {kind}": {"degradations": tuple(k for k in AUGMENTATIONS if k != kind)}
+    for kind in AUGMENTATIONS
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cache", default=str(DEFAULT_OUT_DIR))
     p.add_argument("--folds", default="1", help="comma-separated folds (1)")
     p.add_argument("--epochs", type=int, default=TrainConfig().epochs)
+    p.add_argument(
+        "--base",
+        default=None,
+        help="a training config file (configs/robust.toml) to start from instead of plain "
+        "training; with degraded copies the variants leave one kind out each",
+    )
     p.add_argument("--variants", default=None, help="subset of the names, separated by ;")
     p.add_argument("--out", default="results/ablation.json")
     p.add_argument("--runs", default="checkpoints/ablation", help="run folders go here")
@@ -59,11 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     folds = [int(f) for f in args.folds.split(",")]
-    names = args.variants.split(";") if args.variants else list(VARIANTS)
+    base = PLAIN if args.base is None else load_config(args.base)
+    variants = LEAVE_ONE_OUT if base.degraded_copies else VARIANTS
+    names = args.variants.split(";") if args.variants else list(variants)
     out = Path(args.out)
     results = json.loads(out.read_text())["variants"] if out.exists() else {}
     for name in names:
-        config = _variant(VARIANTS[name], epochs=args.epochs)
+        config = _variant(base, variants[name], epochs=args.epochs)
         per_fold = {}
         for k in folds:
             reused = _reuse(args.reuse, k, config)
@@ -89,17 +108,21 @@ def main(argv: list[str] | None = None) -> int:
             }
             for part in ("validation", "test")
         }
-        results[name] = {"changes": _jsonable(VARIANTS[name]), "folds": per_fold, "mean": mean}
+        results[name] = {"changes": _jsonable(variants[name]), "folds": per_fold, "mean": mean}
         print(
             f"{name:45s} val acc {mean['validation']['accuracy']:.3f}  "
             f"test acc {mean['test']['accuracy']:.3f}  UAR {mean['test']['uar']:.3f}",
             flush=True,
         )
         summary = {
-            "what": "each variant changes one training choice of plain training (no augmentation)",
+            "what": (
+                "each variant changes one training choice of plain training (no augmentation)"
+                if args.base is None
+                else f"each variant leaves one kind of degradation out of {args.base}"
+            ),
             "folds": folds,
             "epochs": args.epochs,
-            "base": PLAIN.replace(epochs=args.epochs).to_dict(),
+            "base": base.replace(epochs=args.epochs).to_dict(),
             "variants": results,
             "versions": library_versions(),
             "git_commit": git_commit(),
@@ -109,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _variant(change: dict, *, epochs: int) -> TrainConfig:
-    """PLAIN with one change (an architecture change merges into PLAIN's architecture)."""
-    d = PLAIN.to_dict() | {"epochs": epochs} | change
-    d["architecture"] = PLAIN.architecture.to_dict() | change.get("architecture", {})
+def _variant(base: TrainConfig, change: dict, *, epochs: int) -> TrainConfig:
+    """``base`` with one change (an architecture change merges into its architecture)."""
+    d = base.to_dict() | {"epochs": epochs} | change
+    d["architecture"] = base.architecture.to_dict() | change.get("architecture", {})
     return TrainConfig.from_dict(d)
 
 

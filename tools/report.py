@@ -37,6 +37,7 @@ DOCUMENTS = {
         "cv-ablation",
         "ablation",
         "robustness",
+        "chain-ablation",
         "calibration",
         "leakage",
         "cost",
@@ -186,6 +187,50 @@ def ablation(root: str) -> str:
             f"| {name} | {val['accuracy']:.3f} | {val['uar']:.3f} | {test['accuracy']:.3f} | "
             f"{test['uar']:.3f} | {test['macro_f1']:.3f} |"
         )
+    return "\n".join(rows)
+
+
+# The chain ablation's columns: one condition per kind the chain has (and unseen ones beside).
+CHAIN_CONDITIONS = (
+    "white 10 dB",
+    "babble 10 dB",
+    "hum 10 dB",
+    "telephone",
+    "reverb 0.8 s",
+    "room-tone padding",
+    "codec",
+)
+
+
+def chain_ablation(root: str) -> str:
+    """Leave-one-kind-out of the degradation chain: training scores from
+    results/ablation_robust.json, the validation actors under the benchmark's conditions from
+    results/ablation_robust_conditions.json (`tools/robustness.py --part validation`)."""
+    a, c = _load("ablation_robust.json"), _load("ablation_robust_conditions.json")
+    if a is None or c is None:
+        return (
+            "_(not measured yet: `python tools/ablation.py --base configs/robust.toml`, then "
+            "`python tools/robustness.py RUN --part validation --out "
+            "results/ablation_robust_conditions.json` for each run)_"
+        )
+    heads = [n.replace(" dB", "").replace("room-tone ", "") for n in CHAIN_CONDITIONS]
+    rows = [
+        f"Fold {', '.join(map(str, a['folds']))}, {a['epochs']} epochs, seed "
+        f"{a['base']['seed']}. Validation actors: clean accuracy, the mean over all "
+        f"{len(next(iter(c['labels'].values()))['conditions'])} benchmark conditions (clean "
+        "included), and single conditions; test accuracy (clean) beside, not used to choose.",
+        "",
+        "| chain | val clean | val mean | " + " | ".join(heads) + " | test clean |",
+        "| --- " * (len(heads) + 4) + "|",
+    ]
+    for name, v in a["variants"].items():
+        entry = c["labels"].get(name)
+        if entry is None:
+            continue
+        acc = {n: s["cnn"]["mean"]["accuracy"] for n, s in entry["conditions"].items()}
+        cells = [acc["clean"], sum(acc.values()) / len(acc)]
+        cells += [acc[n] for n in CHAIN_CONDITIONS] + [v["mean"]["test"]["accuracy"]]
+        rows.append(f"| {name} | " + " | ".join(f"{x:.3f}" for x in cells) + " |")
     return "\n".join(rows)
 
 
@@ -514,6 +559,7 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "cv-ablation": cv_ablation,
     "ablation": ablation,
     "robustness": robustness,
+    "chain-ablation": chain_ablation,
     "robust-headline": robust_headline,
     "calibration": calibration,
     "leakage": leakage,

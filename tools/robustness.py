@@ -2,6 +2,7 @@
 
     python tools/robustness.py RUN [RUN ...] [--label NAME] [--out results/robustness.json]
         [--data ../shared/data] [--conditions NAME ...] [--limit N] [--seed 0]
+        [--part test|validation]
 
 A RUN is a cross-validation folder (``fold1/`` ... ``fold6/``, each a run folder) or one run
 folder (a model's, or one with ``cnn/`` and ``mlp/`` such as ``checkpoints/ravdess_fold1``);
@@ -9,6 +10,8 @@ all RUNs of one invocation are pooled under its ``--label``. Each fold's models 
 RAVDESS clips of that fold's test actors (from its config.json) under every condition of
 :data:`ser_cnn.conditions.CONDITIONS`, then the Urdu and ASED corpora (cross-corpus). Each
 invocation adds or replaces its label's entry in ``--out`` and redraws the chart beside it.
+``--part validation`` scores each run's validation actors instead, RAVDESS only (the other
+corpora are test data): the judge for choosing a recipe (tools/ablation.py).
 On a shared machine, run it with OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1.
 """
 
@@ -71,17 +74,19 @@ def fold_runs(run: Path) -> dict[str, Path]:
     return {run.name: run}
 
 
-def test_actors(run_dir: Path) -> tuple[int, ...]:
-    """The RAVDESS actors a run was tested on, from its config.json files (format 1 or 2)."""
+def split_actors(run_dir: Path, part: str = "test") -> tuple[int, ...]:
+    """The RAVDESS actors of a run's ``part`` ("test" or "validation"), from its config.json
+    files (format 1 or 2)."""
+    key = {"test": "test", "validation": "val"}[part]
     found = set()
     for path in _configs(run_dir):
         split = json.loads(path.read_text()).get("split") or {}
-        if split.get("test"):
-            found.add(tuple(sorted(int(a) for a in split["test"])))
-        elif split.get("fold") is not None:  # a split saved by its fold number only
+        if split.get(key):
+            found.add(tuple(sorted(int(a) for a in split[key])))
+        elif part == "test" and split.get("fold") is not None:  # saved by its fold number only
             found.add(tuple(sorted(load_folds()[int(split["fold"])])))
     if len(found) != 1:
-        raise DataError(f"{run_dir}: expected one set of test actors in config.json, got {found}")
+        raise DataError(f"{run_dir}: expected one set of {part} actors in config.json, got {found}")
     return found.pop()
 
 
@@ -141,17 +146,20 @@ def score_corpus(rec, items: list[tuple[Path, str]], emotions: tuple[str, ...]) 
     return out
 
 
-def benchmark(runs, *, data: Path | None, conditions, limit, seed) -> dict:
+def benchmark(runs, *, data: Path | None, conditions, limit, seed, part="test") -> dict:
     """Score every fold run of ``runs``; the entry of one label in the results file."""
     import ser_cnn
 
     ravdess, _ = scan(_corpus_dir("RAVDESS_DIR", data, "ravdess-speech"))
     corpora = {
-        c: read_corpus(c, _corpus_dir(env, data, c), limit, seed) for c, (env, _) in CORPORA.items()
+        c: read_corpus(c, _corpus_dir(env, data, c), limit, seed)
+        for c, (env, _) in CORPORA.items()
+        if part == "test"
     }
     folds, per_fold, corpus_fold, skipped = {}, {}, {c: {} for c in CORPORA}, []
     for fold, run_dir in {k: v for run in runs for k, v in fold_runs(Path(run)).items()}.items():
-        actors = test_actors(run_dir)
+        actors = split_actors(run_dir, part)
+        held_out = set(actors) | set(split_actors(run_dir, "test"))  # babble: training actors
         # raw output: a temperature changes no RAVDESS answer but can change a cross-corpus one
         rec = ser_cnn.load_recognizer(run_dir, calibrated=False)
         if rec.speaker_normalized:  # its calibration reads each speaker's files: not here
@@ -160,12 +168,12 @@ def benchmark(runs, *, data: Path | None, conditions, limit, seed) -> dict:
                 continue
             rec = ser_cnn.load_recognizer(run_dir, models=["mlp"], calibrated=False)
         tests = _subset([c for c in ravdess if c.actor in actors], limit, seed)
-        others = _subset([c for c in ravdess if c.actor not in actors], BABBLE_POOL, seed)
-        print(f"{fold}: {len(tests)} clips of actors {list(actors)}", file=sys.stderr)
+        others = _subset([c for c in ravdess if c.actor not in held_out], BABBLE_POOL, seed)
+        print(f"{fold}: {len(tests)} {part} clips of actors {list(actors)}", file=sys.stderr)
         truth = np.array([rec.labels.index(c.emotion) for c in tests])
         clips, pool = [load_audio(c.path) for c in tests], [load_audio(c.path) for c in others]
         per_fold[fold] = score_ravdess(rec, clips, truth, pool, conditions, seed)
-        folds[fold] = {"run": str(run_dir), "test_actors": list(actors), "models": rec.models}
+        folds[fold] = {"run": str(run_dir), f"{part}_actors": list(actors), "models": rec.models}
         for c, items in corpora.items():
             if isinstance(items, list):
                 corpus_fold[c][fold] = score_corpus(rec, items, CORPORA[c][1])
@@ -181,6 +189,7 @@ def benchmark(runs, *, data: Path | None, conditions, limit, seed) -> dict:
         "conditions": {n: _by_model({f: r[n] for f, r in per_fold.items()}) for n in conditions},
         "cross_corpus": cross,
         "skipped": skipped,
+        "part": part,
         "limit": limit,
         "seed": seed,
     }
@@ -210,6 +219,8 @@ def table(results: dict) -> str:
             cells.append(cell)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for c, (_, emotions) in CORPORA.items():
+        if not any(e["cross_corpus"].get(c) for e in results["labels"].values()):
+            continue  # validation entries only: the other corpora are test data
         cells = []
         for label, m in columns:
             s = results["labels"][label]["cross_corpus"].get(c, {})
@@ -264,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int, help="score N random clips per fold and corpus")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--part",
+        choices=("test", "validation"),
+        default="test",
+        help="whose clips: each run's test actors, or its validation actors (RAVDESS only)",
+    )
     args = parser.parse_args(argv)
     label = args.label or " + ".join(run.name for run in args.runs)
     conditions = [
@@ -273,7 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         entry = benchmark(
-            args.runs, data=args.data, conditions=conditions, limit=args.limit, seed=args.seed
+            args.runs,
+            data=args.data,
+            conditions=conditions,
+            limit=args.limit,
+            seed=args.seed,
+            part=args.part,
         )
     except SerError as err:
         print(f"error: {err}", file=sys.stderr)
