@@ -309,6 +309,38 @@ def test_table_has_a_row_per_condition_and_corpus():
     assert "| ased UAR (5 emotions, calm → neutral) | skipped |" in text
 
 
+def test_entries_scored_apart_pool_into_one(tmp_path):
+    def entry(fold: str, accuracy: float) -> dict:
+        s = {"n": 8, "accuracy": accuracy, "uar": accuracy, "macro_f1": accuracy}
+        one = robustness._summary({fold: s | {"changed": accuracy / 2}})
+        return {
+            "runs": [fold],
+            "folds": {fold: {"run": fold}},
+            "conditions": {"clean": {"cnn": one}},
+            "cross_corpus": {"urdu": {"clips": 4, "cnn": robustness._summary({fold: s})}},
+            "skipped": [],
+            "part": "test",
+            "limit": None,
+            "seed": 0,
+        }
+
+    out = tmp_path / "r.json"
+    out.write_text(
+        json.dumps({"labels": {"a": entry("cv/fold1", 0.5), "b": entry("cv/fold2", 0.7)}})
+    )
+    assert robustness.main(["--merge", "a", "b", "--label", "both", "--out", str(out)]) == 0
+    labels = json.loads(out.read_text())["labels"]
+    assert list(labels) == ["both"]
+    clean = labels["both"]["conditions"]["clean"]["cnn"]
+    assert clean["mean"]["accuracy"] == pytest.approx(0.6)
+    assert clean["std"]["accuracy"] == pytest.approx(0.1)
+    assert clean["mean"]["changed"] == pytest.approx(0.3)
+    assert labels["both"]["cross_corpus"]["urdu"]["clips"] == 4
+    assert sorted(labels["both"]["folds"]) == ["cv/fold1", "cv/fold2"]
+    with pytest.raises(DataError, match="two of the entries"):
+        robustness.merge([entry("cv/fold1", 0.5), entry("cv/fold1", 0.6)])
+
+
 @pytest.mark.slow
 @pytest.mark.dataset
 def test_benchmark_smoke_run_on_the_shipped_model(ravdess_dir, tmp_path):

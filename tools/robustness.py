@@ -3,6 +3,7 @@
     python tools/robustness.py RUN [RUN ...] [--label NAME] [--out results/robustness.json]
         [--data ../shared/data] [--conditions NAME ...] [--limit N] [--seed 0]
         [--part test|validation]
+    python tools/robustness.py --merge LABEL [LABEL ...] --label NAME [--out ...]
 
 A RUN is a cross-validation folder (``fold1/`` ... ``fold6/``, each a run folder) or one run
 folder (a model's, or one with ``cnn/`` and ``mlp/`` such as ``checkpoints/ravdess_fold1``);
@@ -195,6 +196,46 @@ def benchmark(runs, *, data: Path | None, conditions, limit, seed, part="test") 
     }
 
 
+def merge(entries: list[dict]) -> dict:
+    """One entry pooling the fold runs of ``entries`` (scored apart, e.g. each fold as soon as
+    it was trained): their per-fold scores united, mean and std recomputed."""
+    first = entries[0]
+    same = ("part", "limit", "seed")
+    if any(tuple(e.get(k) for k in same) != tuple(first.get(k) for k in same) for e in entries):
+        raise DataError(f"entries scored with different {', '.join(same)} cannot be pooled")
+    folds = {f: v for e in entries for f, v in e["folds"].items()}
+    if len(folds) != sum(len(e["folds"]) for e in entries):
+        raise DataError("the same fold run is in two of the entries")
+
+    def pooled(part: str, name: str) -> dict:
+        models = [m for m in MODELS if any(m in e[part].get(name, {}) for e in entries)]
+        return {
+            m: _summary({f: s for e in entries for f, s in e[part][name][m]["folds"].items()})
+            for m in models
+        }
+
+    conditions = [n for n in first["conditions"] if all(n in e["conditions"] for e in entries)]
+    cross = {}
+    for c in first["cross_corpus"]:
+        got = [e["cross_corpus"].get(c, {}) for e in entries]
+        if any("skipped" in g for g in got):
+            cross[c] = next(g for g in got if "skipped" in g)
+        else:
+            cross[c] = {k: v for k, v in got[0].items() if k not in MODELS} | pooled(
+                "cross_corpus", c
+            )
+    return {
+        "runs": [r for e in entries for r in e["runs"]],
+        "folds": folds,
+        "conditions": {n: pooled("conditions", n) for n in conditions},
+        "cross_corpus": cross,
+        "skipped": [x for e in entries for x in e["skipped"]],
+        **{k: first.get(k) for k in same},
+        "wall_seconds": round(sum(e.get("wall_seconds", 0) for e in entries), 1),
+        "pooled_from": len(entries),
+    }
+
+
 def table(results: dict) -> str:
     """Markdown: accuracy per condition (mean ± std over folds, % of answers changed from
     clean), and cross-corpus UAR, one column per label and model."""
@@ -262,7 +303,13 @@ def plot(results: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN")
+    parser.add_argument("runs", nargs="*", type=Path, metavar="RUN")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="LABEL",
+        help="instead of scoring: pool these entries of --out (folds scored apart) into --label",
+    )
     parser.add_argument("--label", help="name of this entry in --out (default: the RUN names)")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "robustness.json")
     parser.add_argument("--data", type=Path, help=f"shared data folder (default {DEFAULT_DATA})")
@@ -282,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         help="whose clips: each run's test actors, or its validation actors (RAVDESS only)",
     )
     args = parser.parse_args(argv)
+    if args.merge:
+        return _merge_labels(args.out, args.merge, args.label)
+    if not args.runs:
+        parser.error("give RUN folders to score, or --merge LABEL ...")
     label = args.label or " + ".join(run.name for run in args.runs)
     conditions = [
         "clean",
@@ -314,6 +365,31 @@ def main(argv: list[str] | None = None) -> int:
     plot(results, args.out.with_suffix(".png"))
     print(table(results))
     print(f"{label}: {entry['wall_seconds']} s; wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _merge_labels(out: Path, labels: list[str], label: str | None) -> int:
+    """``--merge``: replace the entries ``labels`` of ``out`` by one pooled entry ``label``."""
+    results = json.loads(out.read_text()) if out.is_file() else {"labels": {}}
+    missing = [x for x in labels if x not in results["labels"]]
+    if missing or not label:
+        print(f"error: need --label and entries of {out}; missing: {missing}", file=sys.stderr)
+        return 1
+    try:
+        entry = merge([results["labels"][x] for x in labels])
+    except SerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for x in labels:
+        del results["labels"][x]
+    results["labels"][label] = entry | {
+        "versions": library_versions(),
+        "git_commit": git_commit(REPO),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, out.with_suffix(".png"))
+    print(table(results))
     return 0
 
 
