@@ -37,6 +37,7 @@ DOCUMENTS = {
         "cv-ablation",
         "ablation",
         "robustness",
+        "robustness-validation",
         "chain-ablation",
         "calibration",
         "leakage",
@@ -284,15 +285,15 @@ def _label(training: dict) -> str:
     return label + (f"; seed {training['seed']}" if training.get("seed") else "")
 
 
-def robustness(root: str) -> str:
+def robustness(root: str, name: str = "robustness.json", flags: str = "") -> str:
     """The robustness benchmark's table, formatted by tools/robustness.py itself (imported only
     when its result file exists)."""
-    how = "`python tools/robustness.py RUN [RUN ...] --label NAME` writes `results/robustness.json`"
-    path, module = RESULTS / "robustness.json", REPO / "tools" / "robustness.py"
+    how = f"`python tools/robustness.py RUN [RUN ...] --label NAME{flags}` writes `results/{name}`"
+    path, module = RESULTS / name, REPO / "tools" / "robustness.py"
     if not path.exists():
         return f"_(not measured yet: {how})_"
     if not module.exists():
-        return f"_(`results/robustness.json` is there but not its formatter: {how})_"
+        return f"_(`results/{name}` is there but not its formatter: {how})_"
     spec = importlib.util.spec_from_file_location("ser_cnn_tools_robustness", module)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
@@ -301,6 +302,12 @@ def robustness(root: str) -> str:
     if chart.exists():
         text += f"\n\n![Accuracy per recording condition]({root}results/{chart.name})"
     return text
+
+
+def robustness_validation(root: str) -> str:
+    """The same benchmark on each fold's validation actors: what a recipe is chosen on."""
+    flags = " --part validation --out results/robustness_validation.json"
+    return robustness(root, "robustness_validation.json", flags)
 
 
 # The README's robustness row: conditions with a target in the robustness issue, and the corpora.
@@ -559,6 +566,7 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "cv-ablation": cv_ablation,
     "ablation": ablation,
     "robustness": robustness,
+    "robustness-validation": robustness_validation,
     "chain-ablation": chain_ablation,
     "robust-headline": robust_headline,
     "calibration": calibration,

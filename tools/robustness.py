@@ -259,6 +259,12 @@ def table(results: dict) -> str:
                 cell += f" · {100 * s['mean']['changed']:.0f} % changed"
             cells.append(cell)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    cells = []
+    for label, m in columns:
+        conditions = results["labels"][label]["conditions"].values()
+        got = [c[m]["mean"]["accuracy"] for c in conditions if m in c]
+        cells.append(f"{np.mean(got):.3f}" if len(got) == len(names) else "–")
+    lines.append(f"| mean of the {len(names)} conditions | " + " | ".join(cells) + " |")
     for c, (_, emotions) in CORPORA.items():
         if not any(e["cross_corpus"].get(c) for e in results["labels"].values()):
             continue  # validation entries only: the other corpora are test data
