@@ -23,15 +23,8 @@ from ser_cnn.config import TrainConfig
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.metrics import SCORES, evaluate, mean_std, summarize_folds, write_summary
 from ser_cnn.ravdess import EMOTIONS, labels_of, select, split
-from ser_cnn.run import (
-    MODEL_FILES,
-    Run,
-    check_compatible,
-    cv_folds,
-    load_metrics,
-    load_pipeline,
-    load_run,
-)
+from ser_cnn.run import Run, check_compatible, cv_folds, load_metrics, load_run
+from ser_cnn.runtime import load_model
 from ser_cnn.speaker import normalize_by_speaker
 from ser_cnn.versions import git_commit, library_versions
 
@@ -257,17 +250,15 @@ def load_scorer(run_dir: str | os.PathLike, run: Run) -> Callable[[np.ndarray], 
     """A run folder's model as a function: cached features ``(n, ...)`` -> its raw
     probabilities ``(n, len(run.labels))``, before any calibration.
 
-    The CNN is its Keras file, loaded in safe mode (the SavedModel inference loads holds the
-    same float32 weights); the MLP is its skops pipeline.
+    The reference models that inference loads too (:func:`ser_cnn.runtime.load_model`): the
+    CNN's SavedModel, fed 128 clips at a time, and the MLP's skops pipeline.
     """
-    if run.model == "cnn":
-        import keras  # TensorFlow loads here, not at import time of ser_cnn
-
-        model = keras.saving.load_model(
-            Path(run_dir) / "model.keras", compile=False, safe_mode=True
-        )
-        return lambda x: model.predict(x, batch_size=128, verbose=0)
-    return load_pipeline(Path(run_dir) / MODEL_FILES["mlp"]).predict_proba
+    model, _ = load_model(run_dir, run.model, "reference")
+    if run.model == "mlp":
+        return model.predict_proba
+    return lambda x: np.concatenate(
+        [np.asarray(model.serve(x[i : i + 128])) for i in range(0, len(x), 128)]
+    )
 
 
 def model_inputs(manifest, features: np.ndarray, run: Run) -> np.ndarray:

@@ -10,7 +10,7 @@ here once and read back only through :func:`load_run`::
         metrics.json         test scores (and validation scores, unless refit); after
                              ser_cnn.calibration, their calibration before and after
         saved_model/         CNN: TensorFlow SavedModel, what inference loads
-        model.keras          CNN: the Keras model, for scoring ensembles and further training
+        model.keras          CNN: the Keras model, for further training (fine-tuning)
         model.skops          MLP: the scikit-learn pipeline (skops: loading runs no code)
         model.tflite         CNN, optional: the SavedModel for LiteRT (ser_cnn.runtime)
         model.npz            MLP, optional: the pipeline as plain arrays (ser_cnn.runtime)
