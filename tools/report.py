@@ -214,6 +214,7 @@ def chain_ablation(root: str) -> str:
             "`python tools/robustness.py RUN --part validation --out "
             "results/ablation_robust_conditions.json` for each run)_"
         )
+    tool = _robustness_tool()
     heads = [n.replace(" dB", "").replace("room-tone ", "") for n in CHAIN_CONDITIONS]
     rows = [
         f"Fold {', '.join(map(str, a['folds']))}, {a['epochs']} epochs, seed "
@@ -229,7 +230,7 @@ def chain_ablation(root: str) -> str:
         if entry is None:
             continue
         acc = {n: s["cnn"]["mean"]["accuracy"] for n, s in entry["conditions"].items()}
-        cells = [acc["clean"], sum(acc.values()) / len(acc)]
+        cells = [acc["clean"], tool.condition_mean(entry)]
         cells += [acc[n] for n in CHAIN_CONDITIONS] + [v["mean"]["test"]["accuracy"]]
         rows.append(f"| {name} | " + " | ".join(f"{x:.3f}" for x in cells) + " |")
     return "\n".join(rows)
@@ -294,14 +295,21 @@ def robustness(root: str, name: str = "robustness.json", flags: str = "") -> str
         return f"_(not measured yet: {how})_"
     if not module.exists():
         return f"_(`results/{name}` is there but not its formatter: {how})_"
-    spec = importlib.util.spec_from_file_location("ser_cnn_tools_robustness", module)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    text = tool.table(json.loads(path.read_text())).rstrip("\n")
+    text = _robustness_tool().table(json.loads(path.read_text())).rstrip("\n")
     chart = path.with_suffix(".png")
     if chart.exists():
         text += f"\n\n![Accuracy per recording condition]({root}results/{chart.name})"
     return text
+
+
+def _robustness_tool():
+    """tools/robustness.py as a module: its table and figures, written once."""
+    spec = importlib.util.spec_from_file_location(
+        "ser_cnn_tools_robustness", REPO / "tools" / "robustness.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
 
 
 def robustness_validation(root: str) -> str:

@@ -236,6 +236,11 @@ def merge(entries: list[dict]) -> dict:
     }
 
 
+def condition_mean(entry: dict, model: str = "cnn") -> float:
+    """A label's accuracy averaged over its RAVDESS conditions (each the mean over folds)."""
+    return float(np.mean([c[model]["mean"]["accuracy"] for c in entry["conditions"].values()]))
+
+
 def table(results: dict) -> str:
     """Markdown: accuracy per condition (mean ± std over folds, % of answers changed from
     clean), and cross-corpus UAR, one column per label and model."""
@@ -261,9 +266,11 @@ def table(results: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     cells = []
     for label, m in columns:
-        conditions = results["labels"][label]["conditions"].values()
-        got = [c[m]["mean"]["accuracy"] for c in conditions if m in c]
-        cells.append(f"{np.mean(got):.3f}" if len(got) == len(names) else "–")
+        entry = results["labels"][label]
+        whole = len(entry["conditions"]) == len(names) and all(
+            m in c for c in entry["conditions"].values()
+        )
+        cells.append(f"{condition_mean(entry, m):.3f}" if whole else "–")
     lines.append(f"| mean of the {len(names)} conditions | " + " | ".join(cells) + " |")
     for c, (_, emotions) in CORPORA.items():
         if not any(e["cross_corpus"].get(c) for e in results["labels"].values()):
@@ -357,19 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     except SerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    entry.update(
-        wall_seconds=round(time.perf_counter() - start, 1),
-        versions=library_versions(),
-        git_commit=git_commit(REPO),
-        date=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    results["protocol"] = {"text": PROTOCOL, "conditions": describe_conditions()}
-    results.setdefault("labels", {})[label] = entry
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    plot(results, args.out.with_suffix(".png"))
-    print(table(results))
+    entry["wall_seconds"] = round(time.perf_counter() - start, 1)
+    _write(args.out, results, label, entry)
     print(f"{label}: {entry['wall_seconds']} s; wrote {args.out}", file=sys.stderr)
     return 0
 
@@ -388,15 +385,23 @@ def _merge_labels(out: Path, labels: list[str], label: str | None) -> int:
         return 1
     for x in labels:
         del results["labels"][x]
-    results["labels"][label] = entry | {
+    _write(out, results, label, entry)
+    return 0
+
+
+def _write(out: Path, results: dict, label: str, entry: dict) -> None:
+    """Add ``entry`` as ``label`` to ``results`` (stamped with versions, commit and date), write
+    them to ``out`` with the chart beside it, and print the table."""
+    results["protocol"] = {"text": PROTOCOL, "conditions": describe_conditions()}
+    results.setdefault("labels", {})[label] = entry | {
         "versions": library_versions(),
         "git_commit": git_commit(REPO),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, out.with_suffix(".png"))
     print(table(results))
-    return 0
 
 
 def _configs(run_dir: Path) -> list[Path]:
