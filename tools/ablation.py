@@ -1,7 +1,7 @@
 """Ablation of the CNN's training choices: each variant changes one thing from a base recipe.
 
     python tools/ablation.py [--folds 1] [--epochs 50] [--cache data/processed]
-    python tools/ablation.py --base configs/robust.toml --reuse checkpoints/cv_cnn_robust \
+    python tools/ablation.py --base configs/robust.toml --reuse checkpoints/cv_cnn_robust_seed0 \
         --out results/ablation_robust.json
 
 By default the base is plain training (the default configuration with every augmentation
