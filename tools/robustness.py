@@ -291,11 +291,15 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = list(results["labels"])
-    names = list(dict.fromkeys(n for e in results["labels"].values() for n in e["conditions"]))
-    fig, axes = plt.subplots(len(MODELS), 1, figsize=(12, 7), sharex=True, squeeze=False)
+    labels, entries = list(results["labels"]), list(results["labels"].values())
+    names = list(dict.fromkeys(n for e in entries for n in e["conditions"]))
+    models = [m for m in MODELS if any(m in c for e in entries for c in e["conditions"].values())]
+    parts = sorted({e.get("part", "test") for e in entries})  # entries before --part were test
+    fig, axes = plt.subplots(
+        len(models), 1, figsize=(12, 3.5 * len(models)), sharex=True, squeeze=False
+    )
     width, x = 0.8 / max(1, len(labels)), np.arange(len(names))
-    for ax, m in zip(axes[:, 0], MODELS, strict=True):
+    for ax, m in zip(axes[:, 0], models, strict=True):
         for i, label in enumerate(labels):
             cond = results["labels"][label]["conditions"]
             got = [cond.get(n, {}).get(m) for n in names]
@@ -308,7 +312,8 @@ def plot(results: dict, path: Path) -> None:
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
     axes[-1, 0].set_xticks(x, names, rotation=35, ha="right")
-    fig.suptitle("RAVDESS test actors under recording conditions (mean ± std over folds)")
+    who = " and ".join(parts)
+    fig.suptitle(f"RAVDESS {who} actors under recording conditions (mean ± std over folds)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
