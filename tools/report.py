@@ -27,6 +27,8 @@ RESULTS = REPO / "results"
 README = REPO / "README.md"
 RESULTS_MD = REPO / "docs" / "results.md"
 SHIPPED = REPO / "checkpoints" / "ravdess_fold1"
+# The six-fold run of the shipped model's recipe (its fold 1 is the shipped CNN), in words.
+SHIPPED_CV, SHIPPED_RECIPE = "cv_cnn_robust.json", "robust recipe (`configs/robust.toml`)"
 SCORES = (("accuracy", "accuracy"), ("uar", "UAR"), ("macro_f1", "macro-F1"))
 # The README keeps one short table; the full experiment record is docs/results.md.
 DOCUMENTS = {
@@ -85,13 +87,13 @@ def _score_rows(root: str, lines: list[tuple[str, str, dict | None]]) -> list[st
 def headline(root: str) -> str:
     """The README's table: the shipped recipe's run, the studio recipe (one run and over
     seeds), the best configuration (with its price) and the MLP baseline."""
-    robust, cnn = _load("cv_cnn_robust.json"), _load("cv_cnn.json")
+    robust, cnn = _load(SHIPPED_CV), _load("cv_cnn.json")
     default, best = _load("ensemble_cnn.json"), _load("ensemble_cnn_speaker_refit.json")
     seed = cnn["training"]["seed"] if cnn else 0
     lines = [
         (
-            "CNN, **shipped**: robust recipe (`configs/robust.toml`), seed 0",
-            "cv_cnn_robust.json",
+            f"CNN, **shipped**: {SHIPPED_RECIPE}, seed 0",
+            SHIPPED_CV,
             robust,
         ),
         (f"CNN, studio recipe (default training), seed {seed}", "cv_cnn.json", cnn),
@@ -149,15 +151,14 @@ def runs(root: str) -> str:
             (f"{model} ensemble: {what}, probabilities averaged", name, ensemble),
         ]
     lines.append((f"CNN, studio recipe, the seed-{seed} run alone", "cv_cnn.json", cnn))
-    robust = _load("cv_cnn_robust.json")
-    lines.append(("CNN, **shipped**: robust recipe, seed 0", "cv_cnn_robust.json", robust))
+    lines.append((f"CNN, **shipped**: {SHIPPED_RECIPE}, seed 0", SHIPPED_CV, _load(SHIPPED_CV)))
     lines.append(("MLP baseline (180 features)", "cv_mlp.json", _load("cv_mlp.json")))
     return "\n".join(_score_rows(root, lines))
 
 
 def per_fold(root: str) -> str:
     """The shipped recipe's six-fold run and the MLP baseline, fold by fold."""
-    cnn, mlp = _load("cv_cnn_robust.json"), _load("cv_mlp.json")
+    cnn, mlp = _load(SHIPPED_CV), _load("cv_mlp.json")
     if cnn is None or mlp is None:
         return "_(cross-validation files missing)_"
     rows = [
@@ -243,7 +244,7 @@ def chain_ablation(root: str) -> str:
 # robust run made on a cache of the earlier trim (its `features` have no trim_preemphasis).
 RUN_NOTES = {
     "cv_cnn.json": " **(default)**",
-    "cv_cnn_robust.json": " **(shipped)**",
+    SHIPPED_CV: " **(shipped)**",
     "cv_cnn_robust_v2.json": "; trim without pre-emphasis (shipped before)",
 }
 
