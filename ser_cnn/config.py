@@ -55,9 +55,9 @@ class TrainConfig:
     noise_db: float = 0.0  # std of Gaussian noise added to the log-mel, in dB; 0 = off
     # Speed perturbation on the cached log-mel: factor drawn from 1 ± speed scales frequencies
     # by it (mel warp) and durations by its inverse (time stretch), like playing the clip
-    # faster or slower; a cheap stand-in for other speakers' voices. 0 = off. Fold 1, plain
-    # training: validation 0.542 -> 0.633 with ±10 % (results/ablation.json); off until six
-    # folds confirm it, as time shift and SpecAugment, good on fold 1, did not hold there.
+    # faster or slower; a cheap stand-in for other speakers' voices. 0 = off: good on fold 1
+    # alone (results/ablation.json), it lowered validation over six folds on top of the robust
+    # recipe (results/cv_cnn_robust_speed.json, docs/results.md#robustness).
     speed: float = 0.0
     # Degraded copies of every training clip (ser_cnn/degrade.py: speed, room reverberation,
     # room-tone padding, noise incl. babble of other training actors, gain, band limits,
