@@ -300,8 +300,8 @@ def plot(results: dict, path: Path) -> None:
     )
     width, x = 0.8 / max(1, len(labels)), np.arange(len(names))
     for ax, m in zip(axes[:, 0], models, strict=True):
-        for i, label in enumerate(labels):
-            cond = results["labels"][label]["conditions"]
+        for i, (label, entry) in enumerate(zip(labels, entries, strict=True)):
+            cond = entry["conditions"]
             got = [cond.get(n, {}).get(m) for n in names]
             mean = [s["mean"]["accuracy"] if s else np.nan for s in got]
             std = [s["std"]["accuracy"] if s else 0 for s in got]
