@@ -24,7 +24,9 @@ MIN_DURATION = 0.1  # s: shorter than one syllable, nothing to analyse
 SILENCE_PEAK = 1e-6  # full scale = 1.0; -120 dBFS, below the quantisation step of 16-bit audio
 MAX_CHANNELS = 64  # an array with more "channels" than this has its axes the wrong way round
 # Long recordings: one rule for all of ser_cnn (prediction, speaker calibration)
-LONG_FACTOR = 2.0  # recordings up to this many windows long are analysed as one clip
+# Recordings whose speech (silence and room tone trimmed at both ends, as for the CNN's input)
+# lasts up to this many windows are analysed as one clip, so padding a clip does not window it.
+LONG_FACTOR = 2.0
 HOP_FRACTION = 0.5  # default hop between windows of a long recording: half a window
 MIN_TAIL = 1.0  # s: a last window shorter than this is dropped (too little to judge)
 BLOCK_SECONDS = 60.0  # long files are read in blocks of this much audio (bounded memory)
@@ -175,9 +177,17 @@ def stream_audio(
             yield tail
 
 
-def is_long(duration: float, window: float) -> bool:
-    """Whether a recording of ``duration`` s is cut into windows rather than analysed whole."""
-    return duration > LONG_FACTOR * window
+def is_long(speech_seconds: float, window: float) -> bool:
+    """Whether a recording with ``speech_seconds`` of speech is cut into windows rather than
+    analysed whole."""
+    return speech_seconds > LONG_FACTOR * window
+
+
+def read_whole(duration: float, window: float) -> bool:
+    """Whether a file of ``duration`` s is read whole to measure its speech: up to one block,
+    or longer where even its full length would not make it long. Longer files are windowed
+    unread, so memory stays bounded."""
+    return duration <= max(BLOCK_SECONDS, LONG_FACTOR * window)
 
 
 def is_voiced(samples: np.ndarray) -> bool:

@@ -28,13 +28,14 @@ from ser_cnn.audio import (
     is_long,
     is_voiced,
     load_audio,
+    read_whole,
     stream_audio,
     windows,
 )
 from ser_cnn.calibration import apply_temperature
 from ser_cnn.classic import classic_from_samples
 from ser_cnn.errors import AudioError, DataError, ParameterError
-from ser_cnn.features import clip_log_mel
+from ser_cnn.features import clip_log_mel, trim_silence
 from ser_cnn.prediction import Prediction, Scores, Window
 from ser_cnn.run import MODELS, check_compatible, load_run, model_folders
 from ser_cnn.runtime import check_runtime, load_model
@@ -192,8 +193,8 @@ class Recognizer:
         acc, seconds = BandAccumulator(), 0.0
         for source in sources:
             info = audio_info(source)
-            duration = info.frames / info.samplerate
-            if is_long(duration, window):
+            y = self._load_whole(source, window)
+            if y is None:
                 blocks = stream_audio(
                     source, block_seconds=BLOCK_SECONDS, target_sr=self.sample_rate
                 )
@@ -201,8 +202,8 @@ class Recognizer:
                     if is_voiced(w):
                         acc.add(self._log_mel(w)[None])
             else:
-                acc.add(self._log_mel(load_audio(source, target_sr=self.sample_rate))[None])
-            seconds += duration
+                acc.add(self._log_mel(y)[None])
+            seconds += info.frames / info.samplerate
         if acc.count == 0:
             raise ParameterError("calibrate() needs at least one recording of the speaker")
         self.speaker = acc.statistics()
@@ -227,17 +228,16 @@ class Recognizer:
     ) -> Prediction:
         """Predict the emotion of one recording (a path or an array with ``sr``).
 
-        Recordings up to twice the model's window (6 s by default) are analysed whole, as in
-        training. Longer ones are cut into ``window``-second windows every ``hop`` seconds
-        (default: the model's 3 s window, hop 1.5 s), read block by block, so memory stays
-        bounded whatever the length.
+        A recording whose speech lasts up to twice the model's window (6 s by default; silence
+        and room tone at either end do not count) is analysed whole, as in training. Longer ones
+        are cut into ``window``-second windows every ``hop`` seconds (default: the model's 3 s
+        window, hop 1.5 s), read block by block, so memory stays bounded whatever the length.
         """
         window, hop = self._window_hop(window, hop)
         self._check_speaker()
         if isinstance(source, np.ndarray):
             y = load_audio(source, sr=sr, target_sr=self.sample_rate)
-            duration = len(y) / self.sample_rate
-            if not is_long(duration, window):
+            if not self._windowed(y, window):
                 return self._predict_clips([y], ["audio array"])[0]
             return self._predict_long(iter([y]), "audio array", window, hop)
         if sr is not None:
@@ -280,10 +280,9 @@ class Recognizer:
 
         def prepare(path):
             try:
-                info = audio_info(path)
-                if is_long(info.frames / info.samplerate, window):
+                y = self._load_whole(path, window)
+                if y is None:
                     return "long", None
-                y = load_audio(path, target_sr=self.sample_rate)
                 return "clip", (len(y) / self.sample_rate, self._features(y))
             except (AudioError, ParameterError) as err:
                 return "error", err
@@ -314,6 +313,21 @@ class Recognizer:
 
     def _window_hop(self, window: float | None, hop: float | None) -> tuple[float, float]:
         return check_window_hop(self.window if window is None else window, hop)
+
+    def _windowed(self, y: np.ndarray, window: float) -> bool:
+        """Whether 16 kHz samples are cut into windows: their speech outlasts LONG_FACTOR
+        windows. Speech is what the CNN's framing keeps (the MLP alone trims nothing)."""
+        if self._cnn:
+            y = trim_silence(y, config=self.feature_config)
+        return is_long(len(y) / self.sample_rate, window)
+
+    def _load_whole(self, path, window: float) -> np.ndarray | None:
+        """A file's 16 kHz samples if it is analysed whole, None if it is cut into windows."""
+        info = audio_info(path)
+        if not read_whole(info.frames / info.samplerate, window):
+            return None
+        y = load_audio(path, target_sr=self.sample_rate)
+        return None if self._windowed(y, window) else y
 
     def _log_mel(self, y: np.ndarray) -> np.ndarray:
         """The CNN's log-mel (n_mels, n_frames) of one 16 kHz clip, before any normalisation."""

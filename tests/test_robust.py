@@ -124,3 +124,21 @@ def test_shipped_model_keeps_its_answer_with_room_tone_padding(shipped, clip):
     after = shipped.predict(padded, sr=SR).scores["cnn"]
     assert after.emotion == before.emotion
     assert after.probability == pytest.approx(before.probability, abs=0.05)
+
+
+def test_room_tone_past_the_long_limit_does_not_window_a_clip(shipped, clip, tmp_path):
+    # 3 s of room tone after a 3.7 s clip: the file lasts 7 s, but its speech is what decides
+    # whether it is cut into windows, so it is analysed whole, exactly as the clip alone
+    import soundfile as sf
+
+    padded = np.concatenate([_room_tone(0.3, -70, 5), clip, _room_tone(3.0, -70, 6)])
+    assert len(padded) > 2 * shipped.window * SR
+    sf.write(tmp_path / "padded.wav", padded, SR, subtype="FLOAT")
+    before = shipped.predict(clip, sr=SR).scores["cnn"].probabilities
+    for source, sr in ((padded, SR), (tmp_path / "padded.wav", None)):
+        p = shipped.predict(source, sr=sr)
+        assert not p.windows
+        # the same trimmed samples: only float32 rounding in the model separates them
+        np.testing.assert_allclose(
+            list(p.scores["cnn"].probabilities.values()), list(before.values()), atol=1e-6
+        )
