@@ -360,8 +360,11 @@ def robust_headline(root: str) -> str:
     ]
     for label, entry in results["labels"].items():
         rows.append(f"| {label} | " + " | ".join(_robust_cells(entry)) + " |")
-        if len(entry["folds"]) > 1 and "fold1" in entry["folds"]:  # beside a fold-1-only row
-            cells = _robust_cells(entry, fold="fold1")
+        # fold 1 alone, beside the shipped fold-1 model: "fold1", or "RUN/fold1" when a
+        # cross-validation folder was scored whole
+        first = [f for f in entry["folds"] if f.rsplit("/", 1)[-1] == "fold1"]
+        if len(entry["folds"]) > 1 and first:
+            cells = _robust_cells(entry, fold=first[0])
             rows.append(f"| {label}: fold 1 alone | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
