@@ -354,7 +354,7 @@ def test_the_shipped_model_is_current_and_loads():
         assert run.split["test"] == [1, 11, 20, 21]
     assert not (DEFAULT_RUN / "cnn" / "normalization.json").exists()
     assert not (DEFAULT_RUN / "mlp" / "model.joblib").exists()
-    robust = load_config(REPO / "configs" / "robust.toml")  # the shipped recipe
+    robust = load_config(REPO / "configs" / "robust_dropout.toml")  # the shipped recipe
     assert runs["cnn"].architecture == robust.architecture
     assert runs["cnn"].training.degraded_copies == robust.degraded_copies
     assert runs["cnn"].parameters == 373_544 and runs["cnn"].features.level_db is not None
