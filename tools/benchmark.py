@@ -2,7 +2,7 @@
 
     python tools/benchmark.py preprocess [--data-dir DIR]
     python tools/benchmark.py infer [--data-dir DIR] [--run DIR] [--runtime light|reference]
-    python tools/benchmark.py augment [--cache DIR] [--cv results/cv_cnn_robust.json]
+    python tools/benchmark.py augment [--cache DIR] [--cv results/cv_cnn_robust_dropout.json]
 
 ``preprocess`` times scripts/preprocess.py on the full RAVDESS set into a fresh cache with one
 worker and with all cores, then the no-op re-run, each as a separate process (start-up included).
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--out", type=Path, default=RESULTS / "benchmark_infer.json")
     a = sub.add_parser("augment", help="time the robust recipe's data work")
     a.add_argument("--cache", type=Path, default=REPO / "data" / "processed")
-    a.add_argument("--cv", type=Path, default=RESULTS / "cv_cnn_robust.json")
+    a.add_argument("--cv", type=Path, default=RESULTS / "cv_cnn_robust_dropout.json")
     a.add_argument("--copies", type=int, default=2)
     a.add_argument("--clips", type=int, default=200, help="training clips to degrade")
     args = parser.parse_args(argv)
