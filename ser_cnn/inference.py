@@ -316,7 +316,10 @@ class Recognizer:
 
     def _windowed(self, y: np.ndarray, window: float) -> bool:
         """Whether 16 kHz samples are cut into windows: their speech outlasts LONG_FACTOR
-        windows. Speech is what the CNN's framing keeps (the MLP alone trims nothing)."""
+        windows. Speech is what the CNN's framing keeps (the MLP alone trims nothing); a
+        recording too long to read whole is windowed untrimmed, as its file would be."""
+        if not read_whole(len(y) / self.sample_rate, window):
+            return True
         if self._cnn:
             y = trim_silence(y, config=self.feature_config)
         return is_long(len(y) / self.sample_rate, window)
