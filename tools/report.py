@@ -256,8 +256,9 @@ def chain_ablation(root: str) -> str:
     return "\n".join(rows)
 
 
-# What a six-fold run's settings do not say: the training default, the shipped recipe, and the
-# robust run made on a cache of the earlier trim (its `features` have no trim_preemphasis).
+# What a six-fold run's settings do not say: the training default, the shipped recipe, the one
+# shipped before it, and the robust run made on a cache of the earlier trim (its `features` have
+# no trim_preemphasis).
 RUN_NOTES = {
     "cv_cnn.json": " **(default)**",
     SHIPPED_CV: " **(shipped)**",
