@@ -95,37 +95,17 @@ def _shipped_line() -> tuple[str, str, dict | None]:
 
 
 def headline(root: str) -> str:
-    """The README's table: the shipped recipe's run, the studio recipe (one run and over
-    seeds), the best configuration (with its price) and the MLP baseline."""
+    """The README's table: the shipped and the studio recipe (one run, and their seeds each
+    alone), the best configuration (with its price) and the MLP baseline."""
     cnn = _load("cv_cnn.json")
-    default, best = _load("ensemble_cnn.json"), _load("ensemble_cnn_speaker_refit.json")
+    best = _load("ensemble_cnn_speaker_refit.json")
     seed = cnn["training"]["seed"] if cnn else 0
-    lines = [_shipped_line()]
-    seeds = _load(SHIPPED_SEEDS)
-    if seeds is not None:
-        trainings = [m["training"] for m in seeds["members"]]
-        alone = seeds["members_alone"]
-        lines.append(
-            (
-                f"CNN, shipped recipe, seeds {_seeds(trainings)}: each run alone "
-                f"({alone['runs']} fold runs)",
-                SHIPPED_SEEDS,
-                alone,
-            )
-        )
-    lines.append((f"CNN, studio recipe (default training), seed {seed}", "cv_cnn.json", cnn))
-    if default is not None:
-        trainings = [m["training"] for m in default["members"]]
-        runs = default["members_alone"]["runs"]
-        lines.append(
-            (
-                f"CNN, studio recipe, seeds {_seeds(trainings)}: each run alone ({runs} fold runs)",
-                "ensemble_cnn.json",
-                default["members_alone"],
-            )
-        )
-    else:
-        lines.append(("CNN, studio recipe over several seeds", "ensemble_cnn.json", None))
+    lines = [
+        _shipped_line(),
+        _alone_line("CNN, shipped recipe", SHIPPED_SEEDS),
+        (f"CNN, studio recipe (default training), seed {seed}", "cv_cnn.json", cnn),
+        _alone_line("CNN, studio recipe", "ensemble_cnn.json"),
+    ]
     n = len(best["members"]) if best else 0
     lines += [
         (
@@ -137,6 +117,17 @@ def headline(root: str) -> str:
         ("MLP baseline (180 classic features)", "cv_mlp.json", _load("cv_mlp.json")),
     ]
     return "\n".join(_score_rows(root, lines))
+
+
+def _alone_line(recipe: str, name: str) -> tuple[str, str, dict | None]:
+    """A recipe's seeds, each run alone, from its tools/ensemble.py result file ``name``."""
+    ensemble = _load(name)
+    if ensemble is None:
+        return f"{recipe} over several seeds", name, None
+    trainings = [m["training"] for m in ensemble["members"]]
+    alone = ensemble["members_alone"]
+    label = f"{recipe}, seeds {_seeds(trainings)}: each run alone ({alone['runs']} fold runs)"
+    return label, name, alone
 
 
 def runs(root: str) -> str:
