@@ -129,7 +129,7 @@ def verdict_text(prediction: Prediction) -> str:
     text += f" · {prediction.duration:.1f} s"
     if prediction.windows:
         voiced = sum(not w.silent for w in prediction.windows)
-        text += f", {len(prediction.windows)} windows ({voiced} with voice, averaged)"
+        text += f", {len(prediction.windows)} windows ({voiced} with speech, averaged)"
     return text
 
 
@@ -215,7 +215,7 @@ def timeline_figure(prediction: Prediction, labels: tuple[str, ...]) -> Figure |
     ax.set_yticks(range(len(models)), [MODEL_NAMES[m] for m in models])
     ax.invert_yaxis()
     ax.set(xlim=(0, prediction.duration), xlabel="time (s)")
-    ax.set_title("emotion of each window (paler: less sure; grey: silence)", fontsize=10)
+    ax.set_title("emotion of each window (paler: less sure; grey: no speech)", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     return fig
 

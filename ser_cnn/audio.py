@@ -29,6 +29,10 @@ MAX_CHANNELS = 64  # an array with more "channels" than this has its axes the wr
 LONG_FACTOR = 2.0
 HOP_FRACTION = 0.5  # default hop between windows of a long recording: half a window
 MIN_TAIL = 1.0  # s: a last window shorter than this is dropped (too little to judge)
+# s: a window of a long recording with less speech than this (frames the CNN's trim would keep,
+# judged against the whole recording's loudest frame and noise floor) holds only room tone or
+# noise: like digital silence, it is listed but neither scored nor averaged
+MIN_SPEECH = 0.5
 BLOCK_SECONDS = 60.0  # long files are read in blocks of this much audio (bounded memory)
 
 # Suffixes that ser_cnn looks for when it scans folders. Anything libsndfile reads can still be

@@ -228,20 +228,58 @@ def trim_silence(y: np.ndarray, *, config: FeatureConfig = DEFAULT_CONFIG) -> np
     frame, hop = config.win_length, config.hop_length
     if len(y) < frame:
         return y
-    level = _frame_level(y, config)
-    threshold = level.max() - config.trim_db
-    if config.noise_margin_db is not None:
-        threshold = max(threshold, np.percentile(level, 10) + config.noise_margin_db)
-    speech = level > threshold
-    if config.trim_preemphasis is not None:
-        emphasised = _frame_level(
-            np.append(y[:1], y[1:] - config.trim_preemphasis * y[:-1]), config
-        )
-        speech &= emphasised > emphasised.max() - config.trim_db
-    loud = np.flatnonzero(speech)
+    loud = np.flatnonzero(speech_frames(frame_levels(y, config), config))
     if loud.size == 0:
         return y
     return y[loud[0] * hop : min(len(y), loud[-1] * hop + frame)]
+
+
+def frame_levels(y: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """What :func:`speech_frames` judges: each frame's level in dB re full scale, as recorded
+    and (with ``config.trim_preemphasis``) pre-emphasised.
+
+    Returns
+    -------
+    np.ndarray, shape (2, n_frames), float64
+        Row 0 the level, row 1 the pre-emphasised level (a copy of row 0 without pre-emphasis).
+    """
+    level = _frame_level(y, config)
+    if config.trim_preemphasis is None or len(y) < 2:
+        return np.stack([level, level])
+    emphasised = np.append(y[:1], y[1:] - config.trim_preemphasis * y[:-1])
+    return np.stack([level, _frame_level(emphasised, config)])
+
+
+def speech_frames(
+    levels: np.ndarray,
+    config: FeatureConfig = DEFAULT_CONFIG,
+    *,
+    reference: np.ndarray | None = None,
+) -> np.ndarray:
+    """Which frames count as speech, by the rule of :func:`trim_silence`.
+
+    Parameters
+    ----------
+    levels : np.ndarray, shape (2, n_frames)
+        :func:`frame_levels` of the frames to judge.
+    reference : np.ndarray, shape (2, m), optional
+        :func:`frame_levels` of the recording they belong to, whose loudest frame and noise
+        floor set the thresholds (default: ``levels`` themselves). A window of a long
+        recording is judged against the whole recording, so room tone does not count as
+        speech in a window that holds nothing else.
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames,), bool
+    """
+    reference = levels if reference is None else reference
+    threshold = reference[0].max() - config.trim_db
+    if config.noise_margin_db is not None:
+        threshold = max(threshold, np.percentile(reference[0], 10) + config.noise_margin_db)
+    speech = levels[0] > threshold
+    if config.trim_preemphasis is not None:
+        speech &= levels[1] > reference[1].max() - config.trim_db
+    return speech
 
 
 def fit_length(y: np.ndarray, n_samples: int) -> np.ndarray:

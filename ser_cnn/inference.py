@@ -22,6 +22,7 @@ import numpy as np
 from ser_cnn.audio import (
     AUDIO_SUFFIXES,
     BLOCK_SECONDS,
+    MIN_SPEECH,
     AudioSource,
     audio_info,
     check_window_hop,
@@ -35,7 +36,7 @@ from ser_cnn.audio import (
 from ser_cnn.calibration import apply_temperature
 from ser_cnn.classic import classic_from_samples
 from ser_cnn.errors import AudioError, DataError, ParameterError
-from ser_cnn.features import clip_log_mel, trim_silence
+from ser_cnn.features import clip_log_mel, frame_levels, speech_frames, trim_silence
 from ser_cnn.prediction import Prediction, Scores, Window
 from ser_cnn.run import MODELS, check_compatible, load_run, model_folders
 from ser_cnn.runtime import check_runtime, load_model
@@ -172,7 +173,8 @@ class Recognizer:
     ) -> float:
         """Take the speaker statistics of a speaker-normalised CNN from recordings of one speaker.
 
-        Every clip, and every voiced window of a long recording, is turned into the CNN's
+        Every clip, and every window of a long recording that holds speech (as for
+        prediction), is turned into the CNN's
         log-mel exactly as for prediction; the per-band mean and std over all of them replace
         the statistics of that speaker's clips in training. They are kept for the following
         predictions until the next call. The more of the speaker's voice, and the more of their
@@ -198,9 +200,13 @@ class Recognizer:
                 blocks = stream_audio(
                     source, block_seconds=BLOCK_SECONDS, target_sr=self.sample_rate
                 )
-                for _, w in windows(blocks, self.sample_rate, window=window, hop=hop):
+                parts, levels = {}, {}  # start -> statistics, frame levels of voiced windows
+                for t, w in windows(blocks, self.sample_rate, window=window, hop=hop):
                     if is_voiced(w):
-                        acc.add(self._log_mel(w)[None])
+                        parts[t], levels[t] = BandAccumulator(), self._levels(w)
+                        parts[t].add(self._log_mel(w)[None])
+                for t in self._speech_windows(levels):
+                    acc.merge(parts[t])
             else:
                 acc.add(self._log_mel(y)[None])
             seconds += info.frames / info.samplerate
@@ -231,7 +237,8 @@ class Recognizer:
         A recording whose speech lasts up to twice the model's window (6 s by default; silence
         and room tone at either end do not count) is analysed whole, as in training. Longer ones
         are cut into ``window``-second windows every ``hop`` seconds (default: the model's 3 s
-        window, hop 1.5 s), read block by block, so memory stays bounded whatever the length.
+        window, hop 1.5 s), read block by block, so memory stays bounded whatever the length;
+        the overall answer averages the windows with speech (:meth:`_speech_windows`).
         """
         window, hop = self._window_hop(window, hop)
         self._check_speaker()
@@ -336,6 +343,28 @@ class Recognizer:
         """The CNN's log-mel (n_mels, n_frames) of one 16 kHz clip, before any normalisation."""
         return clip_log_mel(y, self.feature_config)
 
+    def _levels(self, y: np.ndarray) -> np.ndarray | None:
+        """The frame levels that judge a window's speech; None without a CNN (the MLP alone
+        trims nothing, so every voiced window counts)."""
+        return frame_levels(y, self.feature_config) if self._cnn else None
+
+    def _speech_windows(self, levels: dict[int, np.ndarray | None]) -> set[int]:
+        """Which voiced windows of one long recording (start -> :meth:`_levels`) hold at least
+        ``MIN_SPEECH`` s of speech, each judged against the whole recording's loudest frame and
+        noise floor; all of them where none does (speech buried in noise), so a recording
+        with a voice always gets an answer."""
+        if any(v is None for v in levels.values()):
+            return set(levels)
+        config = self.feature_config
+        reference = np.concatenate(list(levels.values()), axis=1)
+        frame_seconds = config.hop_length / config.sample_rate
+        speech = {
+            t
+            for t, v in levels.items()
+            if speech_frames(v, config, reference=reference).sum() * frame_seconds >= MIN_SPEECH
+        }
+        return speech or set(levels)
+
     def _features(self, y: np.ndarray) -> dict[str, np.ndarray]:
         """Each loaded model's input for one 16 kHz clip of any length."""
         out = {}
@@ -387,11 +416,14 @@ class Recognizer:
     def _predict_long(
         self, blocks: Iterator[np.ndarray], name: str, window: float, hop: float
     ) -> Prediction:
-        """Score the windows of :meth:`_windows`, a batch at a time, and average the voiced."""
+        """Score the windows of a long recording, a batch at a time, and average those that
+        hold speech (:meth:`_speech_windows`)."""
         sr = self.sample_rate
         total = 0
         pending: list[tuple[int, np.ndarray]] = []
-        done: list[Window] = []
+        spans: list[tuple[int, int]] = []  # (start, length) of every window, in samples
+        scored: dict[int, dict[str, Scores]] = {}  # start -> scores of the voiced windows
+        levels: dict[int, np.ndarray | None] = {}  # start -> frame levels of the voiced
 
         def counted(blocks):
             nonlocal total
@@ -402,14 +434,10 @@ class Recognizer:
         def score_pending():
             voiced = [(t, w) for t, w in pending if is_voiced(w)]
             probs = self._score([w for _, w in voiced]) if voiced else {}
-            scored = {
-                t: {m: Scores.from_vector(p[i], self.labels) for m, p in probs.items()}
-                for i, (t, _) in enumerate(voiced)
-            }
-            for t, w in pending:
-                done.append(
-                    Window(t / sr, (t + len(w)) / sr, scored.get(t, {}), silent=t not in scored)
-                )
+            for i, (t, w) in enumerate(voiced):
+                scored[t] = {m: Scores.from_vector(p[i], self.labels) for m, p in probs.items()}
+                levels[t] = self._levels(w)
+            spans.extend((t, len(w)) for t, w in pending)
             pending.clear()
 
         for start, w in windows(counted(blocks), sr, window=window, hop=hop):
@@ -417,11 +445,16 @@ class Recognizer:
             if len(pending) >= WINDOW_BATCH:
                 score_pending()
         score_pending()
-        voiced = [w for w in done if not w.silent]
-        if not voiced:
+        if not scored:
             raise AudioError(
                 f"{name}: digital silence in every window; there is no voice to analyse"
             )
+        speech = self._speech_windows(levels)
+        done = [
+            Window(t / sr, (t + n) / sr, scored[t] if t in speech else {}, silent=t not in speech)
+            for t, n in spans
+        ]
+        voiced = [w for w in done if not w.silent]
         scores = {
             m: Scores.from_vector(
                 np.mean([list(w.scores[m].probabilities.values()) for w in voiced], axis=0),

@@ -37,7 +37,8 @@ class Scores:
 
 @dataclass(frozen=True)
 class Window:
-    """Scores of one window of a long recording; ``silent`` windows have no scores."""
+    """Scores of one window of a long recording; ``silent`` windows hold no speech (digital
+    silence, or only the recording's room tone or noise) and have no scores."""
 
     start: float  # s
     end: float  # s
@@ -54,8 +55,8 @@ class Window:
 class Prediction:
     """What ser_cnn hears in one recording.
 
-    ``scores`` maps each model ('cnn', 'mlp') to its :class:`Scores`; for a long recording they
-    are the mean of its non-silent windows' probabilities, and ``windows`` lists every window.
+    ``scores`` maps each model ('cnn', 'mlp') to its :class:`Scores`; for a long recording,
+    the mean of its windows with speech, and ``windows`` lists every window.
     ``emotion`` and ``probability`` are the first model's (the CNN when it was loaded).
     """
 

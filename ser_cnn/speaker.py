@@ -66,12 +66,20 @@ class BandAccumulator:
         features = np.asarray(features, dtype=np.float64)
         if features.ndim != 3:
             raise ParameterError(f"expected (n_clips, n_mels, n_frames), got {features.shape}")
-        if self._sum is not None and features.shape[1] != len(self._sum):
-            raise ParameterError(f"expected {len(self._sum)} mel bands, got {features.shape[1]}")
         sums, sums_sq = features.sum(axis=(0, 2)), np.square(features).sum(axis=(0, 2))
+        self._add(sums, sums_sq, features.shape[0] * features.shape[2])
+
+    def merge(self, other: BandAccumulator) -> None:
+        """Add everything ``other`` has seen."""
+        if other.count:
+            self._add(other._sum, other._sum_sq, other.count)
+
+    def _add(self, sums: np.ndarray, sums_sq: np.ndarray, count: int) -> None:
+        if self._sum is not None and len(sums) != len(self._sum):
+            raise ParameterError(f"expected {len(self._sum)} mel bands, got {len(sums)}")
         self._sum = sums if self._sum is None else self._sum + sums
         self._sum_sq = sums_sq if self._sum_sq is None else self._sum_sq + sums_sq
-        self.count += features.shape[0] * features.shape[2]
+        self.count += count
 
     def statistics(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std (at least ``STD_FLOOR``) of each band, shape (n_mels,)."""

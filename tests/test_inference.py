@@ -147,6 +147,25 @@ def test_long_file_is_streamed_and_silent_windows_are_marked(rec, tmp_path):
     assert p.windows[-1].end == pytest.approx(len(y) / sr, abs=1e-3)
 
 
+def test_windows_of_room_tone_in_a_long_recording_are_not_averaged(rec):
+    sr = 16_000
+    rng = np.random.default_rng(0)
+    speech = np.concatenate([voice(sr=sr, seconds=1.4, seed=i) for i in range(4)])
+    gap = np.zeros(8 * sr, dtype=np.float32)  # 8 s between two stretches of speech
+    y = np.concatenate([speech, gap, speech])
+    y += (3e-3 * rng.standard_normal(len(y))).astype(np.float32)  # room tone throughout, -50 dBFS
+    p = rec.predict(y, sr=sr)
+    gap_start, gap_end = len(speech) / sr, (len(speech) + len(gap)) / sr
+    in_gap = [w for w in p.windows if gap_start + 0.1 <= w.start and w.end <= gap_end - 0.1]
+    assert len(in_gap) >= 2  # 3 s windows every 1.5 s fit into the 8 s gap
+    assert all(w.silent and not w.scores for w in in_gap)
+    spoken = [w for w in p.windows if w.start < gap_start - 1 or w.end > gap_end + 1]
+    assert spoken and not any(w.silent for w in spoken)
+    voiced = [w for w in p.windows if not w.silent]
+    overall = np.mean([list(w.scores["cnn"].probabilities.values()) for w in voiced], axis=0)
+    np.testing.assert_allclose(list(p.scores["cnn"].probabilities.values()), overall, atol=1e-6)
+
+
 def test_long_silence_is_an_error(rec, tmp_path):
     sf.write(tmp_path / "quiet.wav", np.zeros(16_000 * 10, dtype=np.int16), 16_000)
     with pytest.raises(AudioError, match="silence"):

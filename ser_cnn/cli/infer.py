@@ -223,7 +223,7 @@ def _table(result, models, k: int) -> str:
         lines.append(f"  {len(result.windows)} windows, {result.duration:.1f} s; overall above")
         for w in result.windows:
             text = (
-                "silence"
+                "no speech"
                 if w.silent
                 else "  ".join(
                     f"{m.upper()} {_scores_text(w.scores[m], min(k, 3))}" for m in models
