@@ -173,13 +173,13 @@ class Recognizer:
     ) -> float:
         """Take the speaker statistics of a speaker-normalised CNN from recordings of one speaker.
 
-        Every clip, and every window of a long recording that holds speech (as for
-        prediction), is turned into the CNN's
-        log-mel exactly as for prediction; the per-band mean and std over all of them replace
-        the statistics of that speaker's clips in training. They are kept for the following
-        predictions until the next call. The more of the speaker's voice, and the more of their
-        moods, the closer this comes to training, which used all 60 clips of each actor; one
-        short clip can only be compared with itself. Memory stays bounded whatever the length.
+        Every clip, and every window with speech of a long recording, is turned into the
+        CNN's log-mel exactly as for prediction; the per-band mean and std over all of them
+        replace the statistics of that speaker's clips in training. They are kept for the
+        following predictions until the next call. The more of the speaker's voice, and the
+        more of their moods, the closer this comes to training, which used all 60 clips of each
+        actor; one short clip can only be compared with itself. Memory stays bounded whatever
+        the length.
 
         Returns
         -------
