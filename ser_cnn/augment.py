@@ -24,6 +24,8 @@ def degraded_copies(
     copies: int,
     seed: int,
     kinds: tuple[str, ...] | None = None,
+    p: dict[str, float] | None = None,
+    snr_range: tuple[float, float] | None = None,
     jobs: int | None = None,
 ) -> np.ndarray:
     """Log-mels of ``copies`` degraded versions of every training clip (ser_cnn/degrade.py).
@@ -38,6 +40,9 @@ def degraded_copies(
         Copies per clip; clip ``i``'s copy ``j`` is drawn from ``default_rng([seed, i, j])``.
     kinds : tuple of str, optional
         Which degradations may be applied (default all of ``degrade.AUGMENTATIONS``).
+    p, snr_range : optional
+        Probabilities replacing ``degrade.AUGMENT_P``'s for the kinds they name, and the SNR
+        range of added noise in dB (default ``degrade.SNR_RANGE``).
     jobs : int, optional
         Worker processes (default: every core).
 
@@ -49,7 +54,7 @@ def degraded_copies(
     import os
 
     global _WORK
-    _WORK = (audio, np.asarray(speakers), feature_config, copies, seed, kinds)
+    _WORK = (audio, np.asarray(speakers), feature_config, copies, seed, kinds, p, snr_range)
     tasks = range(len(audio))
     workers = jobs or os.cpu_count() or 1
     if workers == 1:
@@ -63,17 +68,23 @@ BABBLE_POOL = 12  # clips of other speakers offered to each babble
 
 
 def _degrade_clip(i: int) -> np.ndarray:
-    from ser_cnn.degrade import AUGMENTATIONS, augment
+    from ser_cnn.degrade import AUGMENT_P, AUGMENTATIONS, SNR_RANGE, augment
     from ser_cnn.features import clip_log_mel
 
-    audio, speakers, config, copies, seed, kinds = _WORK
+    audio, speakers, config, copies, seed, kinds, p, snr_range = _WORK
     out = []
     for j in range(copies):
         rng = np.random.default_rng([seed, i, j])
         others = np.flatnonzero(speakers != speakers[i])
         babble = [audio[k] for k in rng.choice(others, min(BABBLE_POOL, len(others)), False)]
         y = augment(
-            audio[i], config.sample_rate, rng=rng, babble=babble, kinds=kinds or AUGMENTATIONS
+            audio[i],
+            config.sample_rate,
+            rng=rng,
+            babble=babble,
+            kinds=kinds or AUGMENTATIONS,
+            p=AUGMENT_P | (p or {}),
+            snr_range=snr_range or SNR_RANGE,
         )
         out.append(clip_log_mel(y, config))
     return np.stack(out)

@@ -65,6 +65,11 @@ class TrainConfig:
     # as one of its copies, at random, so an epoch costs what it did. 0 = off.
     degraded_copies: int = 0
     degradations: tuple[str, ...] | None = None  # kinds of degrade.AUGMENT_P used; None = all
+    # Probabilities that replace degrade.AUGMENT_P's for the kinds named, e.g. {"noise": 0.6};
+    # each kind draws from its own stream, so a higher probability keeps every copy that had
+    # that kind as it was and degrades more of the others. None = AUGMENT_P.
+    degradation_p: dict[str, float] | None = None
+    snr_range: tuple[float, float] | None = None  # dB of added noise; None = degrade.SNR_RANGE
     # Arithmetic of the CNN body: "bfloat16" (mixed precision, float32 weights) trains about
     # twice as fast on CPUs with bfloat16 instructions and emulates them slowly elsewhere;
     # "auto" picks it only where the CPU has them. The exported model always runs in float32.
@@ -91,6 +96,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.degradations is not None:
             self._check_degradations()
+        if self.degradation_p is not None:
+            self._check_degradation_p()
+        if self.snr_range is not None:
+            object.__setattr__(self, "snr_range", tuple(self.snr_range))
+            if len(self.snr_range) != 2 or not self.snr_range[0] < self.snr_range[1]:
+                raise ParameterError(f"snr_range must be (low, high) in dB, got {self.snr_range}")
         if isinstance(self.architecture, dict):
             object.__setattr__(self, "architecture", CNNConfig.from_dict(self.architecture))
         if not isinstance(self.architecture, CNNConfig):
@@ -119,9 +130,24 @@ class TrainConfig:
             )
         object.__setattr__(self, "degradations", tuple(kinds))
 
+    def _check_degradation_p(self) -> None:
+        from ser_cnn.degrade import AUGMENTATIONS  # only here: it loads pyroomacoustics
+
+        p = self.degradation_p
+        if not isinstance(p, dict) or not all(
+            k in AUGMENTATIONS and isinstance(v, int | float) and 0 <= v <= 1 for k, v in p.items()
+        ):
+            raise ParameterError(
+                f"degradation_p must map kinds ({', '.join(AUGMENTATIONS)}) to probabilities "
+                f"in [0, 1], got {p!r}"
+            )
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self) | {"architecture": self.architecture.to_dict()}
-        return d | {"degradations": self.degradations and list(self.degradations)}
+        return d | {
+            "degradations": self.degradations and list(self.degradations),
+            "snr_range": self.snr_range and list(self.snr_range),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -167,6 +193,8 @@ def describe(training: dict) -> str:
     words = {
         "speed": lambda v: f"speed ±{v:.0%}",
         "degraded_copies": lambda v: f"{v} degraded copies per clip",
+        "degradation_p": lambda v: ", ".join(f"{k} in {p:.0%} of copies" for k, p in v.items()),
+        "snr_range": lambda v: f"noise at {v[0]:g}-{v[1]:g} dB SNR",
         "time_shift": lambda v: f"time shift ±{v} frames",
         "mixup_alpha": lambda v: f"mixup α {v}",
         "noise_db": lambda v: f"noise {v} dB",
@@ -183,6 +211,8 @@ def describe(training: dict) -> str:
         words["masks"] = lambda v: f"SpecAugment {v[0]}+{v[1]} masks"
     order = [
         "degraded_copies",
+        "degradation_p",
+        "snr_range",
         "speed",
         "time_shift",
         "masks",

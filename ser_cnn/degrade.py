@@ -16,7 +16,7 @@ float32 array, and draws all randomness from the ``np.random.Generator`` it is g
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import scipy.signal
@@ -349,6 +349,8 @@ def augment(
     rng: np.random.Generator,
     babble: Sequence[np.ndarray] | None = None,
     kinds: Collection[str] = AUGMENTATIONS,
+    p: Mapping[str, float] = AUGMENT_P,
+    snr_range: tuple[float, float] = SNR_RANGE,
 ) -> np.ndarray:
     """The training augmentation: each kind of ``AUGMENT_P``, with its probability, in order.
 
@@ -370,6 +372,11 @@ def augment(
         The kinds that may be applied (default all ``AUGMENTATIONS``); to measure what each
         gives, leave one out. Each kind draws from its own child of ``rng``, so leaving one out
         does not change what the others do to a clip.
+    p : mapping of str to float
+        Each kind's probability (default ``AUGMENT_P``); its own stream decides, so raising one
+        keeps every clip that had the kind as it was.
+    snr_range : (float, float)
+        dB over active speech of the added noise (default ``SNR_RANGE``).
 
     Returns
     -------
@@ -380,7 +387,7 @@ def augment(
     if unknown:
         raise ParameterError(f"unknown augmentation kinds {sorted(unknown)}; see AUGMENTATIONS")
     streams = dict(zip(AUGMENTATIONS, rng.spawn(len(AUGMENTATIONS)), strict=True))
-    on = {k: k in kinds and streams[k].random() < p for k, p in AUGMENT_P.items()}
+    on = {k: k in kinds and streams[k].random() < p[k] for k in AUGMENTATIONS}
     x = _samples(y)
     if on["speed"]:
         x = speed(x, sr, factor=streams["speed"].uniform(*SPEED_RANGE))
@@ -395,7 +402,7 @@ def augment(
     if on["noise"]:
         r = streams["noise"]
         kind = r.choice([k for k in TRAIN_NOISES if k != "babble" or babble])
-        x = add_noise(x, sr, snr_db=r.uniform(*SNR_RANGE), kind=kind, rng=r, babble=babble)
+        x = add_noise(x, sr, snr_db=r.uniform(*snr_range), kind=kind, rng=r, babble=babble)
     if on["gain"]:
         x = gain(x, streams["gain"].uniform(*GAIN_RANGE), max_peak=1.0)
     if on["band"]:

@@ -231,6 +231,8 @@ def _degraded_training_copies(rows, feature_config: FeatureConfig, config: Train
         copies=config.degraded_copies,
         seed=config.seed,
         kinds=config.degradations,
+        p=config.degradation_p,
+        snr_range=config.snr_range,
     )
 
 

@@ -72,6 +72,9 @@ def test_unknown_keys_are_refused_by_name(tmp_path, text, named):
         ),
         ('degradations = "noise"\n', "must be a list of kinds"),
         ('degradations = ["noise", "thunder"]\n', r"unknown degradations \['thunder'\]"),
+        ("[degradation_p]\nthunder = 0.5\n", "degradation_p must map kinds"),
+        ("[degradation_p]\nnoise = 1.5\n", "degradation_p must map kinds"),
+        ("snr_range = [30, 5]\n", "snr_range must be"),
     ],
 )
 def test_bad_values_are_refused(tmp_path, text, message):
@@ -127,6 +130,9 @@ def test_describe_names_the_recipe():
     assert describe(flat | {"utterance_norm": True}) == "utterance normalisation"
     nested = PLAIN.replace(architecture={"utterance_norm": True}).to_dict()
     assert describe(nested) == "utterance normalisation"
+    noisier = PLAIN.replace(degradation_p={"noise": 0.6}, snr_range=[5, 30]).to_dict()
+    assert describe(noisier) == "noise in 60% of copies, noise at 5-30 dB SNR"
+    assert TrainConfig.from_dict(noisier).snr_range == (5, 30)  # saved as a list, read back
 
 
 def test_the_default_architecture_is_the_trained_recipe():

@@ -206,6 +206,20 @@ def test_augment_is_seeded_switchable_and_never_clips(pool):
     loudest = np.argmax(np.abs(padded))
     scale = both[loudest] / padded[loudest]
     np.testing.assert_allclose(both, padded * scale, rtol=1e-4, atol=1e-7)
+    # a higher probability of a kind keeps every clip that had it as it was and degrades more
+    noisy = dict(p=degrade.AUGMENT_P | {"noise": 0.9}, kinds=["noise"])
+    kept = added = 0
+    for seed in range(20):
+        before = degrade.augment(y, SR, rng=np.random.default_rng(seed), kinds=["noise"])
+        after = degrade.augment(y, SR, rng=np.random.default_rng(seed), **noisy)
+        if not np.array_equal(before, y):
+            np.testing.assert_array_equal(after, before)
+            kept += 1
+        added += not np.array_equal(after, y) and np.array_equal(before, y)
+    assert kept and added
+    quiet = degrade.augment(y, SR, rng=np.random.default_rng(1), snr_range=(0.0, 0.1), **noisy)
+    snr = 10 * np.log10(np.mean(y**2) / np.mean((quiet - y) ** 2))
+    assert snr < 3  # noise at 0-0.1 dB over the active speech: about as loud as the whole clip
     with pytest.raises(ParameterError, match="unknown"):
         degrade.augment(y, SR, rng=np.random.default_rng(0), kinds=["echo"])
 
