@@ -6,10 +6,10 @@ RUN is a run folder (default: the shipped model) or a cross-validation folder of
 (``fold1/`` ...). For each run, each of its test actors and each emotion, that actor's RAVDESS
 clips of the emotion are joined into one recording with ``GAP`` s of silence between them and
 room tone (pink noise) is added throughout, at each of ``TONE_SNR_DB`` below the speech: a
-monologue with pauses, half a minute to a minute long, which the recognizer cuts into 3 s windows. Its overall
-answer (``Recognizer.predict``: the windows with speech averaged) is compared with the mean of
-*every* voiced window, the rule before room-tone windows were left out, each window scored on
-its own through the same public API. Recordings are pooled over the runs; the CNN's raw
+monologue with pauses, half a minute to a minute long, cut into 3 s windows. Its overall
+answer (``Recognizer.predict``: the windows with speech averaged) is compared with the mean
+of *every* voiced window, the rule before room-tone windows were left out, each window scored
+on its own through the same public API. Recordings are pooled over the runs; the CNN's raw
 (uncalibrated) output is scored.
 """
 
