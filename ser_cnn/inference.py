@@ -344,16 +344,16 @@ class Recognizer:
         return clip_log_mel(y, self.feature_config)
 
     def _levels(self, y: np.ndarray) -> np.ndarray | None:
-        """The frame levels that judge a window's speech; None without a CNN (the MLP alone
-        trims nothing, so every voiced window counts)."""
+        """The frame levels that judge a window's speech; None without a CNN."""
         return frame_levels(y, self.feature_config) if self._cnn else None
 
     def _speech_windows(self, levels: dict[int, np.ndarray | None]) -> set[int]:
         """Which voiced windows of one long recording (start -> :meth:`_levels`) hold at least
         ``MIN_SPEECH`` s of speech, each judged against the whole recording's loudest frame and
         noise floor; all of them where none does (speech buried in noise), so a recording
-        with a voice always gets an answer."""
-        if any(v is None for v in levels.values()):
+        with a voice always gets an answer. Without a CNN (the MLP alone trims nothing), every
+        voiced window counts."""
+        if not self._cnn:
             return set(levels)
         config = self.feature_config
         reference = np.concatenate(list(levels.values()), axis=1)

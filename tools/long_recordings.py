@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from robustness import fold_runs, split_actors  # tools/robustness.py, beside this file
 
-from ser_cnn.audio import SAMPLE_RATE, is_voiced, load_audio, windows
+from ser_cnn.audio import SAMPLE_RATE, check_window_hop, is_voiced, load_audio, windows
 from ser_cnn.degrade import add_noise
 from ser_cnn.inference import DEFAULT_RUN, load_recognizer
 from ser_cnn.metrics import evaluate
@@ -38,9 +38,8 @@ TONE_SNR_DB = (30.0, 15.0)  # dB over active speech: a quiet room, a noisy one
 SEED = 0
 
 
-def monologues(data: Path, actors: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
+def monologues(clips, actors: tuple[int, ...]) -> list[tuple[str, np.ndarray]]:
     """(emotion, samples) for each actor and emotion: the clips joined with GAP s pauses."""
-    clips, _ = scan(data / "ravdess-speech")
     pause = np.zeros(round(GAP * SAMPLE_RATE), dtype=np.float32)
     out = []
     for actor in actors:
@@ -51,38 +50,44 @@ def monologues(data: Path, actors: tuple[int, ...]) -> list[tuple[str, np.ndarra
     return out
 
 
-def score(runs: dict[str, Path], data: Path, snr_db: float) -> dict:
-    """Accuracy, UAR and macro-F1 of both rules, each run on its test actors' recordings with
-    room tone at ``snr_db``, pooled."""
-    rng = np.random.default_rng(SEED)
-    truth, new, old, kept, total = [], [], [], 0, 0
+def score(runs: dict[str, Path], data: Path) -> dict:
+    """For each room-tone level: accuracy, UAR and macro-F1 of both rules, each run on its test
+    actors' recordings, pooled over the runs."""
+    clips, _ = scan(data / "ravdess-speech")
+    rngs = {snr: np.random.default_rng(SEED) for snr in TONE_SNR_DB}  # one stream per level
+    tally = {snr: {"truth": [], "new": [], "old": [], "kept": 0, "total": 0} for snr in TONE_SNR_DB}
     for run in runs.values():
         rec = load_recognizer(run, models=["cnn"], calibrated=False)
-        for emotion, y in monologues(data, split_actors(run)):
-            y = add_noise(y, SAMPLE_RATE, snr_db=snr_db, kind="pink", rng=rng)
-            p = rec.predict(y, sr=SAMPLE_RATE)
-            hop = rec.window / 2
-            every = [
-                list(rec.predict(w, sr=SAMPLE_RATE).probabilities.values())
-                for _, w in windows(iter([y]), SAMPLE_RATE, window=rec.window, hop=hop)
-                if is_voiced(w)
-            ]
-            truth.append(rec.labels.index(emotion))
-            new.append(rec.labels.index(p.emotion))
-            old.append(int(np.argmax(np.mean(every, axis=0))))
-            kept += sum(not w.silent for w in p.windows)
-            total += len(p.windows)
+        window, hop = check_window_hop(rec.window)
+        recordings = monologues(clips, split_actors(run))
+        for snr, t in tally.items():
+            for emotion, y in recordings:
+                y = add_noise(y, SAMPLE_RATE, snr_db=snr, kind="pink", rng=rngs[snr])
+                p = rec.predict(y, sr=SAMPLE_RATE)
+                every = [
+                    list(rec.predict(w, sr=SAMPLE_RATE).probabilities.values())
+                    for _, w in windows(iter([y]), SAMPLE_RATE, window=window, hop=hop)
+                    if is_voiced(w)
+                ]
+                t["truth"].append(rec.labels.index(emotion))
+                t["new"].append(rec.labels.index(p.emotion))
+                t["old"].append(int(np.argmax(np.mean(every, axis=0))))
+                t["kept"] += sum(not w.silent for w in p.windows)
+                t["total"] += len(p.windows)
+    return {f"{snr:g}": _summary(t, rec.labels) for snr, t in tally.items()}
 
+
+def _summary(t: dict, labels: tuple[str, ...]) -> dict:
     def scores(predicted):
-        s = evaluate(np.array(truth), np.array(predicted), rec.labels)
+        s = evaluate(np.array(t["truth"]), np.array(predicted), labels)
         return {k: round(s[k], 3) for k in ("accuracy", "uar", "macro_f1")}
 
     return {
-        "recordings": len(truth),
-        "windows_with_speech": round(kept / total, 3),
-        "speech_windows_averaged": scores(new),
-        "every_window_averaged": scores(old),
-        "answers_changed": round(float(np.mean(np.array(new) != np.array(old))), 3),
+        "recordings": len(t["truth"]),
+        "windows_with_speech": round(t["kept"] / t["total"], 3),
+        "speech_windows_averaged": scores(t["new"]),
+        "every_window_averaged": scores(t["old"]),
+        "answers_changed": round(float(np.mean(np.array(t["new"]) != np.array(t["old"]))), 3),
     }
 
 
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": str(args.run.resolve().relative_to(REPO)),
         "test_actors": sorted(a for run in runs.values() for a in split_actors(run)),
         "gap_s": GAP,
-        "by_tone_snr_db": {f"{snr:g}": score(runs, args.data, snr) for snr in TONE_SNR_DB},
+        "by_tone_snr_db": score(runs, args.data),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "versions": library_versions(),
         "git_commit": git_commit(),
