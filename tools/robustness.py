@@ -9,7 +9,9 @@ A RUN is a cross-validation folder (``fold1/`` ... ``fold6/``, each a run folder
 folder (a model's, or one with ``cnn/`` and ``mlp/`` such as ``checkpoints/ravdess_fold1``);
 all RUNs of one invocation are pooled under its ``--label``. Each fold's models score the
 RAVDESS clips of that fold's test actors (from its config.json) under every condition of
-:data:`ser_cnn.conditions.CONDITIONS`, then the Urdu and ASED corpora (cross-corpus). Each
+:data:`ser_cnn.conditions.CONDITIONS`, then the Urdu, ASED and nEMO corpora (cross-corpus, read
+by :mod:`ser_cnn.corpora`; each from ``--data``/urdu, ased, nemo, else $URDU_DIR, $ASED_DIR,
+$NEMO_DIR, else the shared data folder; skipped when absent). Each
 invocation adds or replaces its label's entry in ``--out`` and redraws the chart beside it.
 ``--part validation`` scores each run's validation actors instead, RAVDESS only (the other
 corpora are test data): the judge for choosing a recipe (tools/ablation.py).
@@ -30,12 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_cnn import corpora
 from ser_cnn.audio import SAMPLE_RATE, load_audio
 from ser_cnn.conditions import CONDITIONS, describe_conditions
 from ser_cnn.degrade import BABBLE_TALKERS
-from ser_cnn.errors import DataError, NameFormatError, SerError
+from ser_cnn.errors import DataError, SerError
 from ser_cnn.metrics import evaluate, mean_std
-from ser_cnn.ravdess import find_audio, load_folds, scan
+from ser_cnn.ravdess import load_folds, scan
 from ser_cnn.versions import git_commit, library_versions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,11 +46,8 @@ DEFAULT_DATA = REPO.parent / "shared" / "data"
 MODELS = ("cnn", "mlp")
 BABBLE_POOL = 24  # clips of non-test actors from which each babble draws its 4-6 talkers
 CORPORA = {  # name: (environment variable, emotions in the corpus's own order)
-    "urdu": ("URDU_DIR", ("angry", "happy", "neutral", "sad")),
-    "ased": ("ASED_DIR", ("neutral", "fearful", "happy", "sad", "angry")),
+    c: (corpora.CORPORA[c].ENV, corpora.emotions_of(c)) for c in ("urdu", "ased", "nemo")
 }
-URDU_LETTERS = {"A": "angry", "H": "happy", "N": "neutral", "S": "sad"}
-ASED_LETTERS = {"n": "neutral", "f": "fearful", "h": "happy", "s": "sad", "a": "angry"}
 PROTOCOL = (
     "Each fold run scores the RAVDESS clips of its own test actors (16 kHz, load_audio) under "
     "each condition through Recognizer.predict (raw, uncalibrated output); condition i of "
@@ -91,16 +91,10 @@ def split_actors(run_dir: Path, part: str = "test") -> tuple[int, ...]:
     return found.pop()
 
 
-def corpus_emotion(corpus: str, path: str | os.PathLike) -> str:
-    """The emotion a file name says: Urdu ``SM1_F01_A12``, ASED ``a5-03-01-02-50``."""
-    stem = Path(path).stem
-    if corpus == "urdu" and (m := re.fullmatch(r"S[MF]\d+_F\d+_([AHNS])\d+", stem)):
-        return URDU_LETTERS[m.group(1)]
-    if corpus == "ased" and (m := re.fullmatch(r"([nfhsa])(\d)(-\d\d){4}", stem, re.I)):
-        letter, code = m.group(1).lower(), int(m.group(2))
-        if code == list(ASED_LETTERS).index(letter) + 1:
-            return ASED_LETTERS[letter]
-    raise NameFormatError(f"{Path(path).name}: not a file name of the {corpus} corpus")
+def corpus_emotion(corpus: str, path: str | os.PathLike) -> str | None:
+    """The emotion a file name says (Urdu ``SM1_F01_A12``, ASED ``a5-03-01-02-50``, nEMO
+    ``EB0_anger_1.wav``), as :mod:`ser_cnn.corpora` reads it; NameFormatError otherwise."""
+    return corpora.CORPORA[corpus].parse_name(path)["emotion"]
 
 
 def probabilities(rec, clips: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -422,10 +416,16 @@ def _corpus_dir(env: str, data: Path | None, name: str) -> Path:
 
 
 def read_corpus(corpus: str, root: Path, limit: int | None, seed: int) -> list | dict:
-    """``[(path, emotion), ...]`` of a corpus, or ``{"skipped": why}`` without one."""
+    """``[(path, emotion), ...]`` of a corpus (its manifest's order: sorted by path; clips
+    without a project emotion left out), or ``{"skipped": why}`` without one."""
     if not root.is_dir():
         return {"skipped": f"{root} not found (set {CORPORA[corpus][0]} or --data)"}
-    items = [(p, corpus_emotion(corpus, p)) for p in find_audio(root, (".flac", ".wav"))]
+    manifest = corpora.CORPORA[corpus].scan(root)
+    items = [
+        (Path(p), e)
+        for p, e in zip(manifest["path"], manifest["emotion"], strict=True)
+        if e is not None
+    ]
     return _subset(items, limit, seed) if items else {"skipped": f"{root} holds no audio"}
 
 
