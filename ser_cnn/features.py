@@ -20,6 +20,9 @@ The STFT, mel filterbank and trim are written here in NumPy rather than called f
 librosa's first call imports SciPy's signal stack (about 1.5 s), which would double the start-up
 time of a one-clip inference. ``tests/test_features.py`` checks that the result equals
 ``librosa.feature.melspectrogram`` followed by ``librosa.power_to_db``.
+
+:class:`WhisperFeatureConfig` (at the end) is the pretrained Whisper encoder's input instead:
+Whisper's own 80-band log-mel of the clip, trimmed and levelled by the same rule, at its length.
 """
 
 from __future__ import annotations
@@ -292,15 +295,20 @@ def fit_length(y: np.ndarray, n_samples: int) -> np.ndarray:
     return np.pad(y, (before, -excess - before))
 
 
-def power_spectrogram(y: np.ndarray, *, n_fft: int, win_length: int, hop_length: int) -> np.ndarray:
-    """|STFT|² with centred frames (zero padding of n_fft // 2) and a periodic Hann window.
+def power_spectrogram(
+    y: np.ndarray, *, n_fft: int, win_length: int, hop_length: int, pad_mode: str = "constant"
+) -> np.ndarray:
+    """|STFT|² with centred frames (padding of n_fft // 2) and a periodic Hann window.
+
+    ``pad_mode`` is NumPy's: "constant" pads with zeros (the CNN's features), "reflect"
+    mirrors the clip without repeating its end samples (Whisper's, as ``torch.stft``).
 
     Returns
     -------
     np.ndarray, shape (n_fft // 2 + 1, 1 + len(y) // hop_length), float32
     """
     pad = n_fft // 2
-    y = np.pad(y, (pad, pad))
+    y = np.pad(y, (pad, pad), mode=pad_mode)
     frames = np.lib.stride_tricks.sliding_window_view(y, n_fft)[::hop_length]
     # scipy's pocketfft keeps float32 (numpy's computes in float64): 7× faster on 2048 points
     spectrum = scipy.fft.rfft(frames * _window(n_fft, win_length), axis=1)
@@ -386,3 +394,143 @@ def mel_warp_matrix(factor: float, *, config: FeatureConfig = DEFAULT_CONFIG) ->
     warp[rows, low] = 1 - frac
     warp[rows, low + 1] += frac
     return warp.astype(np.float32)
+
+
+# -- Whisper's log-mel -------------------------------------------------------------------------
+# The input of the pretrained Whisper encoder (ser_cnn.encoder): the spectrogram Whisper was
+# trained on (whisper/audio.py, log_mel_spectrogram), of the clip trimmed and levelled as above.
+WHISPER_LOG_RANGE = 8.0  # log10 units (80 dB): floor below the clip's maximum
+WHISPER_LOG_OFFSET = 4.0  # log10 units: (log10 + 4) / 4 puts speech at about -1 to 1
+WHISPER_LOG_SCALE = 4.0
+
+
+@dataclass(frozen=True)
+class WhisperFeatureConfig:
+    """Whisper's 80-band log-mel spectrogram of a trimmed, levelled clip at its own length.
+
+    Same interface as :class:`FeatureConfig` (``kind``, ``to_dict``, ``from_dict``,
+    ``compute``), so caches and run folders can store it. The spectrum is Whisper's exactly:
+    25 ms periodic Hann windows every 10 ms, centred and reflect-padded, the last frame
+    dropped, Slaney mel filters from 0 to 8 kHz, log10 of the power floored at 1e-10 and at
+    8 below its maximum, then (x + 4) / 4. Unlike Whisper the clip is not padded to 30 s.
+    """
+
+    kind: ClassVar[str] = "whisper_logmel"  # names the cache type in settings.json
+
+    sample_rate: int = SAMPLE_RATE  # Hz: Whisper's
+    n_fft: int = 400  # samples: 25 ms window and FFT (Whisper's N_FFT)
+    hop_length: int = 160  # samples: 10 ms between frames (Whisper's HOP_LENGTH)
+    n_mels: int = 80  # mel bands: Whisper up to large-v2 (large-v3: 128)
+    fmin: float = 0.0  # Hz: librosa.filters.mel's default, as Whisper's mel_filters
+    fmax: float = 8000.0  # Hz: Nyquist at 16 kHz
+    # Trim and level by the CNN's rule (see FeatureConfig): the same fields, the same functions.
+    trim_db: float = 40.0  # dB below the loudest frame that counts as silence at the ends
+    noise_margin_db: float | None = 6.0  # dB above the noise floor a speech frame must reach
+    trim_preemphasis: float | None = 0.97  # pre-emphasis of the second trim criterion
+    level_db: float | None = -20.0  # dBFS of the loudest frame after scaling; None: as recorded
+    # A clip longer than this after trimming keeps its loudest stretch. 30 s is the most the
+    # encoder takes (1500 positions after its stride-2 convolution); None: no limit.
+    max_duration: float | None = 30.0  # s
+
+    def __post_init__(self) -> None:
+        if min(self.sample_rate, self.n_fft, self.hop_length, self.n_mels) < 1:
+            raise ParameterError("sample_rate, n_fft, hop_length and n_mels must be positive")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            raise ParameterError(
+                f"need 0 <= fmin < fmax <= sample_rate / 2, got {self.fmin}, {self.fmax}"
+            )
+        if self.max_duration is not None and self.max_duration * self.sample_rate < self.n_fft:
+            raise ParameterError(f"max_duration {self.max_duration} s is shorter than one frame")
+
+    @property
+    def win_length(self) -> int:
+        """Samples in one analysis window: Whisper's window fills its FFT."""
+        return self.n_fft
+
+    @property
+    def n_samples(self) -> int | None:
+        """Most samples of a clip (``max_duration``), or None."""
+        return None if self.max_duration is None else round(self.max_duration * self.sample_rate)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> WhisperFeatureConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ParameterError(
+                f"unknown Whisper feature settings {sorted(unknown)}; known: {sorted(names)}"
+            )
+        return cls(**d)
+
+    def compute(self, source: AudioSource, *, sr: float | None = None) -> np.ndarray:
+        """:func:`whisper_log_mel` with these settings."""
+        return whisper_log_mel(source, sr=sr, config=self)
+
+
+DEFAULT_WHISPER = WhisperFeatureConfig()
+
+
+def whisper_log_mel(
+    source: AudioSource, *, sr: float | None = None, config: WhisperFeatureConfig = DEFAULT_WHISPER
+) -> np.ndarray:
+    """Whisper's log-mel spectrogram of a clip, trimmed and levelled, at its own length.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or np.ndarray
+        A file or an array of samples (see :func:`ser_cnn.audio.load_audio`).
+    sr : float, optional
+        Sample rate of an array ``source`` in Hz.
+    config : WhisperFeatureConfig
+
+    Returns
+    -------
+    np.ndarray, shape (config.n_mels, n_samples // config.hop_length), float32
+        ``n_samples`` counts the trimmed clip (at most ``config.max_duration``); values are
+        (log10(power) + 4) / 4, at most 2 apart.
+    """
+    y = load_audio(source, sr=sr, target_sr=config.sample_rate)
+    return clip_whisper_log_mel(y, config)
+
+
+def clip_whisper_log_mel(
+    y: np.ndarray, config: WhisperFeatureConfig = DEFAULT_WHISPER
+) -> np.ndarray:
+    """:func:`whisper_log_mel` of samples already at ``config.sample_rate``."""
+    y = trim_silence(y, config=config)
+    power = _frame_power(y, config)
+    if config.level_db is not None:  # as clip_log_mel: the loudest frame at level_db
+        y = y * np.float32(10 ** (config.level_db / 20) / max(np.sqrt(power.max()), 1e-10))
+    if config.n_samples is not None and len(y) > config.n_samples:
+        y = _loudest_stretch(y, power, config)
+    return whisper_log_mel_from_samples(y, config)
+
+
+def whisper_log_mel_from_samples(
+    y: np.ndarray, config: WhisperFeatureConfig = DEFAULT_WHISPER
+) -> np.ndarray:
+    """Whisper's log-mel of samples as they are (no trim, level or length limit).
+
+    Equals ``whisper.log_mel_spectrogram(y)`` where Whisper is given the same samples (it
+    takes its maximum over the 30 s it pads to; here over the clip).
+
+    Returns
+    -------
+    np.ndarray, shape (config.n_mels, len(y) // config.hop_length), float32
+    """
+    if len(y) < config.hop_length:
+        raise ParameterError(f"need at least {config.hop_length} samples, got {len(y)}")
+    power = power_spectrogram(
+        np.asarray(y, dtype=np.float32),
+        n_fft=config.n_fft,
+        win_length=config.n_fft,
+        hop_length=config.hop_length,
+        pad_mode="reflect",
+    )[:, :-1]  # Whisper drops the last centred frame: frames = samples // hop
+    mel = mel_filters(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
+    log = np.log10(np.maximum(mel @ power, 1e-10))
+    log = np.maximum(log, log.max() - WHISPER_LOG_RANGE)
+    return ((log + WHISPER_LOG_OFFSET) / WHISPER_LOG_SCALE).astype(np.float32)

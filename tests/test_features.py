@@ -13,12 +13,15 @@ from ser_cnn.errors import ParameterError
 from ser_cnn.features import (
     DEFAULT_CONFIG,
     FeatureConfig,
+    WhisperFeatureConfig,
     fit_length,
     log_mel,
     log_mel_from_samples,
     mel_filterbank,
     mel_warp_matrix,
     trim_silence,
+    whisper_log_mel,
+    whisper_log_mel_from_samples,
 )
 from tests.conftest import voice
 
@@ -144,3 +147,64 @@ def test_mel_warp_identity_and_rows_sum_to_one():
         assert (warp >= 0).all()
     with pytest.raises(ParameterError, match="positive"):
         mel_warp_matrix(0.0)
+
+
+# -- Whisper's log-mel --------------------------------------------------------------------------
+W = WhisperFeatureConfig()
+WHISPER_MEL = librosa.filters.mel(sr=16_000, n_fft=400, n_mels=80)  # Whisper's mel_filters(80)
+
+
+def test_whisper_log_mel_matches_librosa():
+    """Whisper's recipe (audio.py, log_mel_spectrogram) rebuilt from librosa: a centred,
+    reflect-padded STFT with a periodic Hann window, last frame dropped, Slaney mel filters,
+    log10 floored at 1e-10 and at max - 8, (x + 4) / 4. Float32 STFTs differ by 4e-5 here (at
+    the quietest bins; 1e-4 is 0.004 dB)."""
+    y = voice(seconds=2.0)
+    stft = librosa.stft(y, n_fft=400, hop_length=160, window="hann", pad_mode="reflect")
+    log = np.log10(np.maximum(WHISPER_MEL @ np.abs(stft[:, :-1]) ** 2, 1e-10))
+    reference = (np.maximum(log, log.max() - 8) + 4) / 4
+    ours = whisper_log_mel_from_samples(y)
+    assert ours.shape == (80, len(y) // 160) == reference.shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, reference, atol=1e-4)
+
+
+def test_whisper_log_mel_of_a_sine_has_its_known_value():
+    """A 1 kHz sine (on FFT bin 25, 40 Hz apart) levelled to -20 dBFS RMS has amplitude
+    0.1·√2; with a periodic Hann window of 400 its bin holds power (100 a)² = 200 and each
+    neighbour 50, nothing else. Its loudest mel band is therefore known exactly."""
+    y = (0.3 * np.sin(2 * np.pi * 1000 * np.arange(32_000) / 16_000)).astype(np.float32)
+    band = 200 * WHISPER_MEL[:, 25] + 50 * (WHISPER_MEL[:, 24] + WHISPER_MEL[:, 26])
+    expected = (np.log10(band.max()) + 4) / 4
+    assert expected == pytest.approx(1.16542416, abs=1e-8)
+    steady = whisper_log_mel(y, sr=16_000)[:, 3:-3]  # away from the reflected ends
+    np.testing.assert_allclose(steady.max(axis=0), expected, atol=1e-6)
+    assert set(steady.argmax(axis=0)) == {int(band.argmax())}
+
+
+def test_whisper_log_mel_trims_levels_and_keeps_its_length():
+    y = voice(seconds=1.5, pad=0.5)
+    x = whisper_log_mel(y, sr=16_000)
+    assert x.shape == (80, len(trim_silence(y, config=W)) // 160)
+    assert 100 < x.shape[1] <= 150  # of 250: the quiet half-seconds are gone
+    np.testing.assert_allclose(whisper_log_mel(0.01 * y, sr=16_000), x, atol=1e-4)
+    assert x.max() - x.min() <= 2 + 1e-6  # floor: 8 log10 units / 4
+    short = WhisperFeatureConfig(max_duration=1.0)
+    assert whisper_log_mel(y, sr=16_000, config=short).shape == (80, 100)
+    level = WhisperFeatureConfig(level_db=None)  # as recorded: gain moves every value
+    louder = whisper_log_mel(y, sr=16_000, config=level).max()
+    quieter = whisper_log_mel(0.01 * y, sr=16_000, config=level).max()
+    assert louder - quieter == pytest.approx(1.0, abs=1e-3)  # -40 dB: 4 log10 units / 4
+
+
+def test_whisper_config_round_trip_and_refusals(tmp_path):
+    assert WhisperFeatureConfig.kind == "whisper_logmel" != FeatureConfig.kind
+    c = WhisperFeatureConfig(max_duration=None, level_db=-23.0)
+    assert WhisperFeatureConfig.from_dict(c.to_dict()) == c
+    assert "win_length" not in c.to_dict() and c.win_length == 400 and c.n_samples is None
+    with pytest.raises(ParameterError, match="unknown Whisper feature settings"):
+        WhisperFeatureConfig.from_dict({**W.to_dict(), "duration": 3.0})
+    with pytest.raises(ParameterError):
+        WhisperFeatureConfig(fmax=9000.0)
+    y = voice(sr=48_000)
+    sf.write(tmp_path / "a.wav", y, 48_000, subtype="FLOAT")
+    np.testing.assert_array_equal(W.compute(tmp_path / "a.wav"), whisper_log_mel(y, sr=48_000))

@@ -1,0 +1,120 @@
+"""Fit the head on pooled encoder states: training speakers fit, validation speakers select.
+
+Each epoch every training clip is seen once, as itself or as one of its degraded copies (drawn
+uniformly, seeded), as the CNN's robust recipe does. The epoch whose weights score best on the
+validation speakers is kept; test speakers are never seen here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ser_cnn.encoder.head import HeadConfig, build_head
+from ser_cnn.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class HeadTraining:
+    """How the head is trained; stored with each run beside its :class:`HeadConfig`."""
+
+    epochs: int = 60
+    batch_size: int = 32
+    learning_rate: float = 1e-3  # AdamW
+    weight_decay: float = 1e-2
+    patience: int = 15  # epochs without a better validation accuracy before stopping
+    seed: int = 0
+    class_weights: bool = True  # neutral has half as many clips as every other emotion
+    copies: int = 2  # degraded copies of each training clip drawn from (0: clean only)
+    head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ParameterError("epochs, batch_size and patience must be at least 1")
+        if self.copies < 0:
+            raise ParameterError(f"copies must be 0 or more, got {self.copies}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HeadTraining:
+        d = dict(d)
+        head = HeadConfig.from_dict(d.pop("head", {}))
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ParameterError(f"unknown head training settings {sorted(unknown)}")
+        return cls(**d, head=head)
+
+
+def fit_head(
+    train: np.ndarray,
+    y_train: np.ndarray,
+    val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    config: HeadTraining = HeadTraining(),
+):
+    """Train a head and return it at its best validation epoch.
+
+    Parameters
+    ----------
+    train : np.ndarray, shape (versions, n, n_states, width)
+        Pooled states of the training clips: version 0 as recorded, then degraded copies.
+    y_train : np.ndarray of int, shape (n,)
+    val : np.ndarray, shape (n_val, n_states, width)
+    y_val : np.ndarray of int, shape (n_val,)
+    n_classes : int
+    config : HeadTraining
+
+    Returns
+    -------
+    model : keras.Model
+    history : list of dict
+        Per epoch: training loss and accuracy, validation accuracy.
+    """
+    import keras
+
+    keras.utils.set_random_seed(config.seed)
+    rng = np.random.default_rng([config.seed, 7])
+    flat = train.reshape(-1, *train.shape[2:])
+    mean, std = flat.mean(axis=0), flat.std(axis=0) + 1e-6  # training speakers only
+    model = build_head(*train.shape[2:], n_classes, config.head, mean=mean, std=std)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    counts = np.bincount(y_train, minlength=n_classes)
+    weights = (
+        {c: len(y_train) / (n_classes * counts[c]) for c in range(n_classes) if counts[c]}
+        if config.class_weights
+        else None
+    )
+    best, best_acc, since, history = None, -1.0, 0, []
+    index = np.arange(len(y_train))
+    for _ in range(config.epochs):
+        x = train[rng.integers(len(train), size=len(y_train)), index]
+        h = model.fit(
+            x,
+            y_train,
+            batch_size=config.batch_size,
+            epochs=1,
+            class_weight=weights,
+            shuffle=True,
+            verbose=0,
+        ).history
+        val_acc = float(np.mean(model.predict(val, verbose=0).argmax(1) == y_val))
+        history.append(
+            {"loss": h["loss"][0], "accuracy": h["accuracy"][0], "val_accuracy": val_acc}
+        )
+        if val_acc > best_acc:
+            best, best_acc, since = model.get_weights(), val_acc, 0
+        else:
+            since += 1
+            if since >= config.patience:
+                break
+    model.set_weights(best)
+    return model, history

@@ -1,0 +1,135 @@
+"""The small head on the frozen encoder: pooled hidden states in, emotion probabilities out.
+
+Every hidden state of the encoder (the input of block 1, each block's output) is pooled over
+the clip's frames into its mean and standard deviation (:func:`pool`). The head weighs the
+layers with learned softmax weights, as SUPERB-style probes do, and classifies the weighted
+statistics with one hidden layer. The architecture is a :class:`HeadConfig`, taken whole by
+:func:`build_head` and stored with every run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from ser_cnn.errors import ParameterError
+
+POOL_EPS = 1e-5  # variance floor of a clip's frames: a constant layer stays finite
+POOLINGS = ("weighted", "concat")
+
+
+def pool(states: np.ndarray, *, clip_norm: bool = False) -> np.ndarray:
+    """Mean and standard deviation over frames of every hidden state.
+
+    Parameters
+    ----------
+    states : np.ndarray, shape (n_layer + 1, frames, n_state)
+    clip_norm : bool
+        Standardise each layer's pooled vector by its own mean and spread over its
+        2 · n_state numbers: a per-clip normalisation that needs no other clip.
+
+    Returns
+    -------
+    np.ndarray, shape (n_layer + 1, 2 * n_state), float32
+    """
+    x = np.asarray(states, dtype=np.float32)
+    out = np.concatenate([x.mean(axis=1), np.sqrt(x.var(axis=1) + POOL_EPS)], axis=-1)
+    if clip_norm:
+        out = (out - out.mean(axis=1, keepdims=True)) / out.std(axis=1, keepdims=True)
+    return out
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The head's architecture; :func:`build_head` takes it whole and each run stores it."""
+
+    # "weighted": a learned softmax weighting of the layers' statistics (one vector of
+    # 2 · n_state); "concat": every layer's statistics side by side (n_layer + 1 times longer).
+    pooling: str = "weighted"
+    hidden: int = 256  # width of the hidden dense layer; 0: straight to the output
+    dropout: float = 0.3  # on the pooled statistics and the hidden layer
+    clip_norm: bool = False  # see :func:`pool`
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ParameterError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.hidden < 0 or not 0 <= self.dropout < 1:
+            raise ParameterError("need hidden >= 0 and 0 <= dropout < 1")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HeadConfig:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ParameterError(f"unknown head settings {sorted(unknown)}")
+        return cls(**d)
+
+
+def build_head(
+    n_states: int,
+    width: int,
+    n_classes: int,
+    config: HeadConfig = HeadConfig(),
+    *,
+    mean: np.ndarray,
+    std: np.ndarray,
+):
+    """The head as a Keras model.
+
+    Parameters
+    ----------
+    n_states, width : int
+        Hidden states per clip (n_layer + 1) and the length of one pooled vector (2 · n_state).
+    n_classes : int
+    config : HeadConfig
+    mean, std : np.ndarray, shape (n_states, width)
+        Statistics of the training clips' pooled vectors: the first layer standardises with
+        them, so the model takes :func:`pool`'s output as it is.
+
+    Returns
+    -------
+    keras.Model
+        (batch, n_states, width) float32 -> (batch, n_classes) probabilities.
+    """
+    import keras
+    from keras import layers, ops
+
+    inputs = keras.Input((n_states, width), name="pooled_states")
+    x = (inputs - ops.convert_to_tensor(mean, "float32")) / ops.convert_to_tensor(std, "float32")
+    if config.pooling == "weighted":
+        x = layer_weights_class()(name="layer_weights")(x)
+    else:
+        x = layers.Flatten()(x)
+    x = layers.Dropout(config.dropout)(x)
+    if config.hidden:
+        x = layers.Dense(config.hidden, activation="relu")(x)
+        x = layers.Dropout(config.dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="encoder_head")
+
+
+@functools.cache
+def layer_weights_class():
+    """The Keras layer of learned layer weights (defined on first use: Keras loads late)."""
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="ser_cnn")
+    class LayerWeights(keras.layers.Layer):
+        """Softmax-weighted sum over axis 1 (the encoder's layers); starts equal."""
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[1],), initializer="zeros", name="w")
+
+        def call(self, x):
+            return ops.einsum("l,blw->bw", ops.softmax(self.w), x)
+
+        def compute_output_shape(self, input_shape):
+            return (input_shape[0], input_shape[2])
+
+    return LayerWeights

