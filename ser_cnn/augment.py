@@ -39,7 +39,7 @@ def degraded_copies(
     copies, seed : int
         Copies per clip; clip ``i``'s copy ``j`` is drawn from ``default_rng([seed, i, j])``.
     kinds : tuple of str, optional
-        Which degradations may be applied (default all of ``degrade.AUGMENTATIONS``).
+        Which degradations may be applied (default all ``degradations.CHAIN_KINDS``).
     p, snr_range : optional
         Probabilities replacing ``degrade.AUGMENT_P``'s for the kinds they name, and the SNR
         range of added noise in dB (default ``degrade.SNR_RANGE``).
@@ -68,7 +68,8 @@ BABBLE_POOL = 12  # clips of other speakers offered to each babble
 
 
 def _degrade_clip(i: int) -> np.ndarray:
-    from ser_cnn.degrade import AUGMENT_P, AUGMENTATIONS, SNR_RANGE, augment
+    from ser_cnn.degradations import CHAIN_KINDS
+    from ser_cnn.degrade import AUGMENT_P, SNR_RANGE, augment
     from ser_cnn.features import clip_log_mel
 
     audio, speakers, config, copies, seed, kinds, p, snr_range = _WORK
@@ -82,7 +83,7 @@ def _degrade_clip(i: int) -> np.ndarray:
             config.sample_rate,
             rng=rng,
             babble=babble,
-            kinds=kinds or AUGMENTATIONS,
+            kinds=kinds or CHAIN_KINDS,
             p=AUGMENT_P | (p or {}),
             snr_range=snr_range or SNR_RANGE,
         )

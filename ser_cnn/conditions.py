@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ser_cnn.degradations import BENCHMARK_CODEC, UNSEEN_NOISE
 from ser_cnn.degrade import (
     CODECS,
     add_noise,
@@ -24,8 +25,7 @@ from ser_cnn.degrade import (
 )
 from ser_cnn.rooms import room_impulse_response
 
-UNSEEN_NOISE = "hum"  # mains hum and buzz, never in training
-BENCHMARK_CODEC = "opus"  # a speech codec training never heard
+# UNSEEN_NOISE (mains hum and buzz) and BENCHMARK_CODEC (Opus) are ser_cnn.degradations' names.
 # Shoebox rooms (length, width, height) in m that share no size with rooms.TRAIN_ROOMS; the
 # hall is larger than any of them. Simulated decay (T20): 0.26-0.32 s and 0.81-0.83 s.
 BENCHMARK_ROOMS = {

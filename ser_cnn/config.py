@@ -1,16 +1,24 @@
 """Training settings of the CNN: a frozen dataclass, read from a config file, saved with each run.
 
-``scripts/train.py`` exposes what a user needs (fold, epochs, seed, ...); every experiment knob
-is set in a TOML or JSON file given with ``--config``, whose keys are the fields below and whose
+``ser-cnn train`` exposes what a user needs (fold, epochs, seed, ...); every experiment knob is
+set in a TOML or JSON file given with ``--config``, whose keys are the fields below and whose
 ``[architecture]`` table holds :class:`ser_cnn.model.CNNConfig`::
 
     # experiments/speed.toml
     speed = 0.1
     refit = true
     [architecture]
-    utterance_norm = true
+    dropout = 0.3
 
-Unknown keys are refused, so a typo cannot silently train the default.
+Unknown keys are refused, so a typo cannot silently train the default. One key is not a
+training setting: ``run_name`` names the recipe's run folders and result files (default
+``cnn_<file name>``; :func:`recipe_name`).
+
+The defaults are the shipped recipe (``configs/robust_dropout.toml``, the recipe of
+``checkpoints/ravdess_fold1``). :data:`STUDIO` is the recipe before it, the defaults until then
+(``configs/studio.toml``). A saved training record (a run's ``config.json``, a result file)
+is read with :meth:`TrainConfig.from_record`: a setting it lacks did not exist when it was
+written, so it had its value from before, not today's default.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ser_cnn.degradations import CHAIN_KINDS
 from ser_cnn.errors import ParameterError
 from ser_cnn.model import CNNConfig
 
@@ -30,7 +39,10 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training settings of the CNN; all of them are saved in the run's config.json."""
+    """Training settings of the CNN; all of them are saved in the run's config.json.
+
+    The defaults are the shipped recipe (``configs/robust_dropout.toml``); :data:`STUDIO` is
+    the studio recipe, the defaults before it."""
 
     epochs: int = 50
     batch_size: int = 32
@@ -62,9 +74,14 @@ class TrainConfig:
     # Degraded copies of every training clip (ser_cnn/degrade.py: speed, room reverberation,
     # room-tone padding, noise incl. babble of other training actors, gain, band limits,
     # codec), made from the audio once before training; each epoch shows every clip clean or
-    # as one of its copies, at random, so an epoch costs what it did. 0 = off.
-    degraded_copies: int = 0
-    degradations: tuple[str, ...] | None = None  # kinds of degrade.AUGMENT_P used; None = all
+    # as one of its copies, at random, so an epoch costs what it did. 0 = off (the studio
+    # recipe). 2, the robust recipe's: the studio model lost 0.06-0.45 accuracy under the
+    # benchmark's conditions (noise, phone line, rooms, codec), the robust ones far less
+    # (docs/results.md#robustness); 4 copies were tried (configs/robust_copies4.toml). Needs
+    # the cache's source audio, and cannot be combined with speaker_norm.
+    degraded_copies: int = 2
+    # The chain's kinds used (ser_cnn.degradations.CHAIN_KINDS); None = all.
+    degradations: tuple[str, ...] | None = None
     # Probabilities that replace degrade.AUGMENT_P's for the kinds named, e.g. {"noise": 0.6};
     # each kind draws from its own stream, so a higher probability keeps every copy that had
     # that kind as it was and degrades more of the others. None = AUGMENT_P.
@@ -90,7 +107,7 @@ class TrainConfig:
     # Speaker normalisation: standardise every actor's log-mels with that actor's own per-band
     # statistics over all of their clips (ser_cnn/speaker.py), test actors included, from
     # their unlabelled clips only. The model then needs several recordings of a speaker (or one
-    # long one) at inference.
+    # long one) at inference. Not with degraded copies (yet): set degraded_copies = 0 with it.
     speaker_norm: bool = False
 
     def __post_init__(self) -> None:
@@ -116,29 +133,30 @@ class TrainConfig:
             raise ParameterError(f"ema must be in [0, 1), got {self.ema}")
         if not 0 <= self.speed < 1:
             raise ParameterError(f"speed must be in [0, 1), got {self.speed}")
+        if self.degraded_copies < 0:
+            raise ParameterError(f"degraded_copies must be 0 or more, got {self.degraded_copies}")
+        if self.speaker_norm and self.degraded_copies:
+            raise ParameterError(
+                f"speaker_norm cannot be combined with degraded_copies ({self.degraded_copies}; "
+                "the default is 2) yet: set degraded_copies = 0 in the config file too"
+            )
 
     def _check_degradations(self) -> None:
-        from ser_cnn.degrade import AUGMENTATIONS  # only here: it loads pyroomacoustics
-
         kinds = self.degradations
         if isinstance(kinds, str) or not all(isinstance(k, str) for k in kinds):
             raise ParameterError(f"degradations must be a list of kinds, got {kinds!r}")
-        unknown = sorted(set(kinds) - set(AUGMENTATIONS))
+        unknown = sorted(set(kinds) - set(CHAIN_KINDS))
         if unknown:
-            raise ParameterError(
-                f"unknown degradations {unknown}; known: {', '.join(AUGMENTATIONS)}"
-            )
+            raise ParameterError(f"unknown degradations {unknown}; known: {', '.join(CHAIN_KINDS)}")
         object.__setattr__(self, "degradations", tuple(kinds))
 
     def _check_degradation_p(self) -> None:
-        from ser_cnn.degrade import AUGMENTATIONS  # only here: it loads pyroomacoustics
-
         p = self.degradation_p
         if not isinstance(p, dict) or not all(
-            k in AUGMENTATIONS and isinstance(v, int | float) and 0 <= v <= 1 for k, v in p.items()
+            k in CHAIN_KINDS and isinstance(v, int | float) and 0 <= v <= 1 for k, v in p.items()
         ):
             raise ParameterError(
-                f"degradation_p must map kinds ({', '.join(AUGMENTATIONS)}) to probabilities "
+                f"degradation_p must map kinds ({', '.join(CHAIN_KINDS)}) to probabilities "
                 f"in [0, 1], got {p!r}"
             )
 
@@ -150,8 +168,26 @@ class TrainConfig:
         }
 
     @classmethod
+    def from_record(cls, d: dict) -> TrainConfig:
+        """A saved training record (a run's ``config.json``, a result file) as it was trained.
+
+        Every setting is saved, but a record written before a setting existed lacks it, and
+        trained without it: such a setting reads as its value from before (:data:`PLAIN`'s,
+        float32 precision), never as today's default, which may have changed since (the
+        studio recipe was the default when most records were written). Flat records
+        (architecture keys beside the others) are nested first.
+        """
+        d = dict(d)
+        arch_keys = {f.name for f in dataclasses.fields(CNNConfig)}
+        nested = d.pop("architecture", None) or {}
+        nested = {k: d.pop(k) for k in arch_keys if k in d} | nested
+        before = _record_defaults()
+        return cls.from_dict(before | d | {"architecture": before["architecture"] | nested})
+
+    @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        """Validate and build; unknown keys are refused with the list of known ones."""
+        """Validate and build; unknown keys are refused with the list of known ones. A key it
+        lacks takes today's default: for a saved record use :meth:`from_record`."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -164,12 +200,26 @@ class TrainConfig:
             raise ParameterError(f"bad training settings: {err}") from None
 
     def replace(self, **changes) -> TrainConfig:
-        return TrainConfig.from_dict(self.to_dict() | changes)
+        """A copy with ``changes``; an ``architecture`` table changes only the keys it names."""
+        d = self.to_dict()
+        if isinstance(changes.get("architecture"), dict):
+            changes["architecture"] = d["architecture"] | changes["architecture"]
+        return TrainConfig.from_dict(d | changes)
 
 
-# Plain training: the default with no weight averaging. The ablation's baseline row, and what
-# describe() calls "no augmentation".
-PLAIN = TrainConfig(ema=0.0)
+# The studio recipe: no degraded copies, no utterance normalisation, dropout 0.3. The defaults
+# until the robust recipe shipped, and the recipe of results/cv_cnn.json and its seeds, of the
+# refit and speaker-normalised runs and of the first shipped model; configs/studio.toml sets
+# the same explicitly.
+STUDIO = TrainConfig(degraded_copies=0, architecture=CNNConfig(dropout=0.3, utterance_norm=False))
+# Plain training: the studio recipe with no weight averaging. The ablation's baseline row, what
+# describe() calls "no augmentation", and what a saved record lacking a setting had.
+PLAIN = STUDIO.replace(ema=0.0)
+
+
+def _record_defaults() -> dict:
+    """What a saved record that lacks a setting trained with: the setting did not exist yet."""
+    return PLAIN.replace(precision="float32").to_dict()
 
 
 def changes(training: dict) -> dict:
@@ -227,8 +277,41 @@ def describe(training: dict) -> str:
 
 
 def load_config(path: str | os.PathLike, **overrides) -> TrainConfig:
-    """Read a TOML (``.toml``) or JSON file of training settings; ``overrides`` win."""
-    path = Path(path)
+    """Read a TOML (``.toml``) or JSON file of training settings; ``overrides`` win.
+
+    Keys the file leaves out take the defaults (the shipped recipe); ``run_name`` is not a
+    training setting (:func:`recipe_name`) and is left aside.
+    """
+    d = _read_recipe(Path(path))
+    d.pop(RUN_NAME_KEY, None)
+    return TrainConfig.from_dict(d | overrides)
+
+
+# The key of a config file that names its recipe's run folders and result files.
+RUN_NAME_KEY = "run_name"
+# The name of the defaults' runs: those of the file they equal (configs/robust_dropout.toml),
+# so that `ser-cnn train --cv` and `ser-cnn train --cv --config configs/robust_dropout.toml`
+# write the same results/cv_cnn_robust_dropout.json.
+DEFAULT_RUN_NAME = "cnn_robust_dropout"
+
+
+def recipe_name(path: str | os.PathLike | None, model: str = "cnn") -> str:
+    """What a recipe's runs and result files are named after (``checkpoints/cv_<name>_seed0``,
+    ``results/cv_<name>.json``, ``checkpoints/<name>_fold1_seed0``).
+
+    ``<model>_<file name>`` (``configs/refit.toml`` -> ``cnn_refit``), unless the file sets
+    ``run_name``: ``configs/studio.toml`` sets ``run_name = "cnn"``, the name its results were
+    published under when it was the default. Without a file, the CNN's runs are named
+    :data:`DEFAULT_RUN_NAME`, the MLP's ``mlp``.
+    """
+    if path is None:
+        return DEFAULT_RUN_NAME if model == "cnn" else model
+    name = _read_recipe(Path(path)).get(RUN_NAME_KEY)
+    return f"{model}_{Path(path).stem}" if name is None else name
+
+
+def _read_recipe(path: Path) -> dict:
+    """A config file's table, its ``run_name`` checked."""
     try:
         text = path.read_text()
     except OSError as err:
@@ -239,4 +322,7 @@ def load_config(path: str | os.PathLike, **overrides) -> TrainConfig:
         raise ParameterError(f"{path} is not valid {path.suffix[1:].upper()}: {err}") from None
     if not isinstance(d, dict):
         raise ParameterError(f"{path} must hold a table of settings")
-    return TrainConfig.from_dict(d | overrides)
+    name = d.get(RUN_NAME_KEY)
+    if name is not None and not (isinstance(name, str) and name and Path(name).name == name):
+        raise ParameterError(f"{path}: {RUN_NAME_KEY} must be a plain file name, got {name!r}")
+    return d

@@ -7,7 +7,7 @@ split, so the ensemble is tested on actors none of its members has heard, and th
 settings, so one cache feeds them all. Averaging models trained with other seeds is the
 cheapest accuracy lever that needs no change to training; its price is one training run and
 one forward pass per member. :func:`run_probabilities` scores one run from a cache the same
-way (:mod:`ser_cnn.calibration` fits its temperature on them).
+way (:mod:`ser_cnn.calibrate` fits its temperature on them).
 """
 
 from __future__ import annotations

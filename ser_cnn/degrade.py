@@ -9,6 +9,9 @@ two uses that must stay apart:
 * :mod:`ser_cnn.conditions` — the fixed, seeded benchmark of ``tools/robustness.py``, built
   from the same functions plus things training never sees (a noise kind, rooms, a codec).
 
+Every kind's name (the chain's kinds, noises, band limits, codecs) is
+:mod:`ser_cnn.degradations`'s.
+
 Every function takes ``y`` (shape (n,), float, at ``sr`` Hz), never changes it, returns a new
 float32 array, and draws all randomness from the ``np.random.Generator`` it is given.
 """
@@ -23,6 +26,14 @@ import scipy.signal
 import soundfile as sf
 import soxr
 
+from ser_cnn.degradations import (
+    CHAIN_KINDS,
+    CODEC_KINDS,
+    COLOURS,
+    NOISE_KINDS,
+    TRAIN_CODEC,
+    TRAIN_NOISES,
+)
 from ser_cnn.errors import ParameterError
 from ser_cnn.rooms import TRAIN_ROOMS, room_impulse_response
 
@@ -30,17 +41,16 @@ from ser_cnn.rooms import TRAIN_ROOMS, room_impulse_response
 FRAME = 0.02  # s: frames in which the active-speech level is measured
 ACTIVE_DB = 40.0  # dB: frames within this of the loudest frame count as speech
 
-# -- noise -------------------------------------------------------------------------------------
-NOISE_KINDS = ("white", "pink", "brown", "babble", "hum")
-TRAIN_NOISES = ("white", "pink", "babble")
-COLOUR_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # power spectrum ∝ 1 / f^exponent
+# -- noise (NOISE_KINDS) -----------------------------------------------------------------------
+# power spectrum ∝ 1 / f^exponent, for each of COLOURS
+COLOUR_EXPONENTS = dict(zip(COLOURS, (0.0, 1.0, 2.0), strict=True))
 FLAT_BELOW_HZ = 20.0  # Hz: coloured spectra stop rising below this (no infinite DC)
 BABBLE_TALKERS = (4, 6)  # talkers in a babble, drawn from this inclusive range
 MAINS_HZ = 50.0  # Hz: European mains; hum = this and its harmonics
 HUM_HARMONICS = 20  # harmonics of the hum (up to 1 kHz): rectifiers and transformers buzz
 HUM_BROWN_DB = -10.0  # dB: level of the rumble under the hum, relative to the hum
 
-# -- channels ----------------------------------------------------------------------------------
+# -- channels (degradations.BAND_KINDS, CODEC_KINDS) -------------------------------------------
 TELEPHONE_SR = 8_000  # Hz: narrow-band telephony
 TELEPHONE_BAND = (300.0, 3400.0)  # Hz: the ITU-T G.712 pass band
 TELEPHONE_ORDER = 4  # Butterworth band-pass, applied forwards and backwards
@@ -53,9 +63,9 @@ CODECS = {
     "vorbis": ("OGG", "VORBIS", None, 1.0),  # ~37 kbit/s, Vorbis's floor at 16 kHz
     "opus": ("OGG", "OPUS", None, 0.99),  # ~9 kbit/s, like a voice message or a poor VoIP call
 }
-TRAIN_CODEC = "mp3"  # the one codec of the training chain
+assert tuple(CODECS) == CODEC_KINDS
 
-# -- training chain ----------------------------------------------------------------------------
+# -- training chain (CHAIN_KINDS) --------------------------------------------------------------
 # Probability that each kind is applied to a training clip, in the order they are applied:
 # talker, room, recording, environment, microphone level, channel, compression.
 AUGMENT_P = {
@@ -67,7 +77,7 @@ AUGMENT_P = {
     "band": 0.15,
     "codec": 0.15,
 }
-AUGMENTATIONS = tuple(AUGMENT_P)
+assert tuple(AUGMENT_P) == CHAIN_KINDS  # the order of the random streams
 SPEED_RANGE = (0.9, 1.1)  # speed factor
 RT60_RANGE = (0.2, 1.0)  # s
 PAD_BEFORE = (0.0, 0.5)  # s
@@ -76,7 +86,7 @@ TONE_DBFS = (-80.0, -55.0)  # dBFS RMS of the room tone that padding adds
 SNR_RANGE = (8.0, 30.0)  # dB, over active speech
 GAIN_RANGE = (-20.0, 20.0)  # dB
 LOWPASS_RANGE = (3000.0, 6000.0)  # Hz
-P_TELEPHONE = 0.5  # of band limits: telephone; otherwise a low-pass
+P_TELEPHONE = 0.5  # of band limits (degradations.BAND_KINDS): telephone; otherwise low-pass
 P_MU_LAW = 0.5  # of telephone band limits: also mu-law coded
 
 
@@ -348,7 +358,7 @@ def augment(
     *,
     rng: np.random.Generator,
     babble: Sequence[np.ndarray] | None = None,
-    kinds: Collection[str] = AUGMENTATIONS,
+    kinds: Collection[str] = CHAIN_KINDS,
     p: Mapping[str, float] = AUGMENT_P,
     snr_range: tuple[float, float] = SNR_RANGE,
 ) -> np.ndarray:
@@ -369,7 +379,7 @@ def augment(
     babble : sequence of np.ndarray, optional
         Speech of other talkers (training speakers only) for babble noise.
     kinds : collection of str
-        The kinds that may be applied (default all ``AUGMENTATIONS``); to measure what each
+        The kinds that may be applied (default all ``CHAIN_KINDS``); to measure what each
         gives, leave one out. Each kind draws from its own child of ``rng``, so leaving one out
         does not change what the others do to a clip.
     p : mapping of str to float
@@ -383,11 +393,13 @@ def augment(
     np.ndarray, shape (n',), float32
         n' differs from n after speed or padding.
     """
-    unknown = set(kinds) - set(AUGMENTATIONS)
+    unknown = set(kinds) - set(CHAIN_KINDS)
     if unknown:
-        raise ParameterError(f"unknown augmentation kinds {sorted(unknown)}; see AUGMENTATIONS")
-    streams = dict(zip(AUGMENTATIONS, rng.spawn(len(AUGMENTATIONS)), strict=True))
-    on = {k: k in kinds and streams[k].random() < p[k] for k in AUGMENTATIONS}
+        raise ParameterError(
+            f"unknown degradation kinds {sorted(unknown)}; known: {', '.join(CHAIN_KINDS)}"
+        )
+    streams = dict(zip(CHAIN_KINDS, rng.spawn(len(CHAIN_KINDS)), strict=True))
+    on = {k: k in kinds and streams[k].random() < p[k] for k in CHAIN_KINDS}
     x = _samples(y)
     if on["speed"]:
         x = speed(x, sr, factor=streams["speed"].uniform(*SPEED_RANGE))

@@ -60,7 +60,7 @@ class Recognizer:
         Which models to load (default both; those the folders lack are skipped).
     calibrated : bool
         Report calibrated probabilities (default): each run's temperature, fitted on its
-        validation actors by :mod:`ser_cnn.calibration` and stored in its ``config.json``, is
+        validation actors by :mod:`ser_cnn.calibrate` and stored in its ``config.json``, is
         applied to its model's output before ensemble members are averaged. A run without one
         (the shipped model) gives its raw output either way. False: every model's raw output.
         (Not to be confused with :meth:`calibrate`, which takes a speaker's statistics.)
@@ -100,7 +100,7 @@ class Recognizer:
             if not any(m in folders for m in wanted):
                 raise DataError(
                     f"{d}: no {' or '.join(wanted)} model here; expected a run folder of "
-                    "scripts/train.py (config.json with saved_model/ or model.skops)"
+                    "`ser-cnn train` (config.json with saved_model/ or model.skops)"
                 )
             for m in wanted:
                 if m in folders:
@@ -125,7 +125,7 @@ class Recognizer:
         self.labels: tuple[str, ...] = labels.pop()
         self._cnn: list = []
         self._mlp: list = []
-        # A CNN trained on speaker-normalised log-mels (train.py --speaker-norm) needs the
+        # A CNN trained on speaker-normalised log-mels (speaker_norm = true) needs the
         # speaker's band statistics, from :meth:`calibrate`, before it can score anything.
         self.speaker_normalized = "cnn" in self.runs and self.runs["cnn"].speaker_normalized
         self.speaker: tuple[np.ndarray, np.ndarray] | None = None
@@ -189,7 +189,8 @@ class Recognizer:
         if not self.speaker_normalized:
             raise ParameterError(
                 f"{self.run_dir}: this CNN was not trained on speaker-normalised log-mels "
-                "(train.py --speaker-norm), so it takes no speaker statistics"
+                "(`speaker_norm = true` in a `ser-cnn train --config` file), so it takes no "
+                "speaker statistics"
             )
         window, hop = self._window_hop(window, hop)
         acc, seconds = BandAccumulator(), 0.0
@@ -219,7 +220,8 @@ class Recognizer:
         if self._cnn and self.speaker_normalized and self.speaker is None:
             raise ParameterError(
                 f"{self.run_dir}: this CNN was trained on speaker-normalised log-mels; give it "
-                "recordings of the speaker first (Recognizer.calibrate, or infer.py --speaker)"
+                "recordings of the speaker first (Recognizer.calibrate, or "
+                "`ser-cnn infer --speaker`)"
             )
 
     # -- prediction ----------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def train_mlp(
     Parameters
     ----------
     cache_dir : path
-        A cache of ``scripts/preprocess.py --features classic``.
+        A cache of ``ser-cnn preprocess --features classic``.
     run_dir : path
         Output folder: ``model.skops`` instead of the SavedModel, otherwise as for the CNN.
     split : Split or None
@@ -157,7 +157,7 @@ def train_mlp(
     if getattr(feature_config, "kind", "") != "classic":
         raise DataError(
             f"{cache_dir} holds {feature_config.kind} features; the MLP needs the classic ones: "
-            "`python scripts/preprocess.py --features classic`"
+            "`ser-cnn preprocess --features classic`"
         )
     labels = tuple(emotions) if emotions else EMOTIONS
     unknown = set(labels) - set(EMOTIONS)

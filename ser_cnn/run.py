@@ -8,14 +8,14 @@ here once and read back only through :func:`load_run`::
                              feature settings, training settings (the CNN's architecture inside),
                              input normalisation, split, clips, versions, cost
         metrics.json         test scores (and validation scores, unless refit); after
-                             ser_cnn.calibration, their calibration before and after
+                             ser_cnn.calibrate, their calibration before and after
         saved_model/         CNN: TensorFlow SavedModel, what inference loads
         model.keras          CNN: the Keras model, for further training (fine-tuning)
         model.skops          MLP: the scikit-learn pipeline (skops: loading runs no code)
         model.tflite         CNN, optional: the SavedModel for LiteRT (ser_cnn.runtime)
         model.npz            MLP, optional: the pipeline as plain arrays (ser_cnn.runtime)
         history.csv          training_curves.png  confusion_matrix.png
-        reliability_diagram.png   after ser_cnn.calibration
+        reliability_diagram.png   after ser_cnn.calibrate
 
 People share run folders, so loading one never runs code from it: the MLP is a skops file
 whose types are checked against a short allow-list, Keras files are loaded in safe mode, and
@@ -108,7 +108,7 @@ class Run:
     clips: dict  # clips per part
     normalization: Normalization | None = None  # CNN only
     parameters: int | None = None  # CNN only
-    # written by ser_cnn.calibration after training; None (older folders too): temperature 1
+    # written by ser_cnn.calibrate after training; None (older folders too): temperature 1
     calibration: Calibration | None = None
     cost: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
@@ -130,7 +130,7 @@ class Run:
 
     @property
     def speaker_normalized(self) -> bool:
-        """Whether the model takes log-mels standardised per speaker (train --speaker-norm)."""
+        """Whether the model takes log-mels standardised per speaker (``speaker_norm = true``)."""
         return self.model == "cnn" and self.training.speaker_norm
 
     @property
@@ -187,7 +187,8 @@ class Run:
             model=model,
             labels=d["labels"],
             features=features,
-            training=TrainConfig.from_dict(d["training"]) if model == "cnn" else d["training"],
+            # as trained: a setting the record lacks predates it, not today's default
+            training=TrainConfig.from_record(d["training"]) if model == "cnn" else d["training"],
             split=d["split"],
             clips=d["clips"],
             normalization=Normalization(**norm) if norm else None,
@@ -270,7 +271,7 @@ def model_folders(path: str | os.PathLike) -> dict[str, Path]:
     path = Path(path)
     if not path.is_dir():
         raise DataError(
-            f"{path}: no such run folder; train one with `python scripts/train.py` "
+            f"{path}: no such run folder; train one with `ser-cnn train` "
             "or leave out --run to use the shipped model"
         )
     folders = {}
@@ -288,8 +289,17 @@ def model_folders(path: str | os.PathLike) -> dict[str, Path]:
     return folders
 
 
+def is_cv_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a ``ser-cnn train --cv`` folder (fold runs ``fold1/`` ...), not a run
+    folder or a folder of them (``cnn/``, ``mlp/``): the one place that tells them apart."""
+    path = Path(path)
+    return not (path / CONFIG_FILE).exists() and any(
+        p.name[4:].isdigit() and (p / CONFIG_FILE).is_file() for p in path.glob("fold*")
+    )
+
+
 def cv_folds(cv_dir: str | os.PathLike) -> dict[int, Path]:
-    """The fold runs of a ``train.py --cv`` folder (``fold1/`` ... ``fold6/``), by fold."""
+    """The fold runs of a ``ser-cnn train --cv`` folder (``fold1/`` ... ``fold6/``), by fold."""
     cv_dir = Path(cv_dir)
     folds = {
         int(p.name[4:]): p

@@ -40,7 +40,7 @@ def train_cnn(
     Parameters
     ----------
     cache_dir : path
-        A cache written by ``scripts/preprocess.py``.
+        A cache written by ``ser-cnn preprocess``.
     run_dir : path
         Output folder; created, or replaced if it holds an earlier run.
     split : Split

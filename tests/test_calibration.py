@@ -1,5 +1,6 @@
-"""Calibrated probabilities (ser_cnn/calibration.py): ECE and NLL, temperature scaling, the
-temperature in the run folder, inference applying it, tools/calibrate.py and its table."""
+"""Calibrated probabilities: ECE and NLL and temperature scaling (ser_cnn/calibration.py), fitting
+the temperature of a run folder (ser_cnn/calibrate.py), inference applying it, serving without
+the fitting code, tools/calibrate.py and its table."""
 
 from __future__ import annotations
 
@@ -14,18 +15,20 @@ import sys
 import numpy as np
 import pytest
 
-from ser_cnn.calibration import (
+from ser_cnn.calibrate import (
     DIAGRAM,
     NOT_FITTED_REFIT,
-    apply_temperature,
     borrowed_calibration,
     calibrate_run,
-    ece_floor,
-    expected_calibration_error,
     fit_temperature,
-    nll,
     plot_reliability,
     pooled_calibration,
+)
+from ser_cnn.calibration import (
+    apply_temperature,
+    ece_floor,
+    expected_calibration_error,
+    nll,
     reliability,
     scores,
 )
@@ -316,14 +319,14 @@ def test_the_calibration_table_of_a_synthetic_summary(tmp_path, monkeypatch):
 def tiny_runs(tmp_path_factory, logmel_cache, classic_cache, tiny_split):
     """A tiny CNN run, a refit one and an MLP run of the tiny training set (read only: the tests
     calibrate copies)."""
-    from ser_cnn.config import TrainConfig
+    from ser_cnn.config import STUDIO
     from ser_cnn.mlp import train_mlp
     from ser_cnn.train import train_cnn
 
     root = tmp_path_factory.mktemp("calibration")
     for name, config in (
-        ("cnn", TrainConfig(epochs=3, precision="float32")),
-        ("refit", TrainConfig(epochs=1, precision="float32", refit=True)),
+        ("cnn", STUDIO.replace(epochs=3, precision="float32")),
+        ("refit", STUDIO.replace(epochs=1, precision="float32", refit=True)),
     ):
         train_cnn(logmel_cache, root / name, tiny_split, config, verbose=0)
     train_mlp(classic_cache, root / "mlp", tiny_split, seed=0)

@@ -3,6 +3,11 @@ the run names a config file gives. Training itself is tested in test_train.py.""
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import importlib
+import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +16,7 @@ import pytest
 
 from ser_cnn import cli
 from ser_cnn.cli import train as train_cli
-from ser_cnn.config import TrainConfig
+from ser_cnn.config import STUDIO, TrainConfig
 from tests.conftest import REPO
 
 
@@ -107,13 +112,13 @@ def test_contradictory_or_retired_options_are_usage_errors(capsys, argv):
 def test_missing_cache_names_the_command(tmp_path, capsys):
     assert train_cli.main(["--cache", str(tmp_path / "none")]) == 1
     err = capsys.readouterr().err
-    assert "scripts/preprocess.py" in err and "Traceback" not in err
+    assert "`ser-cnn preprocess" in err and "Traceback" not in err
 
 
 def test_runs_and_result_files_are_named_after_the_config_file(tmp_path):
     recipe = tmp_path / "x" / "speaker_refit.toml"
     recipe.parent.mkdir()
-    recipe.write_text("refit = true\nspeaker_norm = true\nseed = 1\n")
+    recipe.write_text("refit = true\nspeaker_norm = true\ndegraded_copies = 0\nseed = 1\n")
     args = train_cli.parse_args(["--cv", "--config", str(recipe), "--seed", "4"])
     assert args.name == "cnn_speaker_refit"
     assert args.summary == "results/cv_cnn_speaker_refit.json"
@@ -122,3 +127,93 @@ def test_runs_and_result_files_are_named_after_the_config_file(tmp_path):
     plain = train_cli.parse_args(["--model", "mlp", "--cv"])
     assert (plain.name, plain.summary) == ("mlp", "results/cv_mlp.json")
     assert train_cli.training_config(plain) == TrainConfig()
+
+
+def test_no_config_trains_the_shipped_recipe_and_studio_keeps_its_published_names():
+    default = train_cli.parse_args(["--cv"])
+    shipped = train_cli.parse_args(["--cv", "--config", str(REPO / "configs/robust_dropout.toml")])
+    assert train_cli.training_config(default) == train_cli.training_config(shipped)
+    assert default.name == shipped.name == "cnn_robust_dropout"
+    assert default.summary == shipped.summary == "results/cv_cnn_robust_dropout.json"
+    studio = train_cli.parse_args(["--cv", "--config", str(REPO / "configs/studio.toml")])
+    assert train_cli.training_config(studio) == STUDIO
+    # the names its published results have: checkpoints/cv_cnn_seed0, results/cv_cnn.json
+    assert (studio.name, studio.summary) == ("cnn", "results/cv_cnn.json")
+
+
+# -- the options that messages, help and documents name ---------------------------------------
+
+OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+# `ser-cnn COMMAND ...` up to the end of the inline code, the line or a shell comment
+COMMAND_LINE = re.compile(r"ser-cnn (?!commands?\b|COMMAND\b)(\w+)([^`\n#]*)")
+
+
+def command_options() -> dict[str, set[str]]:
+    """Every ``ser-cnn`` command's options, read from its argparse parser's help."""
+    options = {}
+    for name in cli.COMMANDS:
+        module = importlib.import_module(f"ser_cnn.cli.{name}")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+            module.main(["--help"], prog=f"ser-cnn {name}")
+        # the invocations of the options list ("  -k K, --top-k K"), not the help beside them
+        invocations = re.findall(r"^  (-\S.*?)(?: {2,}|$)", out.getvalue(), flags=re.MULTILINE)
+        options[name] = {o for line in invocations for o in OPTION.findall(line)}
+    return options
+
+
+def string_constants(path: Path) -> list[str]:
+    """The string literals of a Python file (docstrings, messages, help; f-strings' text)."""
+    tree = ast.parse(path.read_text())
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+def misnamed(text: str, options: dict[str, set[str]], own: str | None) -> list[str]:
+    """The ``ser-cnn`` commands and options ``text`` names that do not exist: options after
+    ``ser-cnn COMMAND`` belong to that command, any others to ``own`` (when given)."""
+    wrong, claimed = [], []
+    for m in COMMAND_LINE.finditer(text):
+        command = m.group(1)
+        claimed.append(m.span(2))
+        if command not in options:
+            wrong.append(f"ser-cnn {command}")
+            continue
+        wrong += [f"ser-cnn {command} {o}" for o in OPTION.findall(m.group(2))]
+        wrong = [w for w in wrong if w.rsplit(" ", 1)[-1] not in options[command]]
+    if own is not None:
+        for m in OPTION.finditer(text):
+            inside = any(a <= m.start() < b for a, b in claimed)
+            if not inside and m.group() not in options[own] | {"--help"}:
+                wrong.append(f"ser-cnn {own} {m.group()}")
+    return wrong
+
+
+def test_messages_and_help_of_the_cli_name_options_that_exist():
+    """Every --option in the strings of ser_cnn/cli/COMMAND.py is one of COMMAND's (or of the
+    command named before it); retired flags such as --speaker-norm are settings of a --config
+    file now, and a message must say so."""
+    options = command_options()
+    assert "--speaker" in options["infer"] and "--config" in options["train"]
+    wrong = {}
+    for name in cli.COMMANDS:
+        path = REPO / "ser_cnn" / "cli" / f"{name}.py"
+        for text in string_constants(path):
+            wrong |= {w: path.name for w in misnamed(text, options, name)}
+    assert not wrong, wrong
+
+
+def test_ser_cnn_commands_named_anywhere_exist():
+    """`ser-cnn COMMAND --option` in the package's strings and in the documents names a command
+    and options that exist."""
+    options = command_options()
+    wrong = {}
+    for path in sorted((REPO / "ser_cnn").rglob("*.py")):
+        for text in string_constants(path):
+            wrong |= {w: str(path.relative_to(REPO)) for w in misnamed(text, options, None)}
+    for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        wrong |= {w: path.name for w in misnamed(path.read_text(), options, None)}
+    assert not wrong, wrong

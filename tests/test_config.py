@@ -6,9 +6,22 @@ import json
 
 import pytest
 
-from ser_cnn.config import PLAIN, TrainConfig, changes, describe, load_config
+from ser_cnn.config import (
+    DEFAULT_RUN_NAME,
+    PLAIN,
+    STUDIO,
+    TrainConfig,
+    changes,
+    describe,
+    load_config,
+    recipe_name,
+)
 from ser_cnn.errors import ParameterError
 from ser_cnn.model import CNNConfig
+from tests.conftest import REPO
+
+CONFIGS = REPO / "configs"
+RESULTS = REPO / "results"
 
 
 def write(path, text: str):
@@ -36,9 +49,9 @@ def test_toml_and_json_files_give_the_same_config(tmp_path):
 
 
 def test_overrides_win_over_the_file(tmp_path):
-    path = write(tmp_path / "c.toml", "seed = 3\nepochs = 40\nspeaker_norm = true\n")
+    path = write(tmp_path / "c.toml", "seed = 3\nepochs = 40\nrefit = true\n")
     config = load_config(path, seed=5, epochs=2)
-    assert (config.seed, config.epochs, config.speaker_norm) == (5, 2, True)
+    assert (config.seed, config.epochs, config.refit) == (5, 2, True)
 
 
 @pytest.mark.parametrize(
@@ -95,7 +108,6 @@ def test_to_dict_from_dict_round_trip():
     config = TrainConfig(
         seed=4,
         refit=True,
-        speaker_norm=True,
         degraded_copies=2,
         degradations=["noise", "reverb"],
         architecture=CNNConfig(filters=(16, 32), dropout=0.1),
@@ -120,7 +132,11 @@ def test_describe_names_the_recipe():
     assert changes(PLAIN.to_dict()) == {}
     both = describe(PLAIN.replace(refit=True, speaker_norm=True).to_dict())
     assert "refit" in both and "speaker-normalised" in both
-    assert describe(TrainConfig().to_dict()) == "weight averaging (EMA 0.99)"
+    assert describe(STUDIO.to_dict()) == "weight averaging (EMA 0.99)"
+    assert describe(TrainConfig().to_dict()) == (
+        "2 degraded copies per clip, utterance normalisation, weight averaging (EMA 0.99), "
+        "dropout 0.1"
+    )
     # seed, epochs and precision are not recipe choices
     assert describe(PLAIN.replace(seed=3, epochs=7, precision="float32").to_dict()) == (
         "no augmentation"
@@ -129,7 +145,7 @@ def test_describe_names_the_recipe():
     flat = {k: v for k, v in PLAIN.to_dict().items() if k != "architecture"}
     assert describe(flat | {"utterance_norm": True}) == "utterance normalisation"
     nested = PLAIN.replace(architecture={"utterance_norm": True}).to_dict()
-    assert describe(nested) == "utterance normalisation"
+    assert describe(nested) == "utterance normalisation"  # the other architecture keys kept
     noisier = PLAIN.replace(degradation_p={"noise": 0.6}, snr_range=[5, 30]).to_dict()
     assert describe(noisier) == "noise in 60% of copies, noise at 5-30 dB SNR"
     assert TrainConfig.from_dict(noisier).snr_range == (5, 30)  # saved as a list, read back
@@ -141,3 +157,64 @@ def test_the_default_architecture_is_the_trained_recipe():
     model = build_cnn((64, 301), 8, CNNConfig())
     assert model.count_params() == 373_544  # checkpoints/ravdess_fold1/cnn: "parameters"
     assert TrainConfig().architecture == CNNConfig()
+
+
+def _recipe(training: dict) -> TrainConfig:
+    """A saved record as a recipe: seed, epochs and precision are not recipe choices."""
+    return TrainConfig.from_record(training).replace(seed=0, epochs=50, precision="auto")
+
+
+def test_the_defaults_are_the_shipped_recipe():
+    shipped = json.loads((REPO / "checkpoints/ravdess_fold1/cnn/config.json").read_text())
+    assert _recipe(shipped["training"]) == TrainConfig()
+    assert load_config(CONFIGS / "robust_dropout.toml") == TrainConfig()
+    # the studio recipe, the defaults before, is a file of its own and a constant
+    assert load_config(CONFIGS / "studio.toml") == STUDIO
+    assert (STUDIO.degraded_copies, STUDIO.architecture) == (
+        0,
+        CNNConfig(dropout=0.3, utterance_norm=False),
+    )
+    assert STUDIO.replace(ema=0.0) == PLAIN
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
+def test_every_recipe_file_trains_what_its_published_results_were_trained_with(path):
+    """A recipe's result file is results/cv_<recipe_name>.json; the file must still give the
+    settings it records (configs/studio.toml: results/cv_cnn.json), whatever the defaults."""
+    name = recipe_name(path)
+    result = RESULTS / f"cv_{name}.json"
+    if not result.exists():
+        pytest.skip(f"{path.name} has no published six-fold result ({result.name})")
+    assert _recipe(json.loads(result.read_text())["training"]) == load_config(path)
+
+
+def test_recipes_are_named_after_their_file_or_run_name(tmp_path):
+    assert recipe_name(CONFIGS / "refit.toml") == "cnn_refit"
+    assert recipe_name(CONFIGS / "studio.toml") == "cnn"  # its published names
+    # no file: the defaults, named like the file they equal
+    assert recipe_name(None) == DEFAULT_RUN_NAME == recipe_name(CONFIGS / "robust_dropout.toml")
+    assert recipe_name(None, "mlp") == "mlp"
+    bad = write(tmp_path / "bad.toml", 'run_name = "../cnn"\nrefit = true\n')
+    for read in (recipe_name, load_config):
+        with pytest.raises(ParameterError, match="run_name must be a plain file name"):
+            read(bad)
+
+
+def test_a_saved_record_reads_as_trained_not_as_todays_defaults():
+    # a record written before degraded copies, utterance normalisation and EMA existed (flat,
+    # as format-1 runs and the first result files): it trained without them
+    old = {"epochs": 50, "seed": 1, "filters": [32, 64, 128, 128], "dropout": 0.3}
+    config = TrainConfig.from_record(old)
+    assert config == PLAIN.replace(seed=1, precision="float32")
+    assert config.degraded_copies == 0 and config.ema == 0.0
+    assert config.architecture.utterance_norm is False
+    # a complete record reads back exactly, either way
+    for recipe in (STUDIO, TrainConfig(), TrainConfig(seed=4, degraded_copies=4)):
+        assert TrainConfig.from_record(json.loads(json.dumps(recipe.to_dict()))) == recipe
+    assert TrainConfig.from_dict({"seed": 1}).degraded_copies == 2  # from_dict: the defaults
+
+
+def test_speaker_norm_needs_degraded_copies_off():
+    with pytest.raises(ParameterError, match="set degraded_copies = 0"):
+        TrainConfig(speaker_norm=True)
+    assert STUDIO.replace(speaker_norm=True).speaker_norm is True

@@ -14,7 +14,7 @@ import pyroomacoustics as pra
 import pytest
 import scipy.signal
 
-from ser_cnn import conditions, degrade, rooms
+from ser_cnn import conditions, degradations, degrade, rooms
 from ser_cnn.errors import DataError, NameFormatError, ParameterError
 from tests.conftest import REPO, voice
 
@@ -248,6 +248,38 @@ def test_benchmark_keeps_rooms_noise_and_codec_that_training_never_sees():
     assert conditions.BENCHMARK_CODEC != degrade.TRAIN_CODEC
     kinds = {c.keywords.get("kind") for c in conditions.CONDITIONS.values()}
     assert conditions.UNSEEN_NOISE in kinds and conditions.BENCHMARK_CODEC in kinds
+
+
+def test_every_kind_is_named_once_in_ser_cnn_degradations():
+    """degrade, conditions, config, augment and the tools take the kinds' names from
+    ser_cnn.degradations; the chain's order there is the order of its random streams."""
+    assert tuple(degrade.AUGMENT_P) == degradations.CHAIN_KINDS
+    assert tuple(degrade.CODECS) == degradations.CODEC_KINDS
+    assert tuple(degrade.COLOUR_EXPONENTS) == degradations.COLOURS
+    assert set(degradations.TRAIN_NOISES) < set(degradations.NOISE_KINDS)
+    assert degradations.UNSEEN_NOISE in degradations.NOISE_KINDS
+    assert {degradations.TRAIN_CODEC, degradations.BENCHMARK_CODEC} < set(degrade.CODECS)
+    for name, condition in conditions.CONDITIONS.items():
+        kind = condition.keywords.get("kind")
+        if condition.func.__name__ == "_with_noise":
+            assert kind in degradations.NOISE_KINDS, name
+        elif kind is not None:
+            assert kind in degradations.CODEC_KINDS, name
+    with pytest.raises(ParameterError, match="known: speed, reverb, pad, noise, gain, band"):
+        degrade.augment(speech(), SR, rng=np.random.default_rng(0), kinds=["padding"])
+
+
+def test_a_config_names_its_degradations_without_loading_the_audio_code():
+    code = (
+        "import sys\n"
+        "from ser_cnn.config import TrainConfig\n"
+        "TrainConfig(degradations=['noise', 'band'], degradation_p={'pad': 0.5})\n"
+        "print(sorted(m for m in ('ser_cnn.degrade', 'ser_cnn.rooms', 'pyroomacoustics', "
+        "'scipy.signal', 'soxr') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
 
 
 def test_bad_samples_are_refused():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ser_cnn.config import TrainConfig
+from ser_cnn.config import STUDIO
 from ser_cnn.cv import member_folds, score_ensemble
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.features import FeatureConfig
@@ -29,13 +29,13 @@ def members(tmp_path_factory, logmel_cache, tiny_split):
     validation actors, one on speaker-normalised log-mels, and one split otherwise."""
     root = tmp_path_factory.mktemp("ensemble")
     runs = {
-        "seed0": (tiny_split, TrainConfig(epochs=2, seed=0, precision="float32")),
-        "seed1": (tiny_split, TrainConfig(epochs=2, seed=1, precision="float32")),
-        "refit": (tiny_split, TrainConfig(epochs=1, precision="float32", refit=True)),
-        "speaker": (tiny_split, TrainConfig(epochs=2, precision="float32", speaker_norm=True)),
+        "seed0": (tiny_split, STUDIO.replace(epochs=2, seed=0, precision="float32")),
+        "seed1": (tiny_split, STUDIO.replace(epochs=2, seed=1, precision="float32")),
+        "refit": (tiny_split, STUDIO.replace(epochs=1, precision="float32", refit=True)),
+        "speaker": (tiny_split, STUDIO.replace(epochs=2, precision="float32", speaker_norm=True)),
         "other_split": (
             split(test_actors=[5, 6], val_actors=[3, 4]),
-            TrainConfig(epochs=1, precision="float32"),
+            STUDIO.replace(epochs=1, precision="float32"),
         ),
     }
     for name, (part, config) in runs.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
@@ -307,3 +308,71 @@ def test_cli_missing_run_folder(tmp_path):
     result = run_cli("--run", tmp_path / "none", EXAMPLES, timeout=60)
     assert result.returncode == 1 and "no such run folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- serving imports no training code ---------------------------------------------------------
+
+# What serving a run folder may import of ser_cnn: reading audio and features, the run folder
+# and its settings, the runtimes, applying a stored temperature.
+SERVING = {
+    "ser_cnn",
+    "ser_cnn.audio",
+    "ser_cnn.calibration",
+    "ser_cnn.classic",
+    "ser_cnn.config",
+    "ser_cnn.degradations",  # the names a config's degradations may use; imports nothing
+    "ser_cnn.errors",
+    "ser_cnn.features",
+    "ser_cnn.inference",
+    "ser_cnn.model",
+    "ser_cnn.prediction",
+    "ser_cnn.ravdess",
+    "ser_cnn.run",
+    "ser_cnn.runtime",
+    "ser_cnn.speaker",
+}
+# Never imported by a serving module, not even lazily. (ser_cnn.metrics is not loaded either,
+# but ser_cnn.run's one writer, which training calls, draws a run's pictures with it.)
+TRAINING = (
+    "ser_cnn.train",
+    "ser_cnn.cv",
+    "ser_cnn.calibrate",
+    "ser_cnn.mlp",
+    "ser_cnn.augment",
+    "ser_cnn.degrade",
+    "ser_cnn.preprocess",
+)
+
+
+def test_serving_imports_no_training_code():
+    """Importing ser_cnn.inference and answering for a clip loads only the serving modules (in
+    a fresh process); none of them imports a training module, not even inside a function (the
+    run-level calibration fitting lives in ser_cnn.calibrate, which scores caches)."""
+    code = (
+        "import sys\n"
+        "from ser_cnn.inference import load_recognizer\n"
+        f"load_recognizer(runtime='light').predict({str(sorted(EXAMPLES.glob('03-*'))[0])!r})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "      ('ser_cnn', 'tensorflow', 'keras', 'sklearn', 'matplotlib', 'pyroomacoustics')\n"
+        "      or m == 'scipy.optimize'))\n"
+    )
+    from ser_cnn.runtime import litert_available
+
+    if not litert_available():
+        code = code.replace("load_recognizer(runtime='light').predict", "print")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
+    assert loaded <= SERVING, sorted(loaded - SERVING)
+    # and no serving module imports a training module anywhere, lazily included
+    for name in sorted(SERVING):
+        path = REPO / (name.replace(".", "/") + ("/__init__.py" if name == "ser_cnn" else ".py"))
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+        assert not imported & set(TRAINING), (name, sorted(imported & set(TRAINING)))

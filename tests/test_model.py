@@ -70,7 +70,9 @@ def test_band_statistics_are_applied_inside_the_model():
     rng = np.random.default_rng(1)
     x = rng.normal(loc=-40, scale=7, size=(4, *SHAPE)).astype(np.float32)
     mean, std = np.full(SHAPE[0], -40.0), np.full(SHAPE[0], 7.0)
-    model = build_cnn(SHAPE, 8, band_mean=mean, band_std=std)
+    # the band normalisation alone: without the utterance normalisation before it (the default)
+    plain = CNNConfig(utterance_norm=False)
+    model = build_cnn(SHAPE, 8, plain, band_mean=mean, band_std=std)
     normalised = keras.Model(model.input, model.get_layer("band_norm").output)(x)
     np.testing.assert_allclose(np.asarray(normalised), (x + 40) / 7, atol=1e-4)
 

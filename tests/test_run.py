@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from ser_cnn.classic import classic_features
-from ser_cnn.config import TrainConfig, load_config
+from ser_cnn.config import STUDIO, TrainConfig, load_config
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.features import FeatureConfig
 from ser_cnn.inference import DEFAULT_RUN
@@ -30,6 +30,7 @@ from ser_cnn.run import (
     check_compatible,
     cv_folds,
     fresh_dir,
+    is_cv_folder,
     load_pipeline,
     load_run,
     migrate,
@@ -217,7 +218,7 @@ def test_check_compatible_accepts_runs_that_differ_only_in_training():
     [
         ({"labels": tuple(reversed(EMOTIONS))}, "labels"),
         ({"features": FeatureConfig(n_mels=8, duration=1.0)}, "feature settings"),
-        ({"training": TrainConfig(speaker_norm=True)}, "speaker normalisation"),
+        ({"training": STUDIO.replace(speaker_norm=True)}, "speaker normalisation"),
     ],
 )
 def test_check_compatible_refuses_other_inputs_or_outputs(changes, named):
@@ -235,7 +236,8 @@ def test_a_format_1_cnn_folder_is_upgraded_in_memory(tmp_path):
     assert d["format"] == 1 and "filters" in d["training"]  # what format 1 looked like
     run = load_run(tmp_path / "cnn")
     assert run.format == RUN_FORMAT
-    assert run.architecture == CNNConfig()  # the flat architecture keys, nested
+    # the flat architecture keys, nested: the studio recipe's, as trained
+    assert run.architecture == STUDIO.architecture
     assert run.architecture.filters == tuple(d["training"]["filters"])
     assert run.speaker_normalized is False and run.training.speaker_norm is False
     assert run.seed == d["seed"] and run.training.precision == d["training"]["precision"]
@@ -368,3 +370,15 @@ def test_migrate_leaves_a_current_folder_alone(tmp_path):
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert migrate(folder) is False
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_cv_folder_is_told_apart_from_run_folders_in_one_place(tmp_path):
+    cv = tmp_path / "cv"
+    for k in (1, 2):
+        (cv / f"fold{k}").mkdir(parents=True)
+        (cv / f"fold{k}" / "config.json").write_text("{}")
+    (cv / "foldx").mkdir()  # not a fold run
+    assert is_cv_folder(cv) and list(cv_folds(cv)) == [1, 2]
+    assert not is_cv_folder(cv / "fold1")  # a run folder
+    assert not is_cv_folder(DEFAULT_RUN)  # a folder of run folders (cnn/, mlp/)
+    assert not is_cv_folder(tmp_path / "none")

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from ser_cnn.config import TrainConfig
+from ser_cnn.config import STUDIO, TrainConfig
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.inference import load_recognizer
 from ser_cnn.mlp import train_mlp
@@ -81,7 +81,9 @@ def test_train_script_writes_a_complete_run_folder(logmel_cache, tiny_features, 
 
 
 def test_normalisation_and_split_never_see_test_actors(logmel_cache, tiny_split, tmp_path):
-    result = train_cnn(logmel_cache, tmp_path / "run", tiny_split, TrainConfig(epochs=1), verbose=0)
+    result = train_cnn(
+        logmel_cache, tmp_path / "run", tiny_split, STUDIO.replace(epochs=1), verbose=0
+    )
     run = load_run(result.run_dir)
     train, val, test = (set(run.split[k]) for k in ("train", "val", "test"))
     assert not (train & val or train & test or val & test)
@@ -96,7 +98,7 @@ def test_normalisation_and_split_never_see_test_actors(logmel_cache, tiny_split,
 
 
 def test_same_seed_same_split_and_close_numbers(logmel_cache, tiny_split, tmp_path):
-    cfg = TrainConfig(epochs=2, seed=7)
+    cfg = STUDIO.replace(epochs=2, seed=7)
     a = train_cnn(logmel_cache, tmp_path / "a", tiny_split, cfg, verbose=0)
     b = train_cnn(logmel_cache, tmp_path / "b", tiny_split, cfg, verbose=0)
     ha, hb = pd.read_csv(a.run_dir / "history.csv"), pd.read_csv(b.run_dir / "history.csv")
@@ -104,7 +106,7 @@ def test_same_seed_same_split_and_close_numbers(logmel_cache, tiny_split, tmp_pa
 
 
 def test_bfloat16_training_saves_and_scores_a_float32_model(logmel_cache, tiny_split, tmp_path):
-    augmented = TrainConfig(
+    augmented = STUDIO.replace(
         epochs=1, precision="bfloat16", speed=0.1, time_shift=5, freq_masks=1, time_masks=1
     )
     result = train_cnn(logmel_cache, tmp_path / "run", tiny_split, augmented, verbose=0)
@@ -161,7 +163,7 @@ def test_weight_averaging_saves_the_averaged_weights(
     logmel_cache, tiny_features, tiny_split, tmp_path
 ):
     # training loss as the monitor: both runs keep their last epoch
-    raw_config = TrainConfig(
+    raw_config = STUDIO.replace(
         epochs=6, learning_rate=0.01, precision="float32", monitor="loss", ema=0.0
     )
     avg_config = raw_config.replace(ema=0.999)  # an average that barely moves
@@ -189,7 +191,7 @@ def _initial_conv1(feature_config, config: TrainConfig) -> np.ndarray:
 def test_refit_trains_on_validation_actors_and_never_on_test_actors(
     logmel_cache, tiny_split, tmp_path
 ):
-    config = TrainConfig(epochs=3, refit=True, precision="float32")
+    config = STUDIO.replace(epochs=3, refit=True, precision="float32")
     result = train_cnn(logmel_cache, tmp_path / "run", tiny_split, config, verbose=0)
     run = load_run(result.run_dir)
     assert run.refit is True
@@ -209,7 +211,7 @@ def test_refit_trains_on_validation_actors_and_never_on_test_actors(
 
 
 def test_refit_keeps_the_averaged_weights(logmel_cache, tiny_features, tiny_split, tmp_path):
-    raw = TrainConfig(epochs=6, learning_rate=0.01, precision="float32", refit=True, ema=0.0)
+    raw = STUDIO.replace(epochs=6, learning_rate=0.01, precision="float32", refit=True, ema=0.0)
     moved = {}
     for name, config in (("raw", raw), ("avg", raw.replace(ema=0.999))):
         result = train_cnn(logmel_cache, tmp_path / name, tiny_split, config, verbose=0)
@@ -222,7 +224,9 @@ def test_refit_keeps_the_averaged_weights(logmel_cache, tiny_features, tiny_spli
 
 def test_a_config_file_names_the_default_run_folder(logmel_cache, tmp_path):
     # run from an empty folder: the default run folder is relative to where train.py is called
-    (tmp_path / "refit.toml").write_text('refit = true\nepochs = 5\nprecision = "float32"\n')
+    (tmp_path / "refit.toml").write_text(
+        'refit = true\nepochs = 5\nprecision = "float32"\ndegraded_copies = 0\n'
+    )
     result = run_script(
         TRAIN,
         "--cache",
@@ -242,7 +246,9 @@ def test_a_config_file_names_the_default_run_folder(logmel_cache, tmp_path):
 
 
 def test_speaker_normalised_run_from_training_to_inference(logmel_cache, tiny_tree, tmp_path):
-    (tmp_path / "speaker.toml").write_text("speaker_norm = true\n")
+    (tmp_path / "speaker.toml").write_text(  # on the studio recipe, as configs/speaker_refit.toml
+        "speaker_norm = true\ndegraded_copies = 0\n[architecture]\nutterance_norm = false\n"
+    )
     result = run_script(
         TRAIN,
         "--cache",
@@ -315,7 +321,7 @@ def test_an_ensemble_of_run_folders_averages_their_probabilities(
     logmel_cache, tiny_tree, tiny_split, tmp_path
 ):
     def train(name, **changes):
-        config = TrainConfig(epochs=1, precision="float32", **changes)
+        config = STUDIO.replace(epochs=1, precision="float32", **changes)
         return train_cnn(logmel_cache, tmp_path / name, tiny_split, config, verbose=0).run_dir
 
     runs = [train("seed0", seed=0), train("seed1", seed=1)]

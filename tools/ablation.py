@@ -4,10 +4,11 @@
     python tools/ablation.py --base configs/robust.toml --reuse checkpoints/cv_cnn_robust_seed0 \
         --out results/ablation_robust.json
 
-By default the base is plain training (the default configuration with every augmentation
-switched off), so each row shows what one choice gives on its own. With ``--base`` a recipe
-that trains on degraded copies, each row leaves one kind of degradation out of its chain
-(the other kinds draw exactly what they drew before: each kind has its own random stream).
+By default the base is plain training (``ser_cnn.config.PLAIN``: the studio recipe with weight
+averaging off, no augmentation), so each row shows what one choice gives on its own. With
+``--base`` a recipe that trains on degraded copies, each row leaves one kind of degradation out
+of its chain (the other kinds draw exactly what they drew before: each kind has its own random
+stream).
 Trains every variant on the given folds (validation actors pick the best epoch, as always)
 and writes validation and test accuracy, UAR and macro-F1 of each to ``--out``. A choice is
 judged on the *validation* actors; test scores are reported beside them, not used to choose.
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_cnn.config import PLAIN, TrainConfig, changes, load_config
-from ser_cnn.degrade import AUGMENTATIONS
+from ser_cnn.degradations import CHAIN_KINDS
 from ser_cnn.preprocess import DEFAULT_OUT_DIR
 from ser_cnn.ravdess import split
 from ser_cnn.run import load_metrics, load_run
@@ -49,8 +50,8 @@ VARIANTS: dict[str, dict] = {
 
 # Leave-one-kind-out rows of a recipe with degraded copies.
 LEAVE_ONE_OUT: dict[str, dict] = {"whole chain": {}} | {
-    f"without {kind}": {"degradations": tuple(k for k in AUGMENTATIONS if k != kind)}
-    for kind in AUGMENTATIONS
+    f"without {kind}": {"degradations": tuple(k for k in CHAIN_KINDS if k != kind)}
+    for kind in CHAIN_KINDS
 }
 
 
@@ -71,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--reuse",
         default=None,
-        help="a cross-validation folder (checkpoints/cv_cnn_seed0) whose fold runs with the "
-        "default configuration are taken instead of training the default again",
+        help="a cross-validation folder (checkpoints/cv_cnn_robust_seed0 for --base "
+        "configs/robust.toml) whose fold runs trained with the base recipe are taken instead "
+        "of training it again",
     )
     args = p.parse_args(argv)
     folds = [int(f) for f in args.folds.split(",")]

@@ -8,7 +8,7 @@
 
 Each argument is a ``--cv`` folder (``fold1/`` ... ``fold6/``), a run folder, or a folder with
 ``cnn/`` and ``mlp/`` (``checkpoints/ravdess_fold1``). Every run folder is calibrated in place
-(:func:`ser_cnn.calibration.calibrate_run`: ``config.json`` gets the temperature,
+(:func:`ser_cnn.calibrate.calibrate_run`: ``config.json`` gets the temperature,
 ``metrics.json`` a "calibration" entry, and a ``reliability_diagram.png``); the model files are
 not touched. Each run is scored from the ``--cache`` made with its feature settings. With
 ``--summary``, the per-fold and mean ± std accuracy, ECE and NLL before and after, on the test
@@ -28,18 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_cnn.calibration import (
-    BINS,
-    apply_temperature,
+from ser_cnn.calibrate import (
     borrowed_calibration,
     calibrate_run,
     plot_reliability,
     pooled_calibration,
-    scores,
 )
+from ser_cnn.calibration import BINS, apply_temperature, scores
 from ser_cnn.errors import DataError, SerError
 from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR, SETTINGS_FILE
-from ser_cnn.run import CONFIG_FILE, cv_folds, load_run, model_folders
+from ser_cnn.run import cv_folds, is_cv_folder, load_run, model_folders
 
 PARTS = ("test", "validation")
 MEASURES = ("accuracy", "ece", "ece_floor", "nll")
@@ -57,7 +55,7 @@ PROTOCOL = (
 def run_groups(path: Path) -> dict[str, dict[str, Path]]:
     """``{source: {fold: run folder}}`` of an argument: a --cv folder's fold runs, or each model
     of a run folder (keyed by its fold, or its folder name)."""
-    if not (path / CONFIG_FILE).exists() and any(path.glob(f"fold*/{CONFIG_FILE}")):
+    if is_cv_folder(path):
         return {str(path): {str(k): folder for k, folder in cv_folds(path).items()}}
     groups = {}
     for folder in model_folders(path).values():

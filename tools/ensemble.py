@@ -1,8 +1,10 @@
 """Six-fold scores of an ensemble of CNN cross-validation runs (their probabilities averaged).
 
-    python scripts/train.py --cv                 # -> checkpoints/cv_cnn_seed0, results/cv_cnn.json
-    python scripts/train.py --cv --seed 1 --summary results/cv_cnn_seed1.json
-    python tools/ensemble.py checkpoints/cv_cnn_seed0 checkpoints/cv_cnn_seed1
+    ser-cnn train --cv --config configs/refit.toml      # -> checkpoints/cv_cnn_refit_seed0
+    ser-cnn train --cv --config configs/refit.toml --seed 1 \
+        --summary results/cv_cnn_refit_seed1.json      # -> checkpoints/cv_cnn_refit_seed1
+    python tools/ensemble.py checkpoints/cv_cnn_refit_seed0 checkpoints/cv_cnn_refit_seed1 \
+        --summary results/ensemble_cnn_refit.json
 
 Every member must hold the same folds, split alike (the default validation actors do not depend
 on the seed), trained on the cache given with --cache.

@@ -1,10 +1,12 @@
 """Say which emotion ser_cnn hears in audio files, with a probability for every emotion.
 
-    python scripts/infer.py file.wav [more files or folders]
-    python scripts/infer.py --all --format json recordings/
-    python scripts/infer.py --window 3 --hop 1 long_interview.flac
-    python scripts/infer.py --run checkpoints/cnn_speaker_refit_fold1_seed0 --speaker one_speaker/
-    python scripts/infer.py --run run_seed0 --run run_seed1 --run run_seed2 file.wav
+    ser-cnn infer file.wav [more files or folders]
+    ser-cnn infer --all --format json recordings/
+    ser-cnn infer --window 3 --hop 1 long_interview.flac
+    ser-cnn infer --run checkpoints/cnn_speaker_refit_fold1_seed0 --speaker one_speaker/
+    ser-cnn infer --run run_seed0 --run run_seed1 --run run_seed2 file.wav
+
+``python scripts/infer.py`` takes the same arguments.
 
 Exit status: 0 when every file was analysed, 1 when some could not be, 2 for a usage error.
 """
@@ -48,7 +50,8 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         "--speaker",
         action="store_true",
         help="all inputs are recordings of one speaker: standardise the CNN's input with their "
-        "joint statistics (needed by models trained with --speaker-norm)",
+        "joint statistics (needed by models trained with speaker normalisation: "
+        "speaker_norm = true in their `ser-cnn train --config` file)",
     )
     p.add_argument(
         "--raw",
@@ -113,10 +116,11 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         print(
             "error: "
             + (
-                "--speaker is for CNNs trained with --speaker-norm; this one was not"
+                "--speaker is for CNNs trained with speaker normalisation "
+                "(speaker_norm = true in their `ser-cnn train --config` file); this one was not"
                 if args.speaker
-                else "this CNN was trained with --speaker-norm: it needs several recordings "
-                "of one speaker, passed together with --speaker"
+                else "this CNN was trained with speaker normalisation (speaker_norm = true): it "
+                "needs several recordings of one speaker, passed together with --speaker"
             ),
             file=sys.stderr,
         )

@@ -1,10 +1,11 @@
 """Train ser_cnn models with speaker-independent (actor-wise) splits.
 
-ser-cnn train --epochs 50                        # CNN, fold 1 held out
+ser-cnn train --epochs 50                        # CNN, shipped recipe, fold 1 held out
 ser-cnn train --fold 3 --out checkpoints/f3      # another published fold
 ser-cnn train --test-actors 1,2 --val-actors 3,4
-ser-cnn train --cv                               # six folds -> results/cv_cnn.json
+ser-cnn train --cv                     # six folds -> results/cv_cnn_robust_dropout.json
 ser-cnn train --cv --config configs/refit.toml   # a recipe -> results/cv_cnn_refit.json
+ser-cnn train --cv --config configs/studio.toml  # the studio recipe -> results/cv_cnn.json
 ser-cnn train --model mlp --cv                   # MLP baseline -> results/cv_mlp.json
 ser-cnn train --model mlp --split random --emotions calm,happy,fearful,disgust
 """
@@ -16,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from ser_cnn.config import TrainConfig, load_config
+from ser_cnn.config import TrainConfig, load_config, recipe_name
 from ser_cnn.errors import SerError
 from ser_cnn.metrics import SCORES
 from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR
@@ -56,13 +57,19 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         default=None,
         help=f"preprocessed cache ({DEFAULT_OUT_DIR}; {DEFAULT_CLASSIC_DIR} for --model mlp)",
     )
-    p.add_argument("--out", default=None, help="run folder (checkpoints/<model>_fold<K>_seed<S>)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="run folder (checkpoints/<name>_fold<K>_seed<S>; with --cv "
+        "checkpoints/cv_<name>_seed<S>), <name> the recipe's: cnn_robust_dropout by default, "
+        "cnn_<file name> with --config, mlp",
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--fold", type=int, default=None, help="published fold 1..6 to test on (1)")
     where.add_argument("--test-actors", type=actor_list, default=None, help="e.g. 1,11,20,21")
     where.add_argument("--cv", action="store_true", help="train all six folds")
     p.add_argument("--val-actors", type=actor_list, default=None, help="default: 1 male, 1 female")
-    p.add_argument("--summary", default=None, help="--cv result file (results/cv_<model>.json)")
+    p.add_argument("--summary", default=None, help="--cv result file (results/cv_<name>.json)")
     p.add_argument(
         "--split",
         choices=("actors", "random"),
@@ -81,7 +88,9 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         "--config",
         default=None,
         help="TOML or JSON file of CNN training settings (ser_cnn.config.TrainConfig: "
-        "augmentation, refit, speaker normalisation, [architecture], ...); saved with the run",
+        "augmentation, refit, speaker normalisation, [architecture], ...); saved with the run. "
+        "Default: the shipped recipe (configs/robust_dropout.toml); configs/studio.toml: the "
+        "studio recipe",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     args = p.parse_args(argv)
@@ -102,15 +111,21 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
     if args.config and args.model != "cnn":
         p.error("--config sets CNN training; the MLP's grid is fixed (ser_cnn/mlp.py)")
     args.cache = args.cache or str(DEFAULT_CLASSIC_DIR if args.model == "mlp" else DEFAULT_OUT_DIR)
-    args.name = run_name(args.model, args.config)
+    try:
+        args.name = run_name(args.model, args.config)
+    except SerError:  # an unreadable or broken file: main() reports it, before TensorFlow loads
+        args.name = None
     args.summary = args.summary or f"results/cv_{args.name}.json"
     return args
 
 
 def run_name(model: str, config_path: str | None) -> str:
     """A recipe's runs and result files are named after its config file, so they never overwrite
-    the default's: --config configs/refit.toml -> cnn_refit (checkpoints/cv_cnn_refit_seed0)."""
-    return model if config_path is None else f"{model}_{Path(config_path).stem}"
+    another recipe's: --config configs/refit.toml -> cnn_refit (checkpoints/cv_cnn_refit_seed0).
+    No --config trains the shipped recipe, named like its file (cnn_robust_dropout); a file's
+    ``run_name`` key wins (configs/studio.toml: cnn, its published names). See
+    :func:`ser_cnn.config.recipe_name`."""
+    return recipe_name(config_path, model)
 
 
 def training_config(args: argparse.Namespace) -> TrainConfig:
