@@ -18,7 +18,9 @@ from sklearn.metrics import (
 SCORES = ("accuracy", "uar", "macro_f1")  # the headline scores of every summary
 
 
-def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict:
+def evaluate(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], *, present_only: bool = False
+) -> dict:
     """Accuracy, UAR, macro-F1, per-class precision / recall / F1 and the confusion matrix.
 
     Parameters
@@ -26,14 +28,20 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> d
     y_true, y_pred : np.ndarray of int, shape (n,)
         Class indices into ``labels``.
     labels : sequence of str
+    present_only : bool
+        Average macro-F1 over the classes that occur in ``y_true``, as UAR always is, instead
+        of over every label: for data without some of a model's classes, each of which would
+        otherwise add an F1 of 0. The same when every class occurs.
 
     Returns
     -------
     dict
-        JSON-ready. ``uar`` is the unweighted average recall (balanced accuracy);
-        ``confusion_matrix[i][j]`` counts clips of class i predicted as class j.
+        JSON-ready. ``uar`` is the unweighted average recall (balanced accuracy) over the
+        classes in ``y_true``; ``confusion_matrix[i][j]`` counts clips of class i predicted as
+        class j.
     """
     idx = list(range(len(labels)))
+    averaged = sorted({int(i) for i in y_true}) if present_only else idx
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=idx, zero_division=0
     )
@@ -41,7 +49,9 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> d
         "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "uar": float(balanced_accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=idx, average="macro", zero_division=0)),
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=averaged, average="macro", zero_division=0)
+        ),
         "per_class": {
             label: {
                 "precision": float(precision[i]),

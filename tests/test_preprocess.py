@@ -1,10 +1,13 @@
-"""scripts/preprocess.py end to end on a tiny synthetic RAVDESS tree."""
+"""scripts/preprocess.py end to end on a tiny synthetic RAVDESS tree; user data (tables, two
+inputs) through `ser-cnn preprocess --data`; the cache's keys and older caches."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,9 +15,10 @@ import pytest
 import soundfile as sf
 
 import ser_cnn.preprocess as pp
+from ser_cnn.cli import preprocess as preprocess_cli
 from ser_cnn.errors import DataError
 from ser_cnn.features import FeatureConfig, log_mel
-from ser_cnn.preprocess import load_cache, preprocess
+from ser_cnn.preprocess import RAVDESS_COLUMNS, cache_keys, load_cache, preprocess
 from tests.conftest import REPO, make_ravdess_tree
 
 
@@ -173,7 +177,8 @@ def test_nothing_usable_is_a_failure(tmp_path):
     (root / "03-01-01-01-01-01-01.wav").write_text("junk")
     result = run_script("--data-dir", root.parent, "--out", tmp_path / "cache")
     assert result.returncode == 1
-    assert "0 clips usable" in result.stdout
+    assert "no usable clips" in result.stderr and "not an audio file" in result.stderr
+    assert not (tmp_path / "cache").exists()  # refused before anything is written
 
 
 def test_missing_data_folder_explains_where_ravdess_comes_from(tmp_path):
@@ -194,5 +199,163 @@ def test_ravdess_dir_variable_is_the_default(ravdess_tree, tmp_path):
 
 
 def test_load_cache_without_a_cache_names_the_command(tmp_path):
-    with pytest.raises(DataError, match=r"scripts/preprocess\.py"):
+    with pytest.raises(DataError, match=r"`ser-cnn preprocess --data-dir DIR --out "):
         load_cache(tmp_path)
+
+
+# -- your own data: --data ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def user_table(ravdess_tree, tmp_path) -> Path:
+    """A user's table ``mine.csv`` of four clips (paths relative to it), two of them with the
+    same file name in different folders, one speaker "007" and a label of the user's own."""
+    sources = sorted(ravdess_tree.rglob("*.wav"))[:4]
+    names = ["a.wav", "b.wav", "x/take.wav", "y/take.wav"]
+    emotions = ["happy", "sad", "frustrated", "happy"]
+    folder = tmp_path / "user"
+    lines = ["path,emotion,speaker"]
+    for source, name, emotion in zip(sources, names, emotions, strict=True):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, folder / name)
+        lines.append(f"{name},{emotion},007")
+    table = folder / "mine.csv"
+    table.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return table
+
+
+def preprocess_main(*args, capsys) -> tuple[int, str, str]:
+    status = preprocess_cli.main([*map(str, args), "--jobs", "1", "--quiet"])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_user_table_into_a_cache(user_table, tmp_path, capsys):
+    out = tmp_path / "cache"
+    status, stdout, err = preprocess_main("--data", user_table, "--out", out, capsys=capsys)
+    assert status == 0, err
+    assert "4 clips usable" in stdout
+    assert "mine: 4 clips, 1 speaker (4 clips each); happy 2, sad 1, frustrated 1" in stdout
+    manifest, features, _ = load_cache(out)
+    keys = manifest["stem"].tolist()
+    assert keys[:2] == ["mine-a", "mine-b"]
+    assert [k[: len("mine-take-")] for k in keys[2:]] == ["mine-take-"] * 2  # a hash apart
+    assert len(set(keys)) == 4
+    assert set(manifest["corpus"]) == {"mine"} and set(manifest["speaker"]) == {"007"}
+    assert manifest["emotion"].tolist() == manifest["label"].tolist()
+    for column in set(RAVDESS_COLUMNS) - {"emotion", "gender"}:
+        assert manifest[column].isna().all(), column
+    for i, path in enumerate(manifest["path"]):
+        np.testing.assert_allclose(features[i], log_mel(path), rtol=0, atol=1e-4)
+    status, stdout, _ = preprocess_main("--data", user_table, "--out", out, capsys=capsys)
+    assert status == 0 and "nothing to do: all 4 clips" in stdout
+
+
+def test_two_inputs_then_other_data_is_refused_without_force(
+    ravdess_tree, user_table, tmp_path, capsys
+):
+    out = tmp_path / "cache"
+    status, stdout, err = preprocess_main(
+        "--data", ravdess_tree, "--data", user_table, "--out", out, capsys=capsys
+    )
+    assert status == 0, err
+    assert "36 clips usable" in stdout
+    assert "ravdess: 32 clips, 4 speakers (8 clips each)" in stdout and "mine: 4 clips" in stdout
+    manifest, _, _ = load_cache(out)
+    assert manifest["corpus"].value_counts().to_dict() == {"ravdess": 32, "mine": 4}
+    ravdess = manifest[manifest["corpus"] == "ravdess"]
+    assert (ravdess["speaker"] == ravdess["actor"].astype(int).astype(str)).all()
+
+    # the table alone would drop every RAVDESS clip: refused, the cache untouched
+    status, _, err = preprocess_main("--data", user_table, "--out", out, capsys=capsys)
+    assert status == 1 and "ravdess (32 clips)" in err and "--force" in err
+    assert len(load_cache(out)[0]) == 36
+    status, stdout, _ = preprocess_main(
+        "--data", user_table, "--out", out, "--force", capsys=capsys
+    )
+    assert status == 0 and "nothing to do: all 4 clips" in stdout
+    assert len(list((out / "features").glob("*.npy"))) == 4
+
+
+def test_missing_rows_are_listed_or_refused_with_strict(user_table, tmp_path, capsys):
+    with user_table.open("a", encoding="utf-8") as f:
+        f.write("gone.wav,sad,007\n")
+    strict = tmp_path / "strict"
+    status, _, err = preprocess_main(
+        "--data", user_table, "--out", strict, "--strict", capsys=capsys
+    )
+    assert status == 1 and "gone.wav" in err and "no such file" in err
+    assert not strict.exists()  # refused before anything was written
+    out = tmp_path / "cache"
+    status, stdout, _ = preprocess_main("--data", user_table, "--out", out, capsys=capsys)
+    assert status == 0 and "4 clips usable" in stdout and "skipped 1 files" in stdout
+    errors = pd.read_csv(out / "errors.csv")
+    assert errors["path"].str.endswith("gone.wav").tolist() == [True]
+
+
+def test_data_and_data_dir_together_is_a_usage_error(user_table, ravdess_tree):
+    with pytest.raises(SystemExit) as exit_:
+        preprocess_cli.main(["--data", str(user_table), "--data-dir", str(ravdess_tree)])
+    assert exit_.value.code == 2
+
+
+def test_interrupted_user_data_resumes(user_table, tmp_path, monkeypatch):
+    out = tmp_path / "cache"
+    calls = {"n": 0}
+    real = FeatureConfig.compute
+
+    def flaky(self, path, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, path, **kw)
+
+    monkeypatch.setattr(FeatureConfig, "compute", flaky)
+    monkeypatch.setattr(pp, "CHECKPOINT_SECONDS", 0.0)
+    with pytest.raises(KeyboardInterrupt):
+        preprocess(user_table, out, jobs=1, progress=False)
+    assert len(pd.read_csv(out / "manifest.csv")) == 2
+    monkeypatch.setattr(FeatureConfig, "compute", real)
+    summary = preprocess(user_table, out, jobs=1, progress=False)
+    assert (summary.reused, summary.computed, summary.total) == (2, 2, 4)
+
+
+def test_cache_keys_are_unique_and_stable():
+    manifest = pd.DataFrame(
+        {
+            "path": [
+                "/r/Actor_01/03-01-01-01-01-01-01.wav",
+                "/u/angry/01.wav",
+                "/u/sad/01.wav",
+                "/u/sad/Two.wav",
+                "/u/happy/two.wav",
+                "/u/happy/three.wav",
+            ],
+            "corpus": ["ravdess", "u", "u", "u", "u", "u"],
+        }
+    )
+    keys = cache_keys(manifest)
+    assert keys[0] == "03-01-01-01-01-01-01"  # RAVDESS: the name caches always had
+    assert keys[5] == "u-three"
+    assert len({k.casefold() for k in keys}) == 6  # "Two" and "two" too, for macOS
+    assert keys[1].startswith("u-01-") and keys[3].startswith("u-Two-")
+    assert cache_keys(manifest) == keys  # the same on every run
+
+
+def test_a_cache_without_the_corpus_columns_is_completed(ravdess_tree, tmp_path):
+    """Caches written before the corpus layer: load_cache fills the columns from the RAVDESS
+    names, and preprocessing again adds them without computing anything."""
+    out = tmp_path / "cache"
+    preprocess(ravdess_tree, out, jobs=1, progress=False)
+    new = (out / "manifest.csv").read_text()
+    table = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
+    table.drop(columns=["label", "speaker", "corpus", "text"]).to_csv(
+        out / "manifest.csv", index=False
+    )
+    manifest, _, _ = load_cache(out)
+    assert set(manifest["corpus"]) == {"ravdess"}
+    assert manifest["label"].str.fullmatch(r"0\d").all()
+    assert (manifest["speaker"] == manifest["actor"].astype(str)).all()
+    summary = preprocess(ravdess_tree, out, jobs=1, progress=False)
+    assert (summary.computed, summary.reused) == (0, 32)
+    assert (out / "manifest.csv").read_text() == new

@@ -1,7 +1,8 @@
 """The ``ser-cnn`` command: one subcommand per pipeline stage (and the research tools apart).
 
-    ser-cnn preprocess [--data-dir DIR]     RAVDESS -> cache of log-mel tensors
+    ser-cnn preprocess [--data PATH]        RAVDESS (or your data) -> cache of log-mel tensors
     ser-cnn train [--fold K | --cv]         train and write a run folder
+    ser-cnn evaluate --data PATH            score a run on labelled recordings
     ser-cnn infer FILE...                   which emotion, with every probability
     ser-cnn app [--port N]                  the same in a web page (needs ser_cnn[app])
 
@@ -16,8 +17,9 @@ import importlib
 import sys
 
 COMMANDS = {
-    "preprocess": "turn every RAVDESS clip into a cached log-mel tensor, with a manifest",
+    "preprocess": "turn every clip of RAVDESS (or --data) into a cached log-mel tensor",
     "train": "train the CNN or the MLP baseline on actor-wise splits, write a run folder",
+    "evaluate": "score a run on labelled recordings: accuracy, UAR, macro-F1, confusion",
     "infer": "say which emotion ser_cnn hears in audio files, with every probability",
     "app": "a web page: upload or record speech, see every model's probabilities",
 }

@@ -1,6 +1,11 @@
-"""Preprocess RAVDESS into a cache of fixed-size log-mel tensors.
+"""Preprocess labelled speech into a cache of fixed-size features: RAVDESS, or your own data.
 
-python scripts/preprocess.py [--data-dir DIR] [--out DIR] [--jobs N] [--force]
+ser-cnn preprocess [--data-dir DIR] [--out DIR] [--jobs N] [--force] [--features classic]
+ser-cnn preprocess --data PATH [--data PATH ...] [--strict] --out DIR
+
+Without --data it reads RAVDESS (--data-dir, else $RAVDESS_DIR, else data/ravdess). Exit
+status: 0 when the cache holds usable clips, 1 when it holds none or the data was refused
+(nothing is written then), 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -8,18 +13,38 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ser_cnn.corpora import INPUT_HELP
 from ser_cnn.errors import SerError
 from ser_cnn.features import DEFAULT_CONFIG
-from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR, preprocess
-from ser_cnn.ravdess import resolve_data_dir
+from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR, preprocess, ravdess_dir
 
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument(
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__.splitlines()[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--data-dir",
         default=None,
         help="RAVDESS folder (default: $RAVDESS_DIR, else data/ravdess)",
+    )
+    source.add_argument(
+        "--data",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="data to preprocess instead of RAVDESS (give --data again for more): "
+        f"{INPUT_HELP.removeprefix('expected ')}; a table's paths are relative to it",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse the data as a whole when any file is missing, unreadable or misnamed "
+        "(default: list those and go on with the rest)",
     )
     parser.add_argument(
         "--features",
@@ -34,7 +59,10 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     )
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (all cores)")
     parser.add_argument(
-        "--force", action="store_true", help="rebuild a cache made with other feature settings"
+        "--force",
+        action="store_true",
+        help="rebuild a cache made with other feature settings, or drop the clips of data "
+        "no longer given",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -48,12 +76,13 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         config, out = DEFAULT_CONFIG, args.out or DEFAULT_OUT_DIR
     try:
         summary = preprocess(
-            resolve_data_dir(args.data_dir),
+            args.data if args.data else ravdess_dir(args.data_dir),
             out,
             config=config,
             jobs=args.jobs,
             force=args.force,
             progress=not args.quiet,
+            strict=args.strict,
         )
     except SerError as err:
         print(f"error: {err}", file=sys.stderr)

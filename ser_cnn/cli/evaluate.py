@@ -1,0 +1,129 @@
+"""Score a trained run on labelled recordings: accuracy, UAR, macro-F1, per-class recall and
+the confusion matrix of every model in it.
+
+    ser-cnn evaluate --run checkpoints/ravdess_fold1 --data my_clips.csv --out results/mine
+    ser-cnn evaluate --data $URDU_DIR --restricted
+    ser-cnn evaluate --run RUN --data a.csv --data emotion_folders/ --strict
+
+Each clip is judged alone, exactly as `ser-cnn infer` judges that file. Clips whose file is
+unusable, whose emotion the run does not have, or which cannot be analysed are counted and
+named, never dropped silently. Exit status: 0 when every file was scored or left out for its
+label, 1 when some file could not be used (the rest were scored), 2 for a usage or data error
+(nothing is written then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ser_cnn.cli.infer import MODEL_CHOICES, _native_stderr_silenced
+
+
+def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
+    from ser_cnn.corpora import INPUT_HELP
+
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--run",
+        action="append",
+        default=None,
+        help="run folder: one model's, or one with cnn/ and mlp/ (each scored, the CNN first); "
+        "default: the shipped model. Give it several times for an ensemble, as for infer",
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="labelled recordings (give --data again for more): "
+        f"{INPUT_HELP.removeprefix('expected ')}; a table's paths are relative to it",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="write DIR/metrics.json, DIR/confusion.png (the first model's; others "
+        "confusion_MODEL.png) and DIR/predictions.csv; DIR must be new, empty, or an earlier "
+        "evaluation's",
+    )
+    p.add_argument(
+        "--restricted",
+        action="store_true",
+        help="score only the emotions both the data and the run have, calm counted as "
+        "neutral, the run's probabilities renormalised over them (for corpora with fewer "
+        "emotions)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse the whole evaluation when any clip would be left out (unusable file, "
+        "emotion the run lacks, not analysable)",
+    )
+    p.add_argument("--batch", type=int, default=64, metavar="N", help="clips per model call (64)")
+    p.add_argument(
+        "--model", choices=tuple(MODEL_CHOICES), default="both", help="models to score (both)"
+    )
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="the models' raw probabilities, without the temperature a calibrated run stores",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=("auto", "light", "reference"),
+        default="auto",
+        help="what runs the models, as for infer (auto)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up messages")
+    args = p.parse_args(argv)
+    if args.batch < 1:
+        p.error("--batch must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    args = parse_args(argv, prog)
+    from threadpoolctl import threadpool_limits
+
+    from ser_cnn.errors import SerError
+    from ser_cnn.evaluation import check_out_dir, read_data, score, write_evaluation
+    from ser_cnn.inference import load_recognizer
+
+    # as infer does: one BLAS thread per feature thread, so the answers are infer's too
+    threadpool_limits(limits=1, user_api="blas")
+    try:
+        if args.out is not None:
+            check_out_dir(args.out)  # before any work: a refused folder costs nothing
+        inputs, manifest, problems = read_data(args.data, strict=args.strict)
+        with _native_stderr_silenced(not args.verbose):  # TensorFlow's start-up lines
+            rec = load_recognizer(
+                args.run,
+                models=MODEL_CHOICES[args.model],
+                calibrated=not args.raw,
+                runtime=args.runtime,
+            )
+        result = score(
+            rec,
+            manifest,
+            problems=problems,
+            data=inputs,
+            restricted=args.restricted,
+            strict=args.strict,
+            batch_size=args.batch,
+            progress=not args.quiet and sys.stderr.isatty(),
+        )
+        print(result.describe())
+        if args.out is not None:
+            written = write_evaluation(result, args.out)
+            print(f"wrote {', '.join(str(p) for p in written)}")
+    except SerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 1 if result.failed else 0
