@@ -25,6 +25,9 @@ class HeadTraining:
     learning_rate: float = 1e-3  # AdamW
     weight_decay: float = 1e-2
     patience: int = 15  # epochs without a better validation accuracy before stopping
+    # Keep the epoch the validation speakers like best; False: train all epochs and keep the
+    # last (validation then measures the head without having chosen it).
+    select: bool = True
     seed: int = 0
     class_weights: bool = True  # neutral has half as many clips as every other emotion
     copies: int = 2  # degraded copies of each training clip drawn from (0: clean only)
@@ -57,7 +60,7 @@ def fit_head(
     n_classes: int,
     config: HeadTraining = HeadTraining(),
 ):
-    """Train a head and return it at its best validation epoch.
+    """Train a head and return it at its best validation epoch (or its last, see ``select``).
 
     Parameters
     ----------
@@ -110,11 +113,14 @@ def fit_head(
         history.append(
             {"loss": h["loss"][0], "accuracy": h["accuracy"][0], "val_accuracy": val_acc}
         )
+        if not config.select:
+            continue
         if val_acc > best_acc:
             best, best_acc, since = model.get_weights(), val_acc, 0
         else:
             since += 1
             if since >= config.patience:
                 break
-    model.set_weights(best)
+    if config.select:
+        model.set_weights(best)
     return model, history
