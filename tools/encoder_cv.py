@@ -1,13 +1,18 @@
-"""Six-fold cross-validation of heads on the frozen encoder's cached states (RAVDESS folds).
+"""Cross-validate heads on the frozen encoder's cached states: RAVDESS six folds, other corpora.
 
     python tools/encoder_cv.py CACHE --config configs/encoder.toml --seeds 0 1 2
-    python tools/encoder_cv.py CACHE --logistic          # the probe of the issue: every layer's
-                                                         # mean and std, a logistic regression
+    python tools/encoder_cv.py CACHE --logistic      # the issue's probe: every layer's mean and
+                                                     # std, a logistic regression
+    python tools/encoder_cv.py CACHE --config C --extra OTHER_CACHE        # + other corpora
+    python tools/encoder_cv.py CACHE --config C --extra OTHER --loco       # leave one corpus out
 
-Each fold: the published test actors, the validation actors of ``ser_cnn.ravdess.split``, the
-rest train (with their degraded copies, if the recipe uses them). Writes
-``results/cv_encoder_<config stem>.json``: per seed and fold the test and validation scores and
-the test probabilities, and the mean ± std over folds of the runs taken one by one.
+``CACHE`` holds RAVDESS (tools/encode_cache.py). Six folds: the published test actors, the
+validation actors of ``ser_cnn.ravdess.split``, the other actors train, with every clip of the
+``--extra`` corpora (which never hold a RAVDESS actor). ``--loco``: for each corpus of
+``--extra``, train on RAVDESS and the other extra corpora and score the corpus left out,
+restricted to its emotions (calm counted as neutral); validation is RAVDESS fold 1's
+validation actors plus every tenth speaker of each training corpus. A head always judges one
+clip alone. Writes ``results/cv_encoder_<name>.json`` (``loco_encoder_<name>.json``).
 """
 
 from __future__ import annotations
@@ -20,50 +25,93 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from ser_cnn.encoder.cache import cache_settings, load_states
+from ser_cnn.encoder.cache import cache_settings, load_pooled
 from ser_cnn.encoder.fit import HeadTraining, fit_head
-from ser_cnn.encoder.head import pool
+from ser_cnn.encoder.head import clip_normalize
 from ser_cnn.metrics import SCORES, evaluate, mean_std
 from ser_cnn.ravdess import EMOTIONS, load_folds, split
 
 RESULTS = Path("results")
+LOGISTIC_C = 0.01  # inverse L2 strength on standardised features; fixed, not tuned on test
+VAL_EVERY = 10  # LOCO: every tenth speaker (sorted ids) of a training corpus validates
 
 
-def pooled_versions(cache: Path, copies: int, *, clip_norm: bool):
-    manifest, states = load_states(cache, copies=range(copies + 1))
-    x = np.stack([np.stack([pool(s, clip_norm=clip_norm) for s in version]) for version in states])
-    return manifest, x  # (versions, n, n_states, width)
+def load(caches: list[Path], copies: int, *, clip_norm: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """Manifests of the caches one after another, and their pooled states side by side."""
+    parts = [load_pooled(c, copies=copies) for c in caches]
+    manifest = pd.concat([m for m, _ in parts], ignore_index=True)
+    x = np.concatenate([p for _, p in parts], axis=1)
+    return manifest, (clip_normalize(x) if clip_norm else x)
 
 
-def run_folds(manifest, x, config: HeadTraining | None, seed: int) -> dict:
-    actors = manifest["speaker"].astype(int).to_numpy()
-    y = manifest["emotion"].map(EMOTIONS.index).to_numpy()
+def fit_and_score(x, y, tr, va, te, config, seed, *, restrict=None) -> dict:
+    """Train on ``tr`` (all versions), select on ``va``, score ``te``: one run's record."""
+    started = time.perf_counter()
+    if config is None:
+        probs_val, probs = _logistic(x[0, tr], y[tr], x[0, va], x[0, te], seed)
+        epochs = None
+    else:
+        cfg = HeadTraining.from_dict(config.to_dict() | {"seed": seed})
+        model, history = fit_head(x[:, tr], y[tr], x[0, va], y[va], len(EMOTIONS), cfg)
+        probs_val, probs = model.predict(x[0, va], verbose=0), model.predict(x[0, te], verbose=0)
+        epochs = len(history)
+    val = evaluate(y[va], probs_val.argmax(1), EMOTIONS)
+    if restrict is None:
+        test = evaluate(y[te], probs.argmax(1), EMOTIONS)
+    else:
+        test = restricted_scores(probs, y[te], restrict)
+    return {
+        **{k: test[k] for k in (*SCORES, "n", "labels", "confusion_matrix")},
+        "val": {k: val[k] for k in SCORES},
+        "epochs": epochs,
+        "seconds": round(time.perf_counter() - started, 1),
+        "test_probabilities": np.round(probs, 4).tolist(),
+    }
+
+
+def restricted_scores(probs: np.ndarray, y: np.ndarray, emotions: tuple[str, ...]) -> dict:
+    """Scores over a corpus's own ``emotions`` only: calm's probability counted as neutral's,
+    the answer the likeliest of ``emotions``."""
+    p = probs.copy()
+    p[:, EMOTIONS.index("neutral")] += p[:, EMOTIONS.index("calm")]
+    columns = [EMOTIONS.index(e) for e in emotions]
+    truth = np.array([emotions.index(EMOTIONS[k]) for k in y])
+    return evaluate(truth, p[:, columns].argmax(1), emotions)
+
+
+def six_folds(manifest, x, y, config, seed) -> dict:
+    ravdess = (manifest["corpus"] == "ravdess").to_numpy()
+    actors = np.where(ravdess, pd.to_numeric(manifest["speaker"], errors="coerce"), -1)
     out = {}
     for fold in sorted(load_folds()):
         s = split(fold)
-        tr, va, te = (np.isin(actors, getattr(s, p)) for p in ("train", "val", "test"))
-        started = time.perf_counter()
-        if config is None:
-            probs_val, probs = _logistic(x[0, tr], y[tr], x[0, va], x[0, te], seed)
-            epochs = None
-        else:
-            cfg = HeadTraining.from_dict(config.to_dict() | {"seed": seed})
-            model, history = fit_head(x[:, tr], y[tr], x[0, va], y[va], len(EMOTIONS), cfg)
-            probs_val = model.predict(x[0, va], verbose=0)
-            probs = model.predict(x[0, te], verbose=0)
-            epochs = len(history)
-        test = evaluate(y[te], probs.argmax(1), EMOTIONS)
-        val = evaluate(y[va], probs_val.argmax(1), EMOTIONS)
-        out[str(fold)] = {
-            **{k: test[k] for k in (*SCORES, "n", "confusion_matrix")},
-            "val": {k: val[k] for k in SCORES},
-            "epochs": epochs,
-            "seconds": round(time.perf_counter() - started, 1),
-            "test_keys": manifest.loc[te, "key"].tolist(),
-            "test_probabilities": np.round(probs, 4).tolist(),
-        }
-        print(f"seed {seed} fold {fold}: test {test['accuracy']:.3f} val {val['accuracy']:.3f}")
+        tr = np.isin(actors, s.train) | ~ravdess  # other corpora: training data only
+        va, te = np.isin(actors, s.val), np.isin(actors, s.test)
+        out[str(fold)] = fit_and_score(x, y, tr, va, te, config, seed)
+        r = out[str(fold)]
+        print(f"seed {seed} fold {fold}: test {r['accuracy']:.3f} val {r['val']['accuracy']:.3f}")
+    return out
+
+
+def leave_one_corpus_out(manifest, x, y, config, seed) -> dict:
+    corpus = manifest["corpus"].to_numpy()
+    speaker = (manifest["corpus"] + "/" + manifest["speaker"]).to_numpy()
+    val_actors = {f"ravdess/{a:02d}" for a in split(1).val} | {f"ravdess/{a}" for a in split(1).val}
+    for c in sorted(set(corpus) - {"ravdess"}):
+        ids = sorted(set(speaker[corpus == c]))
+        val_actors |= set(ids[::VAL_EVERY])
+    is_val = np.isin(speaker, sorted(val_actors))
+    out = {}
+    for left in sorted(set(corpus) - {"ravdess"}):
+        te = corpus == left
+        emotions = tuple(e for e in EMOTIONS if e in set(manifest.loc[te, "emotion"]))
+        out[left] = fit_and_score(
+            x, y, ~te & ~is_val, ~te & is_val, te, config, seed, restrict=emotions
+        )
+        r = out[left]
+        print(f"seed {seed} left out {left}: UAR {r['uar']:.3f} val {r['val']['accuracy']:.3f}")
     return out
 
 
@@ -72,7 +120,9 @@ def _logistic(x_train, y_train, x_val, x_test, seed):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    flat = lambda a: a.reshape(len(a), -1)  # noqa: E731
+    def flat(a):
+        return a.reshape(len(a), -1)
+
     clf = make_pipeline(
         StandardScaler(),
         LogisticRegression(C=LOGISTIC_C, max_iter=2000, class_weight="balanced", random_state=seed),
@@ -81,41 +131,52 @@ def _logistic(x_train, y_train, x_val, x_test, seed):
     return clf.predict_proba(flat(x_val)), clf.predict_proba(flat(x_test))
 
 
-LOGISTIC_C = 0.01  # inverse L2 strength on standardised features; fixed, not tuned on test
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("cache", type=Path)
+    p.add_argument("cache", type=Path, help="the RAVDESS encoder cache")
+    p.add_argument("--extra", type=Path, action="append", default=[], help="other corpora")
+    p.add_argument("--loco", action="store_true", help="leave each --extra corpus out in turn")
     p.add_argument("--config", type=Path, help="TOML of HeadTraining settings")
     p.add_argument("--logistic", action="store_true", help="the logistic-regression probe")
-    p.add_argument("--clip-norm", action="store_true", help="standardise each clip's layers")
+    p.add_argument("--clip-norm", action="store_true", help="(--logistic) per-clip layer norm")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--name", help="result name (default: the config's stem)")
     args = p.parse_args(argv)
     if args.logistic == (args.config is not None):
         p.error("give --config or --logistic")
+    if args.loco and not args.extra:
+        p.error("--loco needs --extra corpora")
     config = None
     if args.config:
         config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
     clip_norm = config.head.clip_norm if config else args.clip_norm
     copies = config.copies if config else 0
-    manifest, x = pooled_versions(args.cache, copies, clip_norm=clip_norm)
-    runs = {str(seed): run_folds(manifest, x, config, seed) for seed in args.seeds}
-    every = [fold for run in runs.values() for fold in run.values()]
+    manifest, x = load([args.cache, *args.extra], copies, clip_norm=clip_norm)
+    known = manifest["emotion"].isin(EMOTIONS)
+    manifest, x = manifest[known].reset_index(drop=True), x[:, known.to_numpy()]
+    y = manifest["emotion"].map(EMOTIONS.index).to_numpy()
+    protocol = leave_one_corpus_out if args.loco else six_folds
+    runs = {str(seed): protocol(manifest, x, y, config, seed) for seed in args.seeds}
+    every = [r for run in runs.values() for r in run.values()]
     summary = {
         "model": "encoder head" if config else "logistic regression",
-        "cache": cache_settings(args.cache),
+        "protocol": "leave one corpus out" if args.loco else "RAVDESS six folds",
+        "corpora": {c: int(n) for c, n in manifest["corpus"].value_counts().items()},
+        "caches": {str(c): cache_settings(c) for c in [args.cache, *args.extra]},
         "training": config.to_dict() if config else {"C": LOGISTIC_C, "clip_norm": clip_norm},
         "seeds": args.seeds,
         "labels": list(EMOTIONS),
         **mean_std(every),
-        "val": mean_std(f["val"] for f in every),
+        "val": mean_std(r["val"] for r in every),
         "per_seed": {s: mean_std(r.values()) for s, r in runs.items()},
         "runs": runs,
     }
+    if args.loco:
+        summary["per_corpus"] = {
+            c: mean_std(run[c] for run in runs.values()) for c in next(iter(runs.values()))
+        }
     name = args.name or (args.config.stem if args.config else "logistic")
-    out = RESULTS / f"cv_encoder_{name}.json"
+    out = RESULTS / f"{'loco' if args.loco else 'cv'}_encoder_{name}.json"
     out.write_text(json.dumps(summary, indent=1) + "\n")
     m, s = summary["mean"], summary["std"]
     print(f"{out}: " + ", ".join(f"{k} {m[k]:.3f} ± {s[k]:.3f}" for k in SCORES))

@@ -160,13 +160,43 @@ def load_states(
     states : list (one per copy) of list (one per clip) of np.ndarray, float16,
         shape (n_layer + 1, frames, n_state)
     """
-    cache_dir = Path(cache_dir)
-    if not (cache_dir / MANIFEST_FILE).exists():
-        raise DataError(f"{cache_dir} is not a finished encoder cache (no {MANIFEST_FILE})")
-    manifest = pd.read_csv(cache_dir / MANIFEST_FILE, dtype={"speaker": str})
+    manifest = load_manifest(cache_dir)
     return manifest, [
-        [np.load(cache_dir / state_file(k, j)) for k in manifest["key"]] for j in copies
+        [np.load(Path(cache_dir) / state_file(k, j)) for k in manifest["key"]] for j in copies
     ]
+
+
+def load_pooled(
+    cache_dir: str | os.PathLike, *, copies: int = 0
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The cached manifest and every clip's pooled states (:func:`ser_cnn.encoder.head.pool`),
+    computed once per copy and kept in the cache as ``pooled.copy<j>.npy``.
+
+    Returns
+    -------
+    manifest : pd.DataFrame
+    pooled : np.ndarray, shape (copies + 1, n_clips, n_layer + 1, 2 * n_state), float32
+    """
+    from ser_cnn.encoder.head import pool
+
+    cache_dir = Path(cache_dir)
+    manifest = load_manifest(cache_dir)
+    out = []
+    for j in range(copies + 1):
+        path = cache_dir / f"pooled.copy{j}.npy"
+        if not path.exists():
+            arrays = [pool(np.load(cache_dir / state_file(k, j))) for k in manifest["key"]]
+            _atomic_save(path, np.stack(arrays))
+        out.append(np.load(path))
+    return manifest, np.stack(out)
+
+
+def load_manifest(cache_dir: str | os.PathLike) -> pd.DataFrame:
+    """The manifest of a finished cache (strings stay strings: speaker "01" is not 1)."""
+    path = Path(cache_dir) / MANIFEST_FILE
+    if not path.exists():
+        raise DataError(f"{cache_dir} is not a finished encoder cache (no {MANIFEST_FILE})")
+    return pd.read_csv(path, dtype={"speaker": str, "label": str}, keep_default_na=False)
 
 
 def cache_settings(cache_dir: str | os.PathLike) -> dict:

@@ -21,25 +21,29 @@ POOL_EPS = 1e-5  # variance floor of a clip's frames: a constant layer stays fin
 POOLINGS = ("weighted", "concat")
 
 
-def pool(states: np.ndarray, *, clip_norm: bool = False) -> np.ndarray:
+def pool(states: np.ndarray) -> np.ndarray:
     """Mean and standard deviation over frames of every hidden state.
 
     Parameters
     ----------
     states : np.ndarray, shape (n_layer + 1, frames, n_state)
-    clip_norm : bool
-        Standardise each layer's pooled vector by its own mean and spread over its
-        2 · n_state numbers: a per-clip normalisation that needs no other clip.
 
     Returns
     -------
     np.ndarray, shape (n_layer + 1, 2 * n_state), float32
     """
     x = np.asarray(states, dtype=np.float32)
-    out = np.concatenate([x.mean(axis=1), np.sqrt(x.var(axis=1) + POOL_EPS)], axis=-1)
-    if clip_norm:
-        out = (out - out.mean(axis=1, keepdims=True)) / out.std(axis=1, keepdims=True)
-    return out
+    return np.concatenate([x.mean(axis=1), np.sqrt(x.var(axis=1) + POOL_EPS)], axis=-1)
+
+
+def clip_normalize(pooled: np.ndarray) -> np.ndarray:
+    """Standardise each layer's pooled vector by its own mean and spread (its 2 · n_state
+    numbers): a per-clip normalisation that needs no other clip.
+
+    pooled: (..., n_layer + 1, width) -> same shape.
+    """
+    mean = pooled.mean(axis=-1, keepdims=True)
+    return (pooled - mean) / (pooled.std(axis=-1, keepdims=True) + POOL_EPS)
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class HeadConfig:
     pooling: str = "weighted"
     hidden: int = 256  # width of the hidden dense layer; 0: straight to the output
     dropout: float = 0.3  # on the pooled statistics and the hidden layer
-    clip_norm: bool = False  # see :func:`pool`
+    clip_norm: bool = False  # see :func:`clip_normalize`
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
