@@ -30,6 +30,7 @@ import pandas as pd
 from ser_cnn.encoder.cache import cache_settings, load_pooled
 from ser_cnn.encoder.fit import HeadTraining, fit_head
 from ser_cnn.encoder.head import clip_normalize
+from ser_cnn.evaluation import restrict
 from ser_cnn.metrics import SCORES, evaluate, mean_std
 from ser_cnn.ravdess import EMOTIONS, load_folds, split
 
@@ -72,13 +73,10 @@ def fit_and_score(x, y, tr, va, te, config, seed, *, restrict=None) -> dict:
 
 
 def restricted_scores(probs: np.ndarray, y: np.ndarray, emotions: tuple[str, ...]) -> dict:
-    """Scores over a corpus's own ``emotions`` only: calm's probability counted as neutral's,
-    the answer the likeliest of ``emotions``."""
-    p = probs.copy()
-    p[:, EMOTIONS.index("neutral")] += p[:, EMOTIONS.index("calm")]
-    columns = [EMOTIONS.index(e) for e in emotions]
+    """Scores over a corpus's own ``emotions`` only, as ``ser-cnn evaluate --restricted``."""
+    p = np.stack([restrict(row, EMOTIONS, emotions) for row in probs])
     truth = np.array([emotions.index(EMOTIONS[k]) for k in y])
-    return evaluate(truth, p[:, columns].argmax(1), emotions)
+    return evaluate(truth, p.argmax(1), emotions)
 
 
 def six_folds(manifest, x, y, config, seed) -> dict:
