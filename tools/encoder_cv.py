@@ -5,6 +5,7 @@
                                                      # std, a logistic regression
     python tools/encoder_cv.py CACHE --config C --extra OTHER_CACHE        # + other corpora
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco       # leave one corpus out
+    python tools/encoder_cv.py CACHE --config C --extra OTHER --loco --only-ravdess
 
 ``CACHE`` holds RAVDESS (tools/encode_cache.py). Six folds: the published test actors, the
 validation actors of ``ser_cnn.ravdess.split``, the other actors train, with every clip of the
@@ -18,6 +19,7 @@ clip alone. Writes ``results/cv_encoder_<name>.json`` (``loco_encoder_<name>.jso
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -39,9 +41,18 @@ LOGISTIC_C = 0.01  # inverse L2 strength on standardised features; fixed, not tu
 VAL_EVERY = 10  # LOCO: every tenth speaker (sorted ids) of a training corpus validates
 
 
-def load(caches: list[Path], copies: int, *, clip_norm: bool) -> tuple[pd.DataFrame, np.ndarray]:
-    """Manifests of the caches one after another, and their pooled states side by side."""
+def load(
+    caches: list[Path], copies: int, *, clip_norm: bool, corpus_norm: bool = False
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Manifests of the caches one after another, and their pooled states side by side.
+
+    ``corpus_norm``: standardise every corpus by the statistics of its own clips as recorded
+    (the explicit option of issue 24: a clip's answer then depends on its corpus's other clips,
+    so it is a separate result row, never the headline).
+    """
     parts = [load_pooled(c, copies=copies) for c in caches]
+    if corpus_norm:
+        parts = [(m, (p - p[0].mean(axis=0)) / (p[0].std(axis=0) + 1e-6)) for m, p in parts]
     manifest = pd.concat([m for m, _ in parts], ignore_index=True)
     x = np.concatenate([p for _, p in parts], axis=1)
     return manifest, (clip_normalize(x) if clip_norm else x)
@@ -93,7 +104,7 @@ def six_folds(manifest, x, y, config, seed) -> dict:
     return out
 
 
-def leave_one_corpus_out(manifest, x, y, config, seed) -> dict:
+def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False) -> dict:
     corpus = manifest["corpus"].to_numpy()
     speaker = (manifest["corpus"] + "/" + manifest["speaker"]).to_numpy()
     val_actors = {f"ravdess/{a:02d}" for a in split(1).val} | {f"ravdess/{a}" for a in split(1).val}
@@ -104,9 +115,10 @@ def leave_one_corpus_out(manifest, x, y, config, seed) -> dict:
     out = {}
     for left in sorted(set(corpus) - {"ravdess"}):
         te = corpus == left
+        train = corpus == "ravdess" if only_ravdess else ~te
         emotions = tuple(e for e in EMOTIONS if e in set(manifest.loc[te, "emotion"]))
         out[left] = fit_and_score(
-            x, y, ~te & ~is_val, ~te & is_val, te, config, seed, restrict=emotions
+            x, y, train & ~is_val, train & is_val, te, config, seed, restrict=emotions
         )
         r = out[left]
         print(f"seed {seed} left out {left}: UAR {r['uar']:.3f} val {r['val']['accuracy']:.3f}")
@@ -134,9 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("cache", type=Path, help="the RAVDESS encoder cache")
     p.add_argument("--extra", type=Path, action="append", default=[], help="other corpora")
     p.add_argument("--loco", action="store_true", help="leave each --extra corpus out in turn")
+    p.add_argument(
+        "--only-ravdess", action="store_true", help="(--loco) train on RAVDESS alone instead"
+    )
     p.add_argument("--config", type=Path, help="TOML of HeadTraining settings")
     p.add_argument("--logistic", action="store_true", help="the logistic-regression probe")
     p.add_argument("--clip-norm", action="store_true", help="(--logistic) per-clip layer norm")
+    p.add_argument(
+        "--corpus-norm",
+        action="store_true",
+        help="standardise each corpus by its own clips' statistics (not one clip alone)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--name", help="result name (default: the config's stem)")
     args = p.parse_args(argv)
@@ -149,19 +169,29 @@ def main(argv: list[str] | None = None) -> int:
         config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
     clip_norm = config.head.clip_norm if config else args.clip_norm
     copies = config.copies if config else 0
-    manifest, x = load([args.cache, *args.extra], copies, clip_norm=clip_norm)
+    manifest, x = load(
+        [args.cache, *args.extra], copies, clip_norm=clip_norm, corpus_norm=args.corpus_norm
+    )
     known = manifest["emotion"].isin(EMOTIONS)
     manifest, x = manifest[known].reset_index(drop=True), x[:, known.to_numpy()]
     y = manifest["emotion"].map(EMOTIONS.index).to_numpy()
-    protocol = leave_one_corpus_out if args.loco else six_folds
+    if args.loco:
+        protocol = functools.partial(leave_one_corpus_out, only_ravdess=args.only_ravdess)
+    else:
+        protocol = six_folds
     runs = {str(seed): protocol(manifest, x, y, config, seed) for seed in args.seeds}
     every = [r for run in runs.values() for r in run.values()]
     summary = {
         "model": "encoder head" if config else "logistic regression",
-        "protocol": "leave one corpus out" if args.loco else "RAVDESS six folds",
+        "protocol": (
+            ("trained on RAVDESS alone" if args.only_ravdess else "leave one corpus out")
+            if args.loco
+            else "RAVDESS six folds"
+        ),
         "corpora": {c: int(n) for c, n in manifest["corpus"].value_counts().items()},
         "caches": {str(c): cache_settings(c) for c in [args.cache, *args.extra]},
         "training": config.to_dict() if config else {"C": LOGISTIC_C, "clip_norm": clip_norm},
+        "corpus_norm": args.corpus_norm,
         "seeds": args.seeds,
         "labels": list(EMOTIONS),
         **mean_std(every),
@@ -174,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             c: mean_std(run[c] for run in runs.values()) for c in next(iter(runs.values()))
         }
     name = args.name or (args.config.stem if args.config else "logistic")
-    out = RESULTS / f"{'loco' if args.loco else 'cv'}_encoder_{name}.json"
+    kind = ("ravdess_only" if args.only_ravdess else "loco") if args.loco else "cv"
+    out = RESULTS / f"{kind}_encoder_{name}.json"
     out.write_text(json.dumps(summary, indent=1) + "\n")
     m, s = summary["mean"], summary["std"]
     print(f"{out}: " + ", ".join(f"{k} {m[k]:.3f} ± {s[k]:.3f}" for k in SCORES))

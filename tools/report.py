@@ -52,6 +52,8 @@ DOCUMENTS = {
         "cost",
         "benchmarks",
         "demo",
+        "encoder",
+        "encoder-cross",
     ),
 }
 # What `make demo` runs; its output is rerun when writing, never compared by --check (the last
@@ -104,6 +106,7 @@ def headline(root: str) -> str:
     best = _load("ensemble_cnn_speaker_refit.json")
     seed = cnn["training"]["seed"] if cnn else 0
     lines = [
+        *_encoder_lines(),
         _shipped_line(),
         _alone_line("CNN, shipped recipe", SHIPPED_SEEDS),
         (f"CNN, studio recipe (`configs/studio.toml`), seed {seed}", "cv_cnn.json", cnn),
@@ -120,6 +123,95 @@ def headline(root: str) -> str:
         ("MLP baseline (180 classic features)", "cv_mlp.json", _load("cv_mlp.json")),
     ]
     return "\n".join(_score_rows(root, lines))
+
+
+# The encoder model's recipe chosen on validation (configs/encoder.toml's plan) and its probe.
+ENCODER_CHOSEN = "cv_encoder_encoder_concat.json"
+ENCODER_PROBE = "cv_encoder_logistic.json"
+ENCODER = "frozen Whisper tiny.en encoder"
+# tools/encoder_cv.py result files of the encoder's trials on RAVDESS, in the order tried
+ENCODER_TRIALS = (
+    "logistic",
+    "encoder",
+    "encoder_concat",
+    "encoder_clean",
+    "encoder_linear",
+    "encoder_concat_d05",
+    "encoder_fixed",
+    "encoder_clipnorm",
+    "encoder_concat_multi",
+    "encoder_clipnorm_multi",
+)
+# cross-corpus result files: (file prefix, what was trained)
+ENCODER_CROSS = (
+    ("ravdess_only", "RAVDESS alone"),
+    ("loco", "RAVDESS + the other two corpora (leave one corpus out)"),
+    ("loco_corpusnorm", "as above, each corpus standardised by its own clips (not one clip alone)"),
+)
+
+
+def _encoder_lines() -> list[tuple[str, str, dict | None]]:
+    """The encoder model's rows: the chosen head over its seeds, and the issue's probe."""
+    chosen, probe = _load(ENCODER_CHOSEN), _load(ENCODER_PROBE)
+    lines = []
+    if chosen:
+        seeds = ", ".join(str(x) for x in chosen["seeds"])
+        lines.append(
+            (
+                f"{ENCODER} + head (`configs/encoder_concat.toml`), seeds {seeds}: each run "
+                f"alone ({sum(len(r) for r in chosen['runs'].values())} fold runs)",
+                ENCODER_CHOSEN,
+                chosen,
+            )
+        )
+    if probe:
+        lines.append((f"{ENCODER} + logistic regression (the issue's probe)", ENCODER_PROBE, probe))
+    return lines
+
+
+def encoder(root: str) -> str:
+    """Every head tried on the encoder: six-fold validation (what decided) and test."""
+    rows = [
+        "| trial | seeds | validation accuracy | accuracy | UAR | macro-F1 | source |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for trial in ENCODER_TRIALS:
+        name = f"cv_encoder_{trial}.json"
+        s = _load(name)
+        if s is None:
+            continue
+        first = str(s["seeds"][0])
+        val = sum(f["val"]["accuracy"] for f in s["runs"][first].values()) / len(s["runs"][first])
+        extra = " + URDU, ASED, nEMO" if trial.endswith("_multi") else ""
+        cells = " | ".join(_pm(s, k) for k, _ in SCORES)
+        seeds = ", ".join(str(x) for x in s["seeds"])
+        rows.append(
+            f"| `{trial}`{extra} | {seeds} | {val:.3f} (seed {first}) | {cells} | "
+            f"{_link(root, name)} |"
+        )
+    return "\n".join(rows)
+
+
+def encoder_cross(root: str) -> str:
+    """Restricted UAR on each corpus never trained on, per training set and head."""
+    corpora = ("urdu", "ased", "nemo")
+    rows = [
+        "| head | trained on | URDU UAR | ASED UAR | nEMO UAR | mean | source |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for prefix, trained in ENCODER_CROSS:
+        for head in ("encoder_concat", "encoder_clipnorm"):
+            name = f"{prefix}_encoder_{head}.json"
+            s = _load(name)
+            if s is None:
+                continue
+            run = next(iter(s["runs"].values()))
+            uars = [run[c]["uar"] for c in corpora]
+            cells = " | ".join(f"{u:.3f}" for u in uars)
+            rows.append(
+                f"| `{head}` | {trained} | {cells} | {sum(uars) / 3:.3f} | {_link(root, name)} |"
+            )
+    return "\n".join(rows)
 
 
 def _alone_line(recipe: str, name: str) -> tuple[str, str, dict | None]:
@@ -687,6 +779,8 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "cost": cost,
     "benchmarks": benchmarks,
     "demo": demo,
+    "encoder": encoder,
+    "encoder-cross": encoder_cross,
 }
 
 
