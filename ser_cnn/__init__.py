@@ -1,4 +1,5 @@
-"""ser_cnn: speech emotion recognition with a log-mel CNN and an MLP baseline, on RAVDESS.
+"""ser_cnn: speech emotion recognition on RAVDESS: a head on a frozen Whisper encoder, a log-mel
+CNN and an MLP baseline.
 
 Importing the package is cheap: TensorFlow is imported only by the modules that need it
 (training and inference), never here.
@@ -10,8 +11,11 @@ from ser_cnn.ravdess import EMOTIONS
 __version__ = "0.1.0"
 
 
-def load_recognizer(run_dir=None, *, models=("cnn", "mlp"), calibrated=True, runtime="auto"):
+def load_recognizer(run_dir=None, *, models=None, calibrated=True, runtime="auto"):
     """Load the shipped model (default) or a run folder: see :class:`ser_cnn.inference.Recognizer`.
+
+    ``models=None`` loads every model the folder has: for the shipped one the Whisper encoder's
+    head (the headline answer), the CNN and the MLP.
 
     TensorFlow is imported by this call (only for the reference runtime), not by ``import ser_cnn``.
     """

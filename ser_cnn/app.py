@@ -3,7 +3,8 @@
     ser-cnn app                     # http://127.0.0.1:7860, the shipped model
     ser-cnn app --run DIR --port 8000 --max-mb 50 --max-minutes 30
 
-It shows the CNN's emotion, every emotion's probability for the CNN and the MLP, the waveform
+It shows the first model's emotion (the Whisper encoder's head when the run has one, else the
+CNN's), every emotion's probability for each model, the waveform
 and the log-mel spectrogram the CNN sees, and a timeline of the windows of a long recording. It
 runs offline: the page comes from the Gradio wheel, fonts are the system's, analytics are off
 and no share link is made. Gradio is imported only by :func:`build_app`; the analysis itself
@@ -31,8 +32,8 @@ DEFAULT_MAX_MB = 20.0
 DEFAULT_MAX_MINUTES = 10.0
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif")
 MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace")
-MODEL_NAMES = {"cnn": "CNN", "mlp": "MLP baseline"}
-MODEL_COLORS = {"cnn": "#1f77b4", "mlp": "#ff7f0e"}
+MODEL_NAMES = {"encoder": "Whisper encoder", "cnn": "CNN", "mlp": "MLP baseline"}
+MODEL_COLORS = {"encoder": "#2ca02c", "cnn": "#1f77b4", "mlp": "#ff7f0e"}
 EMOTION_COLORS = ("#7f7f7f", "#17becf", "#bcbd22", "#1f77b4", "#d62728", "#9467bd", "#2ca02c")
 EMOTION_COLORS += ("#ff7f0e", "#8c564b", "#e377c2")
 log = logging.getLogger(__name__)
@@ -220,6 +221,19 @@ def timeline_figure(prediction: Prediction, labels: tuple[str, ...]) -> Figure |
     return fig
 
 
+def learnt_from(rec) -> str:
+    """What the loaded models learnt from, in words: RAVDESS for runs trained on its cache (the
+    shipped model), else the corpora of ``ser-cnn train --data``, and what it was fine-tuned
+    from."""
+    run = next(iter(rec.runs.values()))
+    if not run.data:
+        return "learnt from RAVDESS acted English speech"
+    text = f"learnt from {', '.join(run.data.get('corpora') or {}) or 'its own data'}"
+    if run.source:
+        text += f" (fine-tuned from a model of {', '.join(run.source.get('corpora') or [])})"
+    return text
+
+
 def build_app(rec, limits: Limits = Limits()):
     """The Gradio Blocks of the app around a loaded Recognizer (not launched)."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio reads it on import
@@ -263,7 +277,7 @@ def build_app(rec, limits: Limits = Limits()):
     intro = (
         "# ser_cnn: which emotion is in this voice?\n"
         "Upload a recording or record one with your microphone. It tells apart "
-        f"{', '.join(rec.labels)}, learnt from RAVDESS acted English speech: treat results on "
+        f"{', '.join(rec.labels)}, {learnt_from(rec)}: treat results on "
         "other recordings with care. Files up to "
         f"{limits.max_mb:g} MB and {limits.max_minutes:g} minutes; recordings over "
         f"{2 * rec.window:g} s are cut into {rec.window:g} s windows."

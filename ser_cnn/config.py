@@ -47,6 +47,12 @@ class TrainConfig:
     epochs: int = 50
     batch_size: int = 32
     learning_rate: float = 1e-3  # Adam; 3e-3 learned slower in 8-epoch trials on fold 1
+    # The peak learning rate instead of learning_rate when training starts from a trained run
+    # (`ser-cnn train --from RUN`, ser_cnn/finetune.py): its weights are a good start that a
+    # high rate would undo. Chosen on URDU's validation speakers, folds 1-2, 15 epochs from the
+    # shipped model: validation accuracy 0.620 at 1e-3, 0.699 at 3e-4, 0.700 at 1e-4 (a tie
+    # within one clip; results/finetune_urdu_lr_check.json).
+    finetune_learning_rate: float = 1e-4
     patience: int = 20  # epochs without a better validation accuracy before stopping
     # What picks the best epoch (validation actors only). Not the loss: without augmentation
     # the model grows overconfident, and on fold 1 the validation loss bottomed out at epoch 15
@@ -125,6 +131,8 @@ class TrainConfig:
             raise ParameterError(
                 f"architecture must be a table of CNN settings, got {self.architecture!r}"
             )
+        if not (self.learning_rate > 0 and self.finetune_learning_rate > 0):
+            raise ParameterError("learning_rate and finetune_learning_rate must be positive")
         if self.epochs < 1 or self.batch_size < 1:
             raise ParameterError(f"epochs and batch_size must be at least 1, got {self.epochs}")
         if self.precision not in PRECISIONS:

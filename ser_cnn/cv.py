@@ -1,7 +1,8 @@
 """Six-fold cross-validation, and scoring seed ensembles of cross-validated runs.
 
-:func:`cross_validate` trains one model per published fold (``ser_cnn/ravdess_folds.json``)
-and writes per-fold and mean ± std scores to one result file. :func:`score_ensemble` averages
+:func:`cross_validate` trains one model per published fold (``ser_cnn/ravdess_folds.json``),
+or per fold of any data (``splits``: :func:`ser_cnn.splits.data_folds`), and writes per-fold and
+mean ± std scores to one result file. :func:`score_ensemble` averages
 the probabilities of several such runs fold by fold: in every fold the members must share the
 split, so the ensemble is tested on actors none of its members has heard, and the feature
 settings, so one cache feeds them all. Averaging models trained with other seeds is the
@@ -26,6 +27,7 @@ from ser_cnn.ravdess import EMOTIONS, labels_of, select, split
 from ser_cnn.run import Run, check_compatible, cv_folds, load_metrics, load_run
 from ser_cnn.runtime import load_model
 from ser_cnn.speaker import normalize_by_speaker
+from ser_cnn.splits import DataSplit
 from ser_cnn.versions import git_commit, library_versions
 
 CV_PROTOCOL = (
@@ -43,28 +45,46 @@ def cross_validate(
     folds: tuple[int, ...] = (1, 2, 3, 4, 5, 6),
     summary_path: str | os.PathLike | None = None,
     verbose: int = 2,
+    splits: Sequence[DataSplit] | None = None,
+    source: str | os.PathLike | None = None,
+    data: dict | None = None,
 ) -> dict:
-    """Train one model ('cnn' or 'mlp') per published fold; write per-fold and mean ± std scores
-    to one file.
+    """Train one model ('cnn' or 'mlp') per fold; write per-fold and mean ± std scores to one
+    file.
 
-    Returns the summary written to ``summary_path`` (default ``out_dir/cv_summary.json``),
-    with a pooled confusion matrix picture beside it.
+    ``folds`` are RAVDESS's published ones; ``splits`` (the folds of
+    :func:`ser_cnn.splits.data_folds`) replace them for any other data. ``source`` fine-tunes
+    every fold's CNN from that run, ``data`` is recorded in every run (see
+    :func:`ser_cnn.train.train_cnn`). Returns the summary written to ``summary_path`` (default
+    ``out_dir/cv_summary.json``), with a pooled confusion matrix picture beside it.
     """
+    if model not in ("cnn", "mlp"):
+        raise ParameterError(f"model must be 'cnn' or 'mlp', got {model!r}")
+    if source is not None and model != "cnn":
+        raise ParameterError("only the CNN is fine-tuned (source); the MLP trains from scratch")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     per_fold, cost = {}, {}
-    for k in folds:
+    parts = {k: split(k) for k in folds} if splits is None else {s.fold: s for s in splits}
+    folds = tuple(parts)
+    for k, part in parts.items():
         if model == "cnn":
             from ser_cnn.train import train_cnn
 
-            result = train_cnn(cache_dir, out_dir / f"fold{k}", split(k), config, verbose=verbose)
-        elif model == "mlp":
+            result = train_cnn(
+                cache_dir,
+                out_dir / f"fold{k}",
+                part,
+                config,
+                verbose=verbose,
+                source=source,
+                data=data,
+            )
+        else:
             from ser_cnn.mlp import train_mlp
 
-            result = train_mlp(cache_dir, out_dir / f"fold{k}", split(k), seed=config.seed)
-        else:
-            raise ParameterError(f"model must be 'cnn' or 'mlp', got {model!r}")
+            result = train_mlp(cache_dir, out_dir / f"fold{k}", part, seed=config.seed, data=data)
         per_fold[str(k)] = result.metrics
         cost[str(k)] = {
             "seconds": round(result.seconds, 1),
@@ -78,9 +98,9 @@ def cross_validate(
             + f"  ({result.seconds:.0f} s)",
             flush=True,
         )
-    summary = summarize_folds(per_fold, EMOTIONS)
     runs = {k: load_run(out_dir / f"fold{k}") for k in folds}
     first = runs[folds[0]]
+    summary = summarize_folds(per_fold, first.labels)
     if model == "cnn" and config.refit:
         selection = (
             f"no selection: trained on the training and validation actors together for "
@@ -88,11 +108,16 @@ def cross_validate(
         )
     else:
         selection = "best epoch chosen on validation " + ("accuracy" if model == "cnn" else "UAR")
+    if splits is None:
+        protocol = f"{CV_PROTOCOL}; validation actors from the training actors of each fold"
+    else:
+        protocol = data_protocol(splits[0], first.labels, data)
+    if source is not None:
+        protocol += f"; fine-tuned from {first.source['path']}"
     summary.update(
         {
             "model": model,
-            "protocol": f"{CV_PROTOCOL}; validation actors from the training actors of each "
-            f"fold; {selection}",
+            "protocol": f"{protocol}; {selection}",
             "training": first.training.to_dict()  # as trained: "auto" precision resolved
             if model == "cnn"
             else {str(k): r.training | {"search": None} for k, r in runs.items()},
@@ -107,6 +132,10 @@ def cross_validate(
             "git_commit": git_commit(),
         }
     )
+    if splits is not None:
+        summary["data"] = data
+        summary["notes"] = [splits[0].note] if splits[0].note else []
+        summary["from"] = first.source
     write_summary(
         summary,
         summary_path or out_dir / "cv_summary.json",
@@ -114,6 +143,22 @@ def cross_validate(
         f"mean accuracy {summary['mean']['accuracy']:.3f}",
     )
     return summary
+
+
+def data_protocol(first: DataSplit, labels: Sequence[str], data: dict | None) -> str:
+    """A --cv summary's protocol for data split by :mod:`ser_cnn.splits`."""
+    where = ", ".join((data or {}).get("corpora", {})) or "data"
+    if first.kind == "speaker-wise":
+        how = (
+            f"speaker-independent {first.folds}-fold (speaker-grouped, ser_cnn.splits); "
+            "validation speakers from the training speakers of each fold"
+        )
+    else:
+        how = (
+            f"{first.folds}-fold over clips (speakers unknown: OPTIMISTIC, speakers may be on "
+            "both sides; ser_cnn.splits); validation clips from the training clips of each fold"
+        )
+    return f"{where}, {len(labels)} emotions ({', '.join(labels)}), {how}"
 
 
 def member_folds(cv_dirs: Sequence[str | os.PathLike]) -> tuple[int, ...]:
@@ -301,6 +346,10 @@ def run_probabilities(
     from ser_cnn.preprocess import load_cache
 
     run = load_run(run_dir)
+    if run.model == "encoder":  # its cache holds pooled encoder states (tools/encode_cache.py)
+        from ser_cnn.encoder.train import encoder_probabilities
+
+        return encoder_probabilities(run_dir, cache_dir, parts=parts)
     if run.split.get("kind") != "actor-wise":
         raise DataError(f"{run_dir} was split by {run.split.get('kind')!r}, not by actors")
     manifest, features, feature_config = load_cache(cache_dir)

@@ -43,7 +43,7 @@ from ser_cnn import corpora
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.inference import Recognizer, load_recognizer
 from ser_cnn.metrics import evaluate, plot_confusion
-from ser_cnn.run import MODELS, load_run
+from ser_cnn.run import load_run
 from ser_cnn.versions import library_versions
 
 EVALUATION_FORMAT = 1
@@ -131,7 +131,7 @@ def evaluate_run(
     restricted: bool = False,
     strict: bool = False,
     batch_size: int = 64,
-    models: Iterable[str] = MODELS,
+    models: Iterable[str] | None = None,
     calibrated: bool = True,
     runtime: str = "auto",
     progress: bool = False,
@@ -141,9 +141,9 @@ def evaluate_run(
     Parameters
     ----------
     run : path, sequence of paths, or None
-        A model's run folder, a folder with ``cnn/`` and ``mlp/`` (every model in it is
-        scored, the CNN first), or several (an ensemble, as ``ser-cnn infer --run`` takes
-        them); None: the shipped model.
+        A model's run folder, a folder with ``encoder/``, ``cnn/`` and ``mlp/`` (every model
+        in it is scored, the encoder first, then the CNN), or several (an ensemble, as
+        ``ser-cnn infer --run`` takes them); None: the shipped model.
     data : path, paths or manifest
         Corpus folders, CSV/TSV tables or folders of emotion folders (read by
         :func:`ser_cnn.corpora.load_many`), or a manifest DataFrame.

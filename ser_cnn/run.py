@@ -6,14 +6,19 @@ here once and read back only through :func:`load_run`::
     <run>/
         config.json          the Run (format RUN_FORMAT): model kind, labels in output order,
                              feature settings, training settings (the CNN's architecture inside),
-                             input normalisation, split, clips, versions, cost
+                             input normalisation, split, clips, versions, cost; the data
+                             it was trained on and the run it was fine-tuned from ("from"),
+                             where it was (null otherwise: keys a format-2 reader may lack)
         metrics.json         test scores (and validation scores, unless refit); after
                              ser_cnn.calibrate, their calibration before and after
         saved_model/         CNN: TensorFlow SavedModel, what inference loads
         model.keras          CNN: the Keras model, for further training (fine-tuning)
         model.skops          MLP: the scikit-learn pipeline (skops: loading runs no code)
+        model.keras          encoder: the head on the frozen Whisper encoder (Keras, safe mode);
+                             the encoder's weights are never here, the run names them ("encoder")
         model.tflite         CNN, optional: the SavedModel for LiteRT (ser_cnn.runtime)
         model.npz            MLP, optional: the pipeline as plain arrays (ser_cnn.runtime)
+        head.npz             encoder: the head as plain arrays (ser_cnn.encoder.serve)
         history.csv          training_curves.png  confusion_matrix.png
         reliability_diagram.png   after ser_cnn.calibrate
 
@@ -36,17 +41,22 @@ from pathlib import Path
 
 from ser_cnn.classic import ClassicConfig
 from ser_cnn.config import TrainConfig
+from ser_cnn.encoder.fit import HeadTraining
+from ser_cnn.encoder.whisper import PINNED, WhisperDimensions
 from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.features import FeatureConfig
+from ser_cnn.features import FeatureConfig, WhisperFeatureConfig
 from ser_cnn.model import CNNConfig
 
 RUN_FORMAT = 2  # bump when the layout above changes; load_run upgrades older formats
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
-MODELS = ("cnn", "mlp")
-MODEL_FILES = {"cnn": "saved_model", "mlp": "model.skops"}  # the reference, always there
+# Model kinds, in the order of every answer: the first loaded is the headline (Prediction.emotion)
+MODELS = ("encoder", "cnn", "mlp")
+# the reference, always there
+MODEL_FILES = {"encoder": "model.keras", "cnn": "saved_model", "mlp": "model.skops"}
 # the same models for the light runtimes, written after training (ser_cnn.runtime); optional
-LIGHT_FILES = {"cnn": "model.tflite", "mlp": "model.npz"}
+LIGHT_FILES = {"encoder": "head.npz", "cnn": "model.tflite", "mlp": "model.npz"}
+FEATURE_CONFIGS = {"encoder": WhisperFeatureConfig, "cnn": FeatureConfig, "mlp": ClassicConfig}
 # Types a skops file of ours may hold beyond skops' own trusted defaults.
 SKOPS_TRUSTED = ("sklearn.neural_network._stochastic_optimizers.AdamOptimizer",)
 
@@ -94,16 +104,43 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class FrozenEncoder:
+    """The pretrained encoder an encoder run's head was trained on; its weights are not in the
+    run folder but in the installed weights package, which must be these (checked on loading).
+    """
+
+    # EncoderSource.to_dict(): the weights package, its version and the sha256 of its model.bin
+    source: dict
+    dimensions: WhisperDimensions
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.source, dict) or set(self.source) != set(PINNED):
+            raise ParameterError(
+                f"an encoder source has the fields {sorted(PINNED)}, got {self.source!r}"
+            )
+        if isinstance(self.dimensions, dict):
+            object.__setattr__(self, "dimensions", WhisperDimensions.from_dict(self.dimensions))
+
+    def to_dict(self) -> dict:
+        return {"source": dict(self.source), "dimensions": self.dimensions.to_dict()}
+
+
+@dataclass(frozen=True)
 class Run:
     """Everything known about one trained model, as stored in its ``config.json``."""
 
-    model: str  # "cnn" or "mlp"
+    model: str  # "encoder", "cnn" or "mlp"
     labels: tuple[str, ...]  # emotions in output order
-    features: FeatureConfig | ClassicConfig
+    # encoder: Whisper's log-mel (stored with its kind, "whisper_logmel")
+    features: FeatureConfig | ClassicConfig | WhisperFeatureConfig
     # CNN: TrainConfig (the architecture inside, precision as trained); MLP: the chosen
-    # hidden sizes, alpha and epoch, the grid searched, and the seed
-    training: TrainConfig | dict
-    # {"kind": "actor-wise", "fold", "train", "val", "test"} or {"kind": "random clips ..."}
+    # hidden sizes, alpha and epoch, the grid searched, and the seed; encoder: HeadTraining
+    # (the head's architecture inside)
+    training: TrainConfig | dict | HeadTraining
+    # {"kind": "actor-wise", "fold", "train", "val", "test"} (RAVDESS actor numbers);
+    # {"kind": "speaker-wise" or "clip-wise", "fold", "folds", "train", "val", "test", "note"}
+    # (ser_cnn.splits: speakers as "corpus/speaker", clips as cache keys); or
+    # {"kind": "random clips ..."}
     split: dict
     clips: dict  # clips per part
     normalization: Normalization | None = None  # CNN only
@@ -113,16 +150,27 @@ class Run:
     cost: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     git_commit: str | None = None
+    # what it was trained on, when given as data (`ser-cnn train --data`): the inputs, the
+    # cache, clips per corpus and emotion; None: a cache (RAVDESS, as runs always were)
+    data: dict | None = None
+    # stored as "from": the run it was fine-tuned from (path, model, labels, split, seed, git
+    # commit) and what was kept of it; None: trained from scratch
+    source: dict | None = None
+    # encoder runs only: the frozen encoder the head was trained on (its weights' source and
+    # dimensions); None for the CNN and the MLP (their config.json has no "encoder" key)
+    encoder: FrozenEncoder | None = None
     format: int = RUN_FORMAT
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise DataError(f"a run's model must be one of {MODELS}, got {self.model!r}")
+        if (self.model == "encoder") != (self.encoder is not None):
+            raise DataError("an encoder run, and only an encoder run, names its frozen encoder")
         object.__setattr__(self, "labels", tuple(self.labels))
 
     @property
     def seed(self) -> int:
-        return self.training.seed if self.model == "cnn" else self.training["seed"]
+        return self.training["seed"] if self.model == "mlp" else self.training.seed
 
     @property
     def architecture(self) -> CNNConfig | None:
@@ -143,24 +191,28 @@ class Run:
         return self.calibration.temperature if self.calibration else 1.0
 
     @property
-    def test_actors(self) -> tuple[int, ...]:
+    def test_actors(self) -> tuple[int, ...] | tuple[str, ...]:
+        """The test part of the split: RAVDESS actor numbers, or speakers (clips) of data."""
         return tuple(self.split.get("test", ()))
 
     def interface(self) -> dict:
         """What the model takes and gives: members of an ensemble must agree on all of it."""
-        return {
+        interface = {
             "labels": self.labels,
             "feature settings": self.features.to_dict(),
             "speaker normalisation": self.speaker_normalized,
         }
+        if self.encoder is not None:  # one encoder serves every member
+            interface["encoder"] = self.encoder.to_dict()
+        return interface
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "format": self.format,
             "model": self.model,
             "labels": list(self.labels),
-            "features": self.features.to_dict(),
-            "training": self.training.to_dict() if self.model == "cnn" else self.training,
+            "features": _features_to_dict(self.model, self.features),
+            "training": self.training if self.model == "mlp" else self.training.to_dict(),
             "split": self.split,
             "clips": self.clips,
             "normalization": self.normalization and self.normalization.to_dict(),
@@ -169,7 +221,12 @@ class Run:
             "cost": self.cost,
             "versions": self.versions,
             "git_commit": self.git_commit,
+            "data": self.data,
+            "from": self.source,
         }
+        if self.encoder is not None:
+            d["encoder"] = self.encoder.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Run:
@@ -181,14 +238,22 @@ class Run:
                 f"(1 or {RUN_FORMAT}); update ser_cnn"
             )
         model = d["model"]
-        features = (FeatureConfig if model == "cnn" else ClassicConfig).from_dict(d["features"])
+        if model not in MODELS:
+            raise DataError(f"a run's model must be one of {MODELS}, got {model!r}")
+        features = _features_from_dict(model, d["features"])
         norm, calibration = d.get("normalization"), d.get("calibration")
+        encoder = d.get("encoder")
+        if model == "encoder":
+            training = HeadTraining.from_dict(d["training"])
+        elif model == "cnn":  # as trained: a setting the record lacks predates it, not today's
+            training = TrainConfig.from_record(d["training"])
+        else:
+            training = d["training"]
         return cls(
             model=model,
             labels=d["labels"],
             features=features,
-            # as trained: a setting the record lacks predates it, not today's default
-            training=TrainConfig.from_record(d["training"]) if model == "cnn" else d["training"],
+            training=training,
             split=d["split"],
             clips=d["clips"],
             normalization=Normalization(**norm) if norm else None,
@@ -197,6 +262,9 @@ class Run:
             cost=d.get("cost", {}),
             versions=d.get("versions", {}),
             git_commit=d.get("git_commit"),
+            data=d.get("data"),
+            source=d.get("from"),
+            encoder=FrozenEncoder(**encoder) if encoder else None,
         )
 
     def save(self, run_dir: str | os.PathLike) -> None:
@@ -404,6 +472,24 @@ def migrate(run_dir: str | os.PathLike) -> bool:
         save_metrics(run_dir, metrics)
     run.save(run_dir)
     return True
+
+
+def _features_to_dict(model: str, features) -> dict:
+    """A run's feature settings as stored; Whisper's log-mel with its kind (the CNN's and the
+    MLP's are told apart by the run's model, as they always were)."""
+    if model == "encoder":
+        return {"kind": features.kind, **features.to_dict()}
+    return features.to_dict()
+
+
+def _features_from_dict(model: str, d: dict):
+    """:func:`_features_to_dict` read back: the settings of the run's model's kind."""
+    config = FEATURE_CONFIGS[model]
+    d = dict(d)
+    kind = d.pop("kind", config.kind)
+    if kind != config.kind:
+        raise DataError(f"a {model} run's features are {config.kind!r}, got {kind!r}")
+    return config.from_dict(d)
 
 
 def _write_json(path: Path, obj: dict) -> None:

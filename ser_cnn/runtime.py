@@ -10,6 +10,8 @@ each model in a form a small runtime can execute, written at the end of training
                              about 0.02 s to import and load, 50 MB resident)
     <mlp run>/model.npz      the StandardScaler + MLPClassifier as plain arrays (NumPy's .npz,
                              read without pickle), run by the forward pass below in NumPy
+    <encoder run>/head.npz   the head on the frozen Whisper encoder as plain arrays, run with
+                             Whisper's encoder in NumPy (ser_cnn.encoder.serve, .light)
 
 Both are data, not code, like the files they are made from. The SavedModel and the skops file
 stay the reference: each export is checked against it on probe inputs and refused beyond
@@ -48,8 +50,8 @@ from ser_cnn.run import LIGHT_FILES, MODEL_FILES, load_pipeline, load_run, model
 RUNTIMES = ("auto", "light", "reference")
 TOLERANCE = 1e-4  # largest probability difference an export may have from its reference
 # what runs each model's light file and reference, as recorded in Recognizer.runtimes
-LIGHT_NAMES = {"cnn": "litert", "mlp": "numpy"}
-REFERENCE_NAMES = {"cnn": "savedmodel", "mlp": "sklearn"}
+LIGHT_NAMES = {"encoder": "numpy", "cnn": "litert", "mlp": "numpy"}
+REFERENCE_NAMES = {"encoder": "keras", "cnn": "savedmodel", "mlp": "sklearn"}
 _ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 
 
@@ -160,11 +162,12 @@ def check_runtime(runtime: str) -> str:
 
 
 def uses_light(run_dir: str | os.PathLike, model: str, runtime: str) -> bool:
-    """Whether ``runtime`` runs this run folder's ``model`` ("cnn" or "mlp") on its light file."""
+    """Whether ``runtime`` runs this run folder's ``model`` ("encoder", "cnn" or "mlp") on its
+    light file."""
     if check_runtime(runtime) == "reference":
         return False
     path = Path(run_dir) / LIGHT_FILES[model]
-    installed = model == "mlp" or litert_available()
+    installed = model != "cnn" or litert_available()  # the others' run in NumPy
     if runtime == "auto":
         return path.is_file() and installed
     if not path.is_file():
@@ -183,9 +186,17 @@ def uses_light(run_dir: str | os.PathLike, model: str, runtime: str) -> bool:
 def load_model(run_dir: str | os.PathLike, model: str, runtime: str = "auto"):
     """The model of a run folder, and what runs it (see :data:`LIGHT_NAMES`, ``REFERENCE_NAMES``).
 
-    A CNN has ``serve(x)``, an MLP ``predict_proba(x)``, whichever the runtime.
+    A CNN has ``serve(x)``, an MLP ``predict_proba(x)``, an encoder run
+    ``predict_proba(log_mels)`` (:class:`ser_cnn.encoder.serve.EncoderModel`: Whisper log-mels
+    of any lengths), whichever the runtime.
     """
     run_dir = Path(run_dir)
+    if model == "encoder":  # the NumPy encoder and head.npz, or Keras's and model.keras
+        from ser_cnn.encoder.serve import load_encoder_model
+
+        light = uses_light(run_dir, model, runtime)
+        names = LIGHT_NAMES if light else REFERENCE_NAMES
+        return load_encoder_model(run_dir, light=light), names[model]
     if uses_light(run_dir, model, runtime):
         path = run_dir / LIGHT_FILES[model]
         light = LiteRTModel(path) if model == "cnn" else NumpyMLP(path)
@@ -262,6 +273,10 @@ def export(run_dir: str | os.PathLike) -> Path:
     """
     run_dir = Path(run_dir)
     run = load_run(run_dir)
+    if run.model == "encoder":  # head.npz from model.keras (the encoder is not in the folder)
+        from ser_cnn.encoder.serve import export_head
+
+        return export_head(run_dir)
     if run.model == "cnn" and not litert_available():
         raise DataError(
             f"{run_dir}: exporting the CNN needs LiteRT to check the result with "

@@ -1,8 +1,12 @@
 """Train the CNN on a preprocessed cache, speaker-independently, and write its run folder.
 
 Training actors fit the weights and the input normalisation, validation actors pick the best
-epoch (or, with ``refit``, join training), test actors are scored once. The folder's layout
-and schema are :mod:`ser_cnn.run`'s; the data pipeline and augmentation are
+epoch (or, with ``refit``, join training), test actors are scored once. RAVDESS is split by
+its actor numbers (:func:`ser_cnn.ravdess.split`), any other data by speakers
+(:func:`ser_cnn.splits.data_split`); the classes are the data's own
+(:func:`ser_cnn.splits.labels_in`: RAVDESS's eight, as always). Training may start from a
+trained run instead of random weights (``source``: fine-tuning, :mod:`ser_cnn.finetune`). The
+folder's layout and schema are :mod:`ser_cnn.run`'s; the data pipeline and augmentation are
 :mod:`ser_cnn.augment`'s.
 """
 
@@ -20,20 +24,24 @@ from ser_cnn.config import TrainConfig
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.features import FeatureConfig
 from ser_cnn.metrics import SCORES, evaluate
-from ser_cnn.ravdess import EMOTIONS, Split, labels_of, select
+from ser_cnn.ravdess import Split
 from ser_cnn.run import Normalization, Run, RunResult, fresh_dir, write_run
 from ser_cnn.runtime import export_after_training
 from ser_cnn.speaker import band_statistics, normalize_by_speaker
+from ser_cnn.splits import DataSplit, label_indices, labels_in
 from ser_cnn.versions import git_commit, library_versions
 
 
 def train_cnn(
     cache_dir: str | os.PathLike,
     run_dir: str | os.PathLike,
-    split: Split,
+    split: Split | DataSplit,
     config: TrainConfig = TrainConfig(),
     *,
     verbose: int = 2,
+    labels: tuple[str, ...] | None = None,
+    source: str | os.PathLike | None = None,
+    data: dict | None = None,
 ) -> RunResult:
     """Train on the training actors, select on the validation actors, test on the test actors.
 
@@ -43,11 +51,22 @@ def train_cnn(
         A cache written by ``ser-cnn preprocess``.
     run_dir : path
         Output folder; created, or replaced if it holds an earlier run.
-    split : Split
-        Actor-wise split (see :func:`ser_cnn.ravdess.split`).
+    split : Split or DataSplit
+        RAVDESS's actor-wise split (:func:`ser_cnn.ravdess.split`), or a fold of any data
+        (:func:`ser_cnn.splits.data_split`: speakers, or clips where speakers are unknown).
     config : TrainConfig
     verbose : int
         Keras verbosity: 2 prints one line per epoch, 0 nothing.
+    labels : tuple of str, optional
+        The classes, in output order; default the cache's (:func:`ser_cnn.splits.labels_in`:
+        RAVDESS's eight in their order), in the source run's order when ``source`` has the
+        same ones.
+    source : path, optional
+        Fine-tune: start from this CNN run (a run folder, or one with ``cnn/``) instead of
+        random weights (:mod:`ser_cnn.finetune`); its architecture and input normalisation
+        are kept, and the cache must have its feature settings.
+    data : dict, optional
+        What the cache was made from, stored in the run (``ser-cnn train --data``).
 
     Returns
     -------
@@ -59,12 +78,28 @@ def train_cnn(
 
     started = time.perf_counter()
     manifest, features, feature_config = load_cache(cache_dir)
+    start = None
+    if source is not None:
+        from ser_cnn.finetune import load_source
+
+        start = load_source(source)
+        start.check(feature_config, config, cache_dir)
+        config = start.config_for(config)
+    if labels is None:
+        labels = labels_in(manifest)
+        if start is not None:
+            labels = start.order(labels)
+    labels = tuple(labels)
+    ravdess = isinstance(split, Split)
     if config.speaker_norm:  # each actor by their own statistics: no actor sees another's
-        features = normalize_by_speaker(features, manifest["actor"].to_numpy())
-    parts = {name: select(manifest, getattr(split, name)) for name in ("train", "val", "test")}
+        if not ravdess and split.kind != "speaker-wise":
+            raise ParameterError("speaker_norm needs every clip's speaker; some are unknown")
+        features = normalize_by_speaker(features, split.speakers(manifest))
+    parts = split.masks(manifest)
+    who = "actors" if ravdess else "speakers"
     for name, mask in parts.items():
         if not mask.any() and (name != "val" or split.val):
-            raise DataError(f"the cache holds no clips of the {name} actors {getattr(split, name)}")
+            raise DataError(f"the cache holds no clips of the {name} {who} {getattr(split, name)}")
     if not parts["val"].any():
         raise ParameterError("training needs validation actors to select the best epoch")
     if config.refit:  # the validation actors join training; nothing is selected on them
@@ -73,7 +108,7 @@ def train_cnn(
             "val": np.zeros_like(parts["val"]),
             "test": parts["test"],
         }
-    y = labels_of(manifest)
+    y = label_indices(manifest, labels)  # RAVDESS: labels_of's, its emotion codes - 1
     x_train, y_train = features[parts["train"]], y[parts["train"]]
     x_val, y_val = features[parts["val"]], y[parts["val"]]
     x_test, y_test = features[parts["test"]], y[parts["test"]]
@@ -81,15 +116,21 @@ def train_cnn(
     keras.utils.set_random_seed(config.seed)
     from ser_cnn.model import utterance_normalize
 
-    # training actors only (with refit, training + validation actors): never test
-    utterance = config.architecture.utterance_norm
-    mean, std = band_statistics(utterance_normalize(x_train) if utterance else x_train)
+    if start is None:
+        # training actors only (with refit, training + validation actors): never test
+        utterance = config.architecture.utterance_norm
+        mean, std = band_statistics(utterance_normalize(x_train) if utterance else x_train)
+    else:  # the source run's, as its weights learned them
+        mean, std = start.band_statistics()
     precision = resolve_precision(config.precision)
-    model = build_model(feature_config, config, mean, std, compute_dtype=precision)
+    n_classes = len(labels)
+    model = build_model(feature_config, config, mean, std, compute_dtype=precision, n=n_classes)
+    kept = start.transfer(model, labels) if start is not None else None
     steps = config.epochs * int(np.ceil(len(x_train) / config.batch_size))
     # Cosine decay over the planned epochs: a plateau rule driven by two validation actors'
     # noisy loss halved the rate every few epochs in trials and stalled learning.
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
+    peak = config.learning_rate if start is None else config.finetune_learning_rate
+    schedule = keras.optimizers.schedules.CosineDecay(peak, steps, alpha=0.05)
     model.compile(
         optimizer=keras.optimizers.Adam(
             schedule, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99
@@ -97,10 +138,14 @@ def train_cnn(
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
-    n_classes = len(EMOTIONS)
     copies = None
     if config.degraded_copies:  # training actors' audio only: never validation or test
-        copies = _degraded_training_copies(manifest[parts["train"]], feature_config, config)
+        copies = _degraded_training_copies(
+            manifest[parts["train"]],
+            split.speakers(manifest)[parts["train"]],
+            feature_config,
+            config,
+        )
     train_ds = make_dataset(
         x_train,
         y_train,
@@ -147,15 +192,19 @@ def train_cnn(
 
     # The model that is saved and scored: float32 arithmetic whatever the training precision,
     # and no optimizer state (twice the weights again), so the run folder stays small.
-    plain = build_model(feature_config, config, mean, std, compute_dtype="float32")
+    plain = build_model(feature_config, config, mean, std, compute_dtype="float32", n=n_classes)
     plain.set_weights(model.get_weights())
     probabilities = plain.predict(x_test, batch_size=128, verbose=0)
-    metrics = evaluate(y_test, probabilities.argmax(axis=1), EMOTIONS)
+    # UAR and macro-F1 over the classes the test speakers have (RAVDESS's have all eight: the
+    # same numbers); a data set's fold may lack an emotion (ser_cnn.splits)
+    metrics = evaluate(y_test, probabilities.argmax(axis=1), labels, present_only=True)
     if config.refit:
         validation, epochs_run = None, len(history["loss"])
         best_epoch = epochs_run  # the last: nothing was selected
     else:
-        val_metrics = evaluate(y_val, plain.predict(x_val, verbose=0).argmax(axis=1), EMOTIONS)
+        val_metrics = evaluate(
+            y_val, plain.predict(x_val, verbose=0).argmax(axis=1), labels, present_only=True
+        )
         validation = {k: val_metrics[k] for k in SCORES}
         monitored = history[config.monitor]
         best_epoch = (
@@ -165,27 +214,38 @@ def train_cnn(
     metrics.update(
         {
             "part": "test",
-            "test_actors": list(split.test),
+            f"test_{who}": list(split.test),
             "best_epoch": best_epoch,
             "epochs_run": epochs_run,
             "validation": validation,
         }
     )
+    notes = [] if ravdess or not split.note else [split.note]
+    if start is not None:
+        notes += start.warnings(split)
+    if notes:
+        metrics["notes"] = notes
 
     plain.save(run_dir / "model.keras")
     plain.export(str(run_dir / "saved_model"), format="tf_saved_model", verbose=False)
     seconds = time.perf_counter() - started
+    if start is not None:
+        fitted_on = start.normalization_note()
+    elif config.refit:
+        fitted_on = f"train and validation {who} (refit)"
+    else:
+        fitted_on = f"train {who}"
     run = Run(
         model="cnn",
-        labels=EMOTIONS,
+        labels=labels,
         features=feature_config,
         training=config.replace(precision=precision),  # as trained: "auto" resolved
-        split={"kind": "actor-wise", **split.to_dict()},
+        split=split.record(),
         clips={name: int(mask.sum()) for name, mask in parts.items()},
         normalization=Normalization(
-            band_mean=tuple(mean.tolist()),
-            band_std=tuple(std.tolist()),
-            fitted_on="train and validation actors (refit)" if config.refit else "train actors",
+            band_mean=tuple(np.asarray(mean).tolist()),
+            band_std=tuple(np.asarray(std).tolist()),
+            fitted_on=fitted_on,
         ),
         parameters=int(model.count_params()),
         cost={
@@ -196,10 +256,14 @@ def train_cnn(
         },
         versions=library_versions(),
         git_commit=git_commit(),
+        data=data,
+        source=start.record(kept) if start is not None else None,
     )
-    write_run(
-        run_dir, run, metrics, history, title=f"CNN, test actors {', '.join(map(str, split.test))}"
-    )
+    if ravdess:
+        title = f"CNN, test actors {', '.join(map(str, split.test))}"
+    else:
+        title = f"CNN{', fine-tuned' if start else ''}, fold {split.fold} of {split.folds}"
+    write_run(run_dir, run, metrics, history, title=title)
     export_after_training(run_dir)  # model.tflite, for the light runtime
     return RunResult(
         run_dir=run_dir,
@@ -211,8 +275,11 @@ def train_cnn(
     )
 
 
-def _degraded_training_copies(rows, feature_config: FeatureConfig, config: TrainConfig):
-    """Degraded copies of the training clips, from their source audio (manifest ``path``)."""
+def _degraded_training_copies(
+    rows, speakers: np.ndarray, feature_config: FeatureConfig, config: TrainConfig
+):
+    """Degraded copies of the training clips, from their source audio (manifest ``path``);
+    ``speakers``: each row's, so babble comes from other speakers only."""
     from ser_cnn.audio import load_audio
 
     if config.speaker_norm:
@@ -226,7 +293,7 @@ def _degraded_training_copies(rows, feature_config: FeatureConfig, config: Train
     audio = [load_audio(p, target_sr=feature_config.sample_rate) for p in rows["path"]]
     return degraded_copies(
         audio,
-        rows["actor"].to_numpy(),
+        speakers,
         feature_config,
         copies=config.degraded_copies,
         seed=config.seed,
@@ -247,12 +314,15 @@ def resolve_precision(precision: str) -> str:
     return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
-def build_model(feature_config: FeatureConfig, config: TrainConfig, mean, std, *, compute_dtype):
+def build_model(
+    feature_config: FeatureConfig, config: TrainConfig, mean, std, *, compute_dtype, n: int = 8
+):
+    """The CNN of ``config``'s architecture for ``n`` classes (RAVDESS's eight by default)."""
     from ser_cnn.model import build_cnn
 
     return build_cnn(
         feature_config.shape,
-        len(EMOTIONS),
+        n,
         config.architecture,
         band_mean=mean,
         band_std=std,

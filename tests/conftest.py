@@ -70,6 +70,28 @@ def make_ravdess_tree(
     return paths
 
 
+SPEAKERS = (("anna", "female"), ("ben", "male"), ("cleo", "female"))
+PITCH = {"neutral": 120.0, "happy": 250.0, "sad": 100.0, "angry": 300.0, "frustrated": 200.0}
+
+
+def make_table(root: Path, emotions, *, clips: int = 2, speakers=SPEAKERS) -> Path:
+    """A user's table ``root/mine.csv`` (path,emotion,speaker,gender) and its audio:
+    ``clips`` synthetic clips of every speaker and emotion, each emotion at its own pitch."""
+    audio = root / "audio"
+    audio.mkdir(parents=True, exist_ok=True)
+    rows = ["path,emotion,speaker,gender"]
+    for s, (speaker, gender) in enumerate(speakers):
+        for emotion in emotions:
+            for k in range(clips):
+                name = f"{speaker}_{emotion}_{k}.wav"
+                f0 = PITCH.get(emotion, 150.0) * (1 + 0.02 * s)
+                sf.write(audio / name, voice(seconds=1.2, f0=f0, seed=10 * s + k), 16_000)
+                rows.append(f"audio/{name},{emotion},{speaker},{gender}")
+    table = root / "mine.csv"
+    table.write_text("\n".join(rows) + "\n")
+    return table
+
+
 @pytest.fixture
 def ravdess_tree(tmp_path: Path) -> Path:
     """A tiny RAVDESS tree: 4 actors × 8 emotions, 16 kHz mono WAV."""

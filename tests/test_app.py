@@ -274,11 +274,13 @@ def test_page_in_a_browser(app_url, rec, tmp_path):
             page.goto(app_url)
             page.locator("#recording input[type=file]").set_input_files(path)
 
-        # an example clip: the CNN's emotion, as load_recognizer().predict says
+        # an example clip: the first model's emotion (the shipped run's encoder), as
+        # load_recognizer().predict says
         upload(ANGRY)
         expect(page.locator("#verdict")).to_contain_text("hears")
         shown = re.search(
-            r"The CNN hears (\w+) \(([\d.]+)\)", page.locator("#verdict").inner_text()
+            r"The Whisper encoder hears (\w+) \(([\d.]+)\)",
+            page.locator("#verdict").inner_text(),
         )
         assert shown.groups() == (expected.emotion, f"{expected.probability:.2f}")
         expect(page.locator("#bars img")).to_be_visible()

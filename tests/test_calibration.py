@@ -209,19 +209,19 @@ def calibrated_copy(tmp_path, temperatures: dict[str, float]):
 
 
 def test_inference_applies_the_runs_temperature_and_keeps_the_raw_output(tmp_path):
-    folder = calibrated_copy(tmp_path, {"cnn": 2.0, "mlp": 5.0})
+    temperatures = {"encoder": 3.0, "cnn": 2.0, "mlp": 5.0}
+    folder = calibrated_copy(tmp_path, temperatures)
     shipped = load_recognizer(calibrated=False)  # the models' own output
     calibrated, raw = load_recognizer(folder), load_recognizer(folder, calibrated=False)
-    assert calibrated.temperatures == {"cnn": (2.0,), "mlp": (5.0,)}
-    assert raw.temperatures == {"cnn": (1.0,), "mlp": (1.0,)}
-    assert shipped.temperatures == {"cnn": (1.0,), "mlp": (1.0,)}
+    assert calibrated.temperatures == {m: (t,) for m, t in temperatures.items()}
+    assert raw.temperatures == shipped.temperatures == {m: (1.0,) for m in temperatures}
     for want, got_raw, got in zip(
         shipped.predict_many(EXAMPLES),
         raw.predict_many(EXAMPLES),
         calibrated.predict_many(EXAMPLES),
         strict=True,
     ):
-        for m, t in (("cnn", 2.0), ("mlp", 5.0)):
+        for m, t in temperatures.items():
             p = np.array([[want.scores[m].probabilities[e] for e in EMOTIONS]])
             assert got_raw.scores[m].probabilities == want.scores[m].probabilities
             np.testing.assert_allclose(

@@ -99,6 +99,13 @@ def test_a_bad_config_file_fails_before_tensorflow_loads(tmp_path):
         ["--precision", "float32"],
         ["--lr", "0.01"],
         ["--no-class-weights"],
+        # your own data: options that need it, or that are for the RAVDESS cache only
+        ["--folds", "3"],
+        ["--strict"],
+        ["--data", "x.csv", "--folds", "1"],
+        ["--model", "mlp", "--from", "checkpoints/ravdess_fold1"],
+        ["--model", "mlp", "--data", "x.csv", "--split", "random"],
+        ["--model", "mlp", "--data", "x.csv", "--emotions", "calm,happy"],
     ],
 )
 def test_contradictory_or_retired_options_are_usage_errors(capsys, argv):
@@ -139,6 +146,56 @@ def test_no_config_trains_the_shipped_recipe_and_studio_keeps_its_published_name
     assert train_cli.training_config(studio) == STUDIO
     # the names its published results have: checkpoints/cv_cnn_seed0, results/cv_cnn.json
     assert (studio.name, studio.summary) == ("cnn", "results/cv_cnn.json")
+
+
+def test_data_and_fine_tuning_name_their_runs_and_result_files():
+    args = train_cli.parse_args(["--data", "x/mine.csv", "--data", "urdu", "--cv"])
+    assert args.label == "cnn_robust_dropout_mine+urdu" and args.cache is None
+    assert args.summary == "results/cv_cnn_robust_dropout_mine+urdu.json"
+    tuned = train_cli.parse_args(["--data", "x/mine.csv", "--from", "checkpoints/ravdess_fold1"])
+    assert tuned.label == "cnn_robust_dropout_mine_finetuned"
+    plain = train_cli.parse_args(["--fold", "2"])  # RAVDESS's cache: named as always
+    assert plain.label == plain.name == "cnn_robust_dropout" and plain.cache == "data/processed"
+
+
+def _table(folder: Path, rows: list[tuple[str, str]]) -> Path:
+    """A table of (emotion, speaker) rows, each with a short synthetic clip."""
+    import soundfile as sf
+
+    from tests.conftest import voice
+
+    folder.mkdir()
+    lines = ["path,emotion,speaker"]
+    for i, (emotion, speaker) in enumerate(rows):
+        sf.write(folder / f"{i}.wav", voice(seconds=0.3, pad=0.05, seed=i), 16_000)
+        lines.append(f"{i}.wav,{emotion},{speaker}")
+    (folder / "mine.csv").write_text("\n".join(lines) + "\n")
+    return folder / "mine.csv"
+
+
+@pytest.mark.parametrize(
+    ("rows", "argv", "message"),
+    [
+        ([("sad", "ann"), ("angry", "ann")] * 3, [], "are of one speaker"),
+        (
+            [("sad", s) for s in "abcd"] + [("angry", "a"), ("angry", "b")],
+            ["--folds", "3"],
+            "'angry' has 2 clip\\(s\\): 3 folds need at least 3",
+        ),
+        ([("sad", s) for s in "abc"] + [("angry", s) for s in "abc"], [], "--folds 3"),
+        ([("sad", s) for s in "abc"] * 2, ["--fold", "4", "--folds", "3"], "--fold must be 1..3"),
+        ([("sad", s) for s in "abc"] * 2, ["--test-actors", "1,2"], "name RAVDESS actors"),
+    ],
+)
+def test_data_that_cannot_be_split_is_refused_before_anything_is_written(
+    tmp_path, monkeypatch, capsys, rows, argv, message
+):
+    table = _table(tmp_path / "mine", rows)
+    monkeypatch.chdir(tmp_path)
+    assert train_cli.main(["--data", str(table), *argv]) == 1
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no cache, no run
 
 
 # -- the options that messages, help and documents name ---------------------------------------

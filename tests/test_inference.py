@@ -22,9 +22,11 @@ from tests.conftest import REPO, voice
 EXAMPLES = REPO / "examples"
 # The shipped model's answers on examples/, written by `ser-cnn infer --all --format json
 # --runtime reference examples/` (run in the repository root) when the robust recipe's fold-1
-# run was shipped, with its temperature; a change of answers must be a deliberate new reference.
+# run was shipped, with its temperature, and again when the encoder's fold-1 run joined it (the
+# CNN's and the MLP's answers unchanged); a change of answers must be a deliberate new reference.
 SHIPPED_PROBABILITIES = REPO / "tests" / "reference" / "shipped_probabilities.json"
 INFER = [sys.executable, str(REPO / "scripts" / "infer.py")]
+SHIPPED_MODELS = ("encoder", "cnn", "mlp")  # the order of their answers: the encoder's first
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +41,16 @@ def run_cli(*args, timeout=180):
 
 
 def test_shipped_model_is_self_describing():
-    for model in ("cnn", "mlp"):
+    for model in SHIPPED_MODELS:
         config = json.loads((DEFAULT_RUN / model / "config.json").read_text())
         assert config["labels"] == list(EMOTIONS)
         assert config["split"]["test"] == [1, 11, 20, 21]
     assert (DEFAULT_RUN / "cnn" / "saved_model" / "saved_model.pb").exists()
+    # CNN 6 MB and MLP 2 MB, as before; the encoder's head 8 MB (Keras and arrays, 4 MB each:
+    # 3,840 pooled numbers × 256 hidden units), never the encoder's weights (the package's)
     size = sum(f.stat().st_size for f in DEFAULT_RUN.rglob("*") if f.is_file())
-    assert size < 10_000_000
+    assert size < 20_000_000
+    assert not list(DEFAULT_RUN.rglob("*.bin"))
 
 
 def test_shipped_model_answers_as_it_always_has():
@@ -54,8 +59,10 @@ def test_shipped_model_answers_as_it_always_has():
     reference = json.loads(SHIPPED_PROBABILITIES.read_text())
     files = [REPO / r["file"] for r in reference]
     assert sorted(files) == sorted(EXAMPLES.glob("03-*"))
+    assert all(set(SHIPPED_MODELS) <= set(r) for r in reference)
     for ref, got in zip(reference, rec.predict_many(files), strict=True):
-        for m in ("cnn", "mlp"):
+        assert list(got.scores) == list(SHIPPED_MODELS)
+        for m in SHIPPED_MODELS:
             assert got.scores[m].emotion == ref[m]["emotion"], (ref["file"], m)
             np.testing.assert_allclose(
                 [got.scores[m].probabilities[e] for e in EMOTIONS],
@@ -67,20 +74,21 @@ def test_shipped_model_answers_as_it_always_has():
 
 
 def test_examples_are_unseen_by_the_shipped_model():
-    config = json.loads((DEFAULT_RUN / "cnn" / "config.json").read_text())
-    seen = set(config["split"]["train"]) | set(config["split"]["val"])
-    actors = {int(p.stem.rsplit("-", 1)[1]) for p in EXAMPLES.glob("03-*")}
-    assert actors and not actors & seen
+    for model in SHIPPED_MODELS:
+        config = json.loads((DEFAULT_RUN / model / "config.json").read_text())
+        seen = set(config["split"]["train"]) | set(config["split"]["val"])
+        actors = {int(p.stem.rsplit("-", 1)[1]) for p in EXAMPLES.glob("03-*")}
+        assert actors and not actors & seen
 
 
 def test_api_on_an_example_clip(rec):
     p = rec.predict(EXAMPLES / "03-01-05-02-01-01-11.flac")
-    assert set(p.scores) == {"cnn", "mlp"}
+    assert list(p.scores) == list(SHIPPED_MODELS) == list(rec.models)
     for scores in p.scores.values():
         assert list(scores.probabilities) == list(EMOTIONS)
         assert sum(scores.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
         assert scores.emotion == max(scores.probabilities, key=scores.probabilities.get)
-    assert p.emotion == p.scores["cnn"].emotion and 0 < p.probability <= 1
+    assert p.emotion == p.scores["encoder"].emotion and 0 < p.probability <= 1  # the headline
     assert not p.windows
 
 
@@ -89,7 +97,7 @@ def test_api_on_an_array_equals_the_file(rec, tmp_path):
     sf.write(tmp_path / "v.wav", y, 44_100, subtype="FLOAT")
     a = rec.predict(y, sr=44_100)
     b = rec.predict(tmp_path / "v.wav")
-    for m in ("cnn", "mlp"):
+    for m in SHIPPED_MODELS:
         np.testing.assert_allclose(
             list(a.scores[m].probabilities.values()),
             list(b.scores[m].probabilities.values()),
@@ -102,7 +110,7 @@ def test_flac_and_wav_of_the_same_clip_agree(rec, tmp_path):
     sf.write(tmp_path / "same.wav", y, sr, subtype="PCM_16")
     a = rec.predict(EXAMPLES / "03-01-03-02-02-01-20.flac")
     b = rec.predict(tmp_path / "same.wav")
-    assert a.scores["cnn"] == b.scores["cnn"] and a.scores["mlp"] == b.scores["mlp"]
+    assert a.scores == b.scores
 
 
 def test_batched_prediction_equals_one_by_one(rec):
@@ -110,11 +118,12 @@ def test_batched_prediction_equals_one_by_one(rec):
     batched = rec.predict_many(files, batch_size=3)
     for f, b in zip(files, batched, strict=True):
         single = rec.predict(f)
-        np.testing.assert_allclose(
-            list(single.scores["cnn"].probabilities.values()),
-            list(b.scores["cnn"].probabilities.values()),
-            atol=1e-5,
-        )
+        for m in SHIPPED_MODELS:  # the encoder: several clips of their own lengths per call
+            np.testing.assert_allclose(
+                list(single.scores[m].probabilities.values()),
+                list(b.scores[m].probabilities.values()),
+                atol=1e-5,
+            )
 
 
 def test_long_recording_windows_and_times(rec):
@@ -132,8 +141,9 @@ def test_long_recording_windows_and_times(rec):
     got = [(w.start, w.end) for w in p.windows]
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert p.duration == pytest.approx(seconds)
-    overall = np.mean([list(w.scores["cnn"].probabilities.values()) for w in p.windows], axis=0)
-    np.testing.assert_allclose(list(p.scores["cnn"].probabilities.values()), overall, atol=1e-6)
+    for m in SHIPPED_MODELS:
+        overall = np.mean([list(w.scores[m].probabilities.values()) for w in p.windows], axis=0)
+        np.testing.assert_allclose(list(p.scores[m].probabilities.values()), overall, atol=1e-6)
 
 
 def test_long_file_is_streamed_and_silent_windows_are_marked(rec, tmp_path):
@@ -163,8 +173,9 @@ def test_windows_of_room_tone_in_a_long_recording_are_not_averaged(rec):
     spoken = [w for w in p.windows if w.start < gap_start - 1 or w.end > gap_end + 1]
     assert spoken and not any(w.silent for w in spoken)
     voiced = [w for w in p.windows if not w.silent]
-    overall = np.mean([list(w.scores["cnn"].probabilities.values()) for w in voiced], axis=0)
-    np.testing.assert_allclose(list(p.scores["cnn"].probabilities.values()), overall, atol=1e-6)
+    for m in SHIPPED_MODELS:
+        overall = np.mean([list(w.scores[m].probabilities.values()) for w in voiced], axis=0)
+        np.testing.assert_allclose(list(p.scores[m].probabilities.values()), overall, atol=1e-6)
 
 
 def test_long_silence_is_an_error(rec, tmp_path):
@@ -234,7 +245,7 @@ def test_cli_every_good_input_is_analysed(zoo):
     assert [r["file"].rsplit("/", 1)[-1] for r in records] == good
     for r in records:
         assert r["ok"] and r["error"] is None
-        for m in ("cnn", "mlp"):
+        for m in SHIPPED_MODELS:
             assert sum(r[m]["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
             assert r[m]["emotion"] in EMOTIONS
 
@@ -284,7 +295,8 @@ def test_cli_folder_all_and_csv(zoo):
 def test_cli_table_on_the_examples():
     result = run_cli("--top-k", "3", EXAMPLES)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("CNN") == 5 and result.stdout.count("MLP") == 5
+    for name in ("ENCODER", "CNN", "MLP"):  # `make demo`: every shipped model answers
+        assert result.stdout.count(f"  {name} ") == 5, result.stdout
     assert "5 of 5 analysed" in result.stderr
 
 
@@ -330,6 +342,16 @@ SERVING = {
     "ser_cnn.run",
     "ser_cnn.runtime",
     "ser_cnn.speaker",
+    # the encoder run: Whisper's encoder in NumPy (light) and its weights' reader and checks,
+    # pooling, the head as arrays, and HeadTraining (its run's settings; fit_head's Keras is
+    # imported only when it trains)
+    "ser_cnn.encoder",
+    "ser_cnn.encoder.ct2",
+    "ser_cnn.encoder.fit",
+    "ser_cnn.encoder.head",
+    "ser_cnn.encoder.light",
+    "ser_cnn.encoder.serve",
+    "ser_cnn.encoder.whisper",
 }
 # Never imported by a serving module, not even lazily. (ser_cnn.metrics is not loaded either,
 # but ser_cnn.run's one writer, which training calls, draws a run's pictures with it.)
@@ -341,6 +363,8 @@ TRAINING = (
     "ser_cnn.augment",
     "ser_cnn.degrade",
     "ser_cnn.preprocess",
+    "ser_cnn.encoder.train",
+    "ser_cnn.encoder.cache",
 )
 
 
@@ -368,7 +392,8 @@ def test_serving_imports_no_training_code():
     assert loaded <= SERVING, sorted(loaded - SERVING)
     # and no serving module imports a training module anywhere, lazily included
     for name in sorted(SERVING):
-        path = REPO / (name.replace(".", "/") + ("/__init__.py" if name == "ser_cnn" else ".py"))
+        folder = REPO / name.replace(".", "/")
+        path = folder / "__init__.py" if folder.is_dir() else folder.with_suffix(".py")
         imported = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:

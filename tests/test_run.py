@@ -89,6 +89,10 @@ def mlp_run() -> Run:
     return Run.from_dict(json.loads((DEFAULT_RUN / "mlp" / "config.json").read_text()))
 
 
+def encoder_run() -> Run:
+    return Run.from_dict(json.loads((DEFAULT_RUN / "encoder" / "config.json").read_text()))
+
+
 def shipped_cnn_dict() -> dict:
     return json.loads((DEFAULT_RUN / "cnn" / "config.json").read_text())
 
@@ -104,6 +108,7 @@ def shipped_cnn_dict() -> dict:
             id="cnn",
         ),
         pytest.param(mlp_run, id="mlp"),
+        pytest.param(encoder_run, id="encoder"),
     ],
 )
 def test_save_then_load_gives_the_same_run(make, tmp_path):
@@ -129,6 +134,11 @@ def test_a_runs_properties_read_its_training_record():
     )
     with pytest.raises(DataError, match="model must be one of"):
         cnn_run(model="svm")
+    encoder = encoder_run()
+    assert (encoder.seed, encoder.refit, encoder.speaker_normalized) == (0, False, False)
+    assert encoder.interface()["encoder"] == encoder.encoder.to_dict()  # one encoder per ensemble
+    with pytest.raises(DataError, match="only an encoder run, names its frozen encoder"):
+        cnn_run(encoder=encoder.encoder)
 
 
 def test_load_run_refuses_a_folder_without_config_json(tmp_path):
@@ -170,7 +180,7 @@ def test_model_folders_refuses_a_config_json_that_is_not_ours(tmp_path):
         model_folders(tmp_path)
 
 
-@pytest.mark.parametrize("model", ["cnn", "mlp"])
+@pytest.mark.parametrize("model", ["encoder", "cnn", "mlp"])
 def test_load_run_refuses_a_folder_without_its_model_file(tmp_path, model):
     shutil.copy(DEFAULT_RUN / model / "config.json", tmp_path / "config.json")
     with pytest.raises(DataError, match=f"has no {MODEL_FILES[model]}"):
@@ -193,7 +203,11 @@ def test_fresh_dir_replaces_runs_and_nothing_else(tmp_path):
 
 
 def test_model_folders_and_cv_folds(tmp_path):
-    assert model_folders(DEFAULT_RUN) == {"cnn": DEFAULT_RUN / "cnn", "mlp": DEFAULT_RUN / "mlp"}
+    assert model_folders(DEFAULT_RUN) == {
+        "encoder": DEFAULT_RUN / "encoder",
+        "cnn": DEFAULT_RUN / "cnn",
+        "mlp": DEFAULT_RUN / "mlp",
+    }
     assert model_folders(DEFAULT_RUN / "mlp") == {"mlp": DEFAULT_RUN / "mlp"}
     with pytest.raises(DataError, match="no such run folder"):
         model_folders(tmp_path / "none")
@@ -347,7 +361,7 @@ def test_load_pipeline_refuses_untrusted_types(tmp_path, step, named):
 
 
 def test_the_shipped_model_is_current_and_loads():
-    runs = {m: load_run(DEFAULT_RUN / m) for m in ("cnn", "mlp")}
+    runs = {m: load_run(DEFAULT_RUN / m) for m in ("encoder", "cnn", "mlp")}
     for m, run in runs.items():
         on_disk = json.loads((DEFAULT_RUN / m / "config.json").read_text())
         assert on_disk["format"] == run.format == RUN_FORMAT

@@ -26,6 +26,7 @@ from tests.conftest import REPO
 
 EXAMPLES = sorted((REPO / "examples").glob("03-*"))
 SHIPPED_PROBABILITIES = REPO / "tests" / "reference" / "shipped_probabilities.json"
+SHIPPED_MODELS = ("encoder", "cnn", "mlp")
 needs_litert = pytest.mark.skipif(
     not runtime.litert_available(),
     reason="LiteRT (ai-edge-litert) is not installed: `make install` installs it",
@@ -37,8 +38,8 @@ def probabilities(predictions, model: str) -> np.ndarray:
 
 
 def shipped_light_files() -> None:
-    """Skip unless the shipped run has both light files and LiteRT is installed."""
-    missing = [k for k in ("cnn", "mlp") if not (DEFAULT_RUN / k / LIGHT_FILES[k]).is_file()]
+    """Skip unless the shipped run has every light file and LiteRT is installed."""
+    missing = [k for k in SHIPPED_MODELS if not (DEFAULT_RUN / k / LIGHT_FILES[k]).is_file()]
     if missing:
         pytest.skip(
             f"the shipped run has no light file for {missing}: run "
@@ -50,11 +51,11 @@ def shipped_light_files() -> None:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A copy of the shipped run with both light files, written by ``python -m ser_cnn.runtime``."""
+    """A copy of the shipped run with every light file, written by ``python -m ser_cnn.runtime``."""
     if not runtime.litert_available():
         pytest.skip("LiteRT (ai-edge-litert) is not installed: `make install` installs it")
     folder = shutil.copytree(DEFAULT_RUN, tmp_path_factory.mktemp("light") / "run")
-    for kind in ("cnn", "mlp"):
+    for kind in SHIPPED_MODELS:
         (folder / kind / LIGHT_FILES[kind]).unlink(missing_ok=True)
     assert runtime.main([str(folder)]) == 0
     return folder
@@ -120,12 +121,16 @@ def test_runtime_choice(mlp_only, monkeypatch):
 def test_light_runtime_gives_the_reference_probabilities(exported):
     light = load_recognizer(exported, runtime="light")
     reference = load_recognizer(exported, runtime="reference")
-    assert light.runtimes == {"cnn": ("litert",), "mlp": ("numpy",)}
-    assert reference.runtimes == {"cnn": ("savedmodel",), "mlp": ("sklearn",)}
+    assert light.runtimes == {"encoder": ("numpy",), "cnn": ("litert",), "mlp": ("numpy",)}
+    assert reference.runtimes == {
+        "encoder": ("keras",),
+        "cnn": ("savedmodel",),
+        "mlp": ("sklearn",),
+    }
     assert load_recognizer(exported).runtimes == light.runtimes  # auto
     got, expected = light.predict_many(EXAMPLES), reference.predict_many(EXAMPLES)
     shipped = {r["file"]: r for r in json.loads(SHIPPED_PROBABILITIES.read_text())}
-    for m in ("cnn", "mlp"):
+    for m in SHIPPED_MODELS:
         np.testing.assert_allclose(
             probabilities(got, m), probabilities(expected, m), rtol=0, atol=1e-4, err_msg=m
         )
@@ -138,7 +143,7 @@ def test_light_runtime_gives_the_reference_probabilities(exported):
     y = np.concatenate([load_audio(p, target_sr=16_000) for p in EXAMPLES[:3]])
     a, b = light.predict(y, sr=16_000), reference.predict(y, sr=16_000)
     assert a.windows and len(a.windows) == len(b.windows)
-    for m in ("cnn", "mlp"):
+    for m in SHIPPED_MODELS:
         assert abs(a.scores[m].probability - b.scores[m].probability) < 1e-4
 
 
@@ -147,7 +152,7 @@ def check_light_cli(run_dir) -> None:
     code = (
         "import sys\n"
         "from ser_cnn.cli.infer import main\n"
-        f"status = main(['--runtime', 'light', '--run', {str(run_dir)!r}, '--model', 'both',\n"
+        f"status = main(['--runtime', 'light', '--run', {str(run_dir)!r}, '--model', 'all',\n"
         f"               {str(EXAMPLES[0])!r}])\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'sklearn', 'skops') if m in sys.modules]\n"
         "print('heavy:', heavy)\n"
@@ -157,8 +162,8 @@ def check_light_cli(run_dir) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "heavy: []" in out.stdout, out.stdout
-    assert "CNN " in out.stdout and "MLP " in out.stdout
+    assert "heavy: []" in out.stdout, out.stdout  # the encoder's NumPy twin and head.npz too
+    assert "ENCODER " in out.stdout and "CNN " in out.stdout and "MLP " in out.stdout
 
 
 @pytest.mark.slow
@@ -177,7 +182,7 @@ def test_shipped_light_files_match_the_reference():
     shipped_light_files()
     got = load_recognizer(runtime="light").predict_many(EXAMPLES)
     expected = load_recognizer(runtime="reference").predict_many(EXAMPLES)
-    for m in ("cnn", "mlp"):
+    for m in SHIPPED_MODELS:
         np.testing.assert_allclose(
             probabilities(got, m), probabilities(expected, m), rtol=0, atol=1e-4, err_msg=m
         )

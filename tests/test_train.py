@@ -18,12 +18,13 @@ from ser_cnn.config import STUDIO, TrainConfig
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.inference import load_recognizer
 from ser_cnn.mlp import train_mlp
+from ser_cnn.model import utterance_normalize
 from ser_cnn.preprocess import load_cache
 from ser_cnn.ravdess import EMOTIONS, labels_of, select
 from ser_cnn.run import load_pipeline, load_run
 from ser_cnn.speaker import band_statistics, normalize_by_speaker
 from ser_cnn.train import build_model, train_cnn
-from tests.conftest import REPO, TINY_ACTORS, voice
+from tests.conftest import REPO, TINY_ACTORS, make_table, voice
 
 pytestmark = pytest.mark.slow
 
@@ -346,3 +347,30 @@ def test_an_ensemble_of_run_folders_averages_their_probabilities(
     # members must take the same input: plain and speaker-normalised log-mels do not mix
     with pytest.raises(DataError, match="speaker normalisation"):
         load_recognizer([runs[0], train("speaker", speaker_norm=True)])
+
+
+def test_a_speaker_grouped_fold_of_a_table_with_its_own_labels(tiny_features, tmp_path):
+    from ser_cnn.preprocess import preprocess
+    from ser_cnn.splits import data_split, groups_of
+
+    table = make_table(tmp_path / "mine", ("frustrated", "sad", "angry"), clips=3)
+    cache = tmp_path / "cache"
+    preprocess(table, cache, config=tiny_features, jobs=1, progress=False)
+    manifest, features, _ = load_cache(cache)
+    fold = data_split(manifest, 3, 3)
+    # the shipped recipe: degraded copies whose babble is of the other training speakers
+    config = TrainConfig(epochs=1, precision="float32", degraded_copies=1)
+    result = train_cnn(cache, tmp_path / "run", fold, config, verbose=0)
+    run = load_run(result.run_dir)
+    assert run.labels == ("sad", "angry", "frustrated") and run.split == fold.record()
+    assert run.training.degraded_copies == 1
+    train = np.isin(groups_of(manifest), fold.train)
+    mean, _ = band_statistics(utterance_normalize(features[train]))
+    np.testing.assert_allclose(run.normalization.band_mean, mean, rtol=1e-6)
+    assert run.normalization.fitted_on == "train speakers"
+    assert result.metrics["test_speakers"] == list(fold.test) == ["mine/cleo"]
+    model = keras.saving.load_model(result.run_dir / "model.keras")
+    test = fold.masks(manifest)["test"]
+    predicted = model.predict(features[test], verbose=0).argmax(axis=1)
+    truth = manifest.loc[test, "emotion"].map({e: i for i, e in enumerate(run.labels)})
+    assert result.metrics["accuracy"] == pytest.approx(np.mean(predicted == truth.to_numpy()))

@@ -35,6 +35,9 @@ from ser_cnn.calibrate import (
     pooled_calibration,
 )
 from ser_cnn.calibration import BINS, apply_temperature, scores
+from ser_cnn.encoder.train import CACHE_COMMAND as ENCODER_CACHE_COMMAND
+from ser_cnn.encoder.train import DEFAULT_CACHE as ENCODER_CACHE
+from ser_cnn.encoder.train import cache_fits, is_encoder_cache
 from ser_cnn.errors import DataError, SerError
 from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR, SETTINGS_FILE
 from ser_cnn.run import cv_folds, is_cv_folder, load_run, model_folders
@@ -67,11 +70,23 @@ def run_groups(path: Path) -> dict[str, dict[str, Path]]:
 
 
 def cache_for(run_dir: Path, caches: list[Path]) -> Path:
-    """The cache made with the run's feature settings."""
+    """The cache made with the run's feature settings (an encoder run: with its encoder too)."""
     from ser_cnn.preprocess import config_from_settings
 
-    features = load_run(run_dir).features
+    run = load_run(run_dir)
+    features = run.features
+    if run.model == "encoder":
+        for cache in caches:
+            if cache_fits(run, cache):
+                return cache
+        raise DataError(
+            f"{run_dir}: none of the caches {', '.join(map(str, caches))} holds the states of its "
+            f"encoder and feature settings; make one with `{ENCODER_CACHE_COMMAND}` and give it "
+            "with --cache"
+        )
     for cache in caches:
+        if is_encoder_cache(cache):
+            continue
         settings = cache / SETTINGS_FILE
         if (
             settings.is_file()
@@ -113,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         action="append",
         help=f"feature caches, each run scored from the one made with its settings; default "
-        f"{DEFAULT_OUT_DIR} and {DEFAULT_CLASSIC_DIR} (give it once per cache)",
+        f"{DEFAULT_OUT_DIR}, {DEFAULT_CLASSIC_DIR} and the encoder's {ENCODER_CACHE} (give it "
+        "once per cache)",
     )
     parser.add_argument("--summary", type=Path, help="result file (JSON, a PNG beside it)")
     parser.add_argument(
@@ -130,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--bins", type=int, default=BINS, help="ECE bins (%(default)s)")
     args = parser.parse_args(argv)
-    caches = args.cache or [DEFAULT_OUT_DIR, DEFAULT_CLASSIC_DIR]
+    caches = args.cache or [DEFAULT_OUT_DIR, DEFAULT_CLASSIC_DIR, ENCODER_CACHE]
 
     try:
         groups = {}

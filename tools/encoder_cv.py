@@ -27,11 +27,10 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from ser_cnn.encoder.cache import cache_settings, load_pooled
-from ser_cnn.encoder.fit import HeadTraining, fit_head
-from ser_cnn.encoder.head import clip_normalize
+from ser_cnn.encoder.cache import cache_settings
+from ser_cnn.encoder.fit import HeadTraining
+from ser_cnn.encoder.train import fit_parts, labelled, load_pooled_set, ravdess_parts
 from ser_cnn.evaluation import restrict
 from ser_cnn.metrics import SCORES, evaluate, mean_std
 from ser_cnn.ravdess import EMOTIONS, load_folds, split
@@ -39,23 +38,6 @@ from ser_cnn.ravdess import EMOTIONS, load_folds, split
 RESULTS = Path("results")
 LOGISTIC_C = 0.01  # inverse L2 strength on standardised features; fixed, not tuned on test
 VAL_EVERY = 10  # LOCO: every tenth speaker (sorted ids) of a training corpus validates
-
-
-def load(
-    caches: list[Path], copies: int, *, clip_norm: bool, corpus_norm: bool = False
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Manifests of the caches one after another, and their pooled states side by side.
-
-    ``corpus_norm``: standardise every corpus by the statistics of its own clips as recorded
-    (the explicit option of issue 24: a clip's answer then depends on its corpus's other clips,
-    so it is a separate result row, never the headline).
-    """
-    parts = [load_pooled(c, copies=copies) for c in caches]
-    if corpus_norm:
-        parts = [(m, (p - p[0].mean(axis=0)) / (p[0].std(axis=0) + 1e-6)) for m, p in parts]
-    manifest = pd.concat([m for m, _ in parts], ignore_index=True)
-    x = np.concatenate([p for _, p in parts], axis=1)
-    return manifest, (clip_normalize(x) if clip_norm else x)
 
 
 def fit_and_score(x, y, tr, va, te, config, seed, *, restrict=None) -> dict:
@@ -66,7 +48,7 @@ def fit_and_score(x, y, tr, va, te, config, seed, *, restrict=None) -> dict:
         epochs = None
     else:
         cfg = HeadTraining.from_dict(config.to_dict() | {"seed": seed})
-        model, history = fit_head(x[:, tr], y[tr], x[0, va], y[va], len(EMOTIONS), cfg)
+        model, history = fit_parts(x, y, tr, va, cfg)
         probs_val, probs = model.predict(x[0, va], verbose=0), model.predict(x[0, te], verbose=0)
         epochs = len(history)
     val = evaluate(y[va], probs_val.argmax(1), EMOTIONS)
@@ -91,13 +73,11 @@ def restricted_scores(probs: np.ndarray, y: np.ndarray, emotions: tuple[str, ...
 
 
 def six_folds(manifest, x, y, config, seed) -> dict:
-    ravdess = (manifest["corpus"] == "ravdess").to_numpy()
-    actors = np.where(ravdess, pd.to_numeric(manifest["speaker"], errors="coerce"), -1)
+    """The published folds (``ser-cnn train --model encoder`` trains one, as here);
+    other corpora are training data only."""
     out = {}
     for fold in sorted(load_folds()):
-        s = split(fold)
-        tr = np.isin(actors, s.train) | ~ravdess  # other corpora: training data only
-        va, te = np.isin(actors, s.val), np.isin(actors, s.test)
+        tr, va, te = ravdess_parts(manifest, split(fold))
         out[str(fold)] = fit_and_score(x, y, tr, va, te, config, seed)
         r = out[str(fold)]
         print(f"seed {seed} fold {fold}: test {r['accuracy']:.3f} val {r['val']['accuracy']:.3f}")
@@ -169,12 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
     clip_norm = config.head.clip_norm if config else args.clip_norm
     copies = config.copies if config else 0
-    manifest, x = load(
+    manifest, x = load_pooled_set(
         [args.cache, *args.extra], copies, clip_norm=clip_norm, corpus_norm=args.corpus_norm
     )
-    known = manifest["emotion"].isin(EMOTIONS)
-    manifest, x = manifest[known].reset_index(drop=True), x[:, known.to_numpy()]
-    y = manifest["emotion"].map(EMOTIONS.index).to_numpy()
+    manifest, x, y = labelled(manifest, x)
     if args.loco:
         protocol = functools.partial(leave_one_corpus_out, only_ravdess=args.only_ravdess)
     else:
@@ -205,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     name = args.name or (args.config.stem if args.config else "logistic")
     kind = ("ravdess_only" if args.only_ravdess else "loco") if args.loco else "cv"
+    kind += "_corpusnorm" if args.corpus_norm else ""
     out = RESULTS / f"{kind}_encoder_{name}.json"
     out.write_text(json.dumps(summary, indent=1) + "\n")
     m, s = summary["mean"], summary["std"]

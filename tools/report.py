@@ -661,9 +661,21 @@ def cost(root: str) -> str:
         rows += [
             f"| shipped CNN: SavedModel / `.keras` file | {saved:.2f} MB / {keras_file:.2f} MB "
             "| `checkpoints/ravdess_fold1/cnn` |",
-            f"| shipped run folder, both models, pictures included | {_mb(SHIPPED):.2f} MB "
-            "| `checkpoints/ravdess_fold1` |",
         ]
+    encoder_dir = SHIPPED / "encoder"
+    if (encoder_dir / "model.keras").exists():
+        keras_file, arrays = _mb(encoder_dir / "model.keras"), _mb(encoder_dir / "head.npz")
+        rows.append(
+            f"| shipped encoder head: `.keras` file / `head.npz` | {keras_file:.2f} MB / "
+            f"{arrays:.2f} MB (the encoder's weights: the `encoder` extra) "
+            "| `checkpoints/ravdess_fold1/encoder` |"
+        )
+    if (cnn_dir / "saved_model").exists():
+        models = ", ".join(m for m in ("encoder", "cnn", "mlp") if (SHIPPED / m).is_dir())
+        rows.append(
+            f"| shipped run folder ({models}), pictures included | {_mb(SHIPPED):.2f} MB "
+            "| `checkpoints/ravdess_fold1` |"
+        )
     return "\n".join(rows)
 
 

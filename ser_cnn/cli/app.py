@@ -14,7 +14,14 @@ import importlib.util
 import os
 import sys
 
-MODEL_CHOICES = {"cnn": ("cnn",), "mlp": ("mlp",), "both": ("cnn", "mlp")}
+# "all": every model the run has (the shipped one: the encoder, the CNN and the MLP)
+MODEL_CHOICES = {
+    "all": None,
+    "encoder": ("encoder",),
+    "cnn": ("cnn",),
+    "mlp": ("mlp",),
+    "both": ("cnn", "mlp"),
+}
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -29,7 +36,12 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         default=None,
         help="run folder (default: the shipped model); several for an ensemble",
     )
-    p.add_argument("--model", choices=tuple(MODEL_CHOICES), default="both", help="(both)")
+    p.add_argument(
+        "--model",
+        choices=tuple(MODEL_CHOICES),
+        default="all",
+        help="(all: every model the run has; both: the CNN and the MLP)",
+    )
     p.add_argument(
         "--host",
         default=DEFAULT_HOST,

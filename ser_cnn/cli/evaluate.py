@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         "--run",
         action="append",
         default=None,
-        help="run folder: one model's, or one with cnn/ and mlp/ (each scored, the CNN first); "
+        help="run folder: one model's, or one with encoder/, cnn/ and mlp/ (each scored, the "
+        "encoder first, then the CNN); "
         "default: the shipped model. Give it several times for an ensemble, as for infer",
     )
     p.add_argument(
@@ -67,7 +68,10 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
     )
     p.add_argument("--batch", type=int, default=64, metavar="N", help="clips per model call (64)")
     p.add_argument(
-        "--model", choices=tuple(MODEL_CHOICES), default="both", help="models to score (both)"
+        "--model",
+        choices=tuple(MODEL_CHOICES),
+        default="all",
+        help="models to score, as for infer (all: every model the run has)",
     )
     p.add_argument(
         "--raw",

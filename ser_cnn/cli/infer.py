@@ -1,6 +1,7 @@
 """Say which emotion ser_cnn hears in audio files, with a probability for every emotion.
 
-    ser-cnn infer file.wav [more files or folders]
+    ser-cnn infer file.wav [more files or folders]     # every model of the run: encoder, CNN, MLP
+    ser-cnn infer --model encoder file.wav
     ser-cnn infer --all --format json recordings/
     ser-cnn infer --window 3 --hop 1 long_interview.flac
     ser-cnn infer --run checkpoints/cnn_speaker_refit_fold1_seed0 --speaker one_speaker/
@@ -22,7 +23,14 @@ import os
 import sys
 from pathlib import Path
 
-MODEL_CHOICES = {"cnn": ("cnn",), "mlp": ("mlp",), "both": ("cnn", "mlp")}
+# "all": every model the run folders have (the shipped one: the encoder, the CNN and the MLP)
+MODEL_CHOICES = {
+    "all": None,
+    "encoder": ("encoder",),
+    "cnn": ("cnn",),
+    "mlp": ("mlp",),
+    "both": ("cnn", "mlp"),
+}
 
 
 # TensorFlow's C++ start-up chatter (no GPU found, oneDNN notes) is not for users' terminals.
@@ -39,7 +47,13 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         help="run folder (default: the shipped model); give it several times for an ensemble, "
         "whose probabilities are the mean of its members'",
     )
-    p.add_argument("--model", choices=tuple(MODEL_CHOICES), default="both", help="(both)")
+    p.add_argument(
+        "--model",
+        choices=tuple(MODEL_CHOICES),
+        default="all",
+        help="which models answer: all (every model the run has; the first is the headline: "
+        "the encoder, else the CNN), encoder, cnn, mlp, or both (cnn and mlp)",
+    )
     shown = p.add_mutually_exclusive_group()
     shown.add_argument("--top-k", type=int, default=1, help="emotions shown per model (1)")
     shown.add_argument("--all", action="store_true", help="show every emotion's probability")
@@ -221,8 +235,9 @@ def _scores_text(scores, k: int) -> str:
 
 def _table(result, models, k: int) -> str:
     lines = [result.source]
+    width = max(4, *(len(m) for m in models))  # "ENCODER" is longer than "CNN" and "MLP"
     for m in models:
-        lines.append(f"  {m.upper():4s} {_scores_text(result.scores[m], k)}")
+        lines.append(f"  {m.upper():{width}s} {_scores_text(result.scores[m], k)}")
     if result.windows:
         lines.append(f"  {len(result.windows)} windows, {result.duration:.1f} s; overall above")
         for w in result.windows:

@@ -1,11 +1,12 @@
 """Preprocess labelled speech into a cache of fixed-size features: RAVDESS, or your own data.
 
 ser-cnn preprocess [--data-dir DIR] [--out DIR] [--jobs N] [--force] [--features classic]
-ser-cnn preprocess --data PATH [--data PATH ...] [--strict] --out DIR
+ser-cnn preprocess --data PATH [--data PATH ...] [--strict] [--out DIR]
 
 Without --data it reads RAVDESS (--data-dir, else $RAVDESS_DIR, else data/ravdess). Exit
 status: 0 when the cache holds usable clips, 1 when it holds none or the data was refused
-(nothing is written then), 2 for a usage error.
+(nothing is written then), 2 for a usage error. With --data and no --out, the cache goes
+where `ser-cnn train --data` looks for it: data/processed/<name>-<features>-<hash>.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import sys
 from ser_cnn.corpora import INPUT_HELP
 from ser_cnn.errors import SerError
 from ser_cnn.features import DEFAULT_CONFIG
-from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR, preprocess, ravdess_dir
+from ser_cnn.preprocess import (
+    DEFAULT_CLASSIC_DIR,
+    DEFAULT_OUT_DIR,
+    data_cache,
+    preprocess,
+    ravdess_dir,
+)
 
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
@@ -55,7 +62,8 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     parser.add_argument(
         "--out",
         default=None,
-        help=f"cache folder ({DEFAULT_OUT_DIR}, or {DEFAULT_CLASSIC_DIR} for --features classic)",
+        help=f"cache folder ({DEFAULT_OUT_DIR}, or {DEFAULT_CLASSIC_DIR} for --features classic; "
+        f"with --data, {DEFAULT_OUT_DIR}/<name>-<features>-<hash>, the one train --data uses)",
     )
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (all cores)")
     parser.add_argument(
@@ -74,6 +82,8 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         out = args.out or DEFAULT_CLASSIC_DIR
     else:
         config, out = DEFAULT_CONFIG, args.out or DEFAULT_OUT_DIR
+    if args.data and not args.out:
+        out = data_cache(args.data, config)
     try:
         summary = preprocess(
             args.data if args.data else ravdess_dir(args.data_dir),

@@ -8,6 +8,15 @@ ser-cnn train --cv --config configs/refit.toml   # a recipe -> results/cv_cnn_re
 ser-cnn train --cv --config configs/studio.toml  # the studio recipe -> results/cv_cnn.json
 ser-cnn train --model mlp --cv                   # MLP baseline -> results/cv_mlp.json
 ser-cnn train --model mlp --split random --emotions calm,happy,fearful,disgust
+ser-cnn train --model encoder --config configs/encoder_concat.toml --fold 1   # Whisper head
+ser-cnn train --data mine.csv --cv               # your data: speaker-grouped folds (5)
+ser-cnn train --data mine.csv --from checkpoints/ravdess_fold1 --out runs/mine   # fine-tune
+
+With --data (a corpus folder, a CSV/TSV table of path,emotion[,speaker], or a folder of
+emotion folders; give it again for more) the data is preprocessed into a cache of its own
+unless it is there already, the classes are the data's own emotions, and the folds group
+speakers (--folds, default 5); without speakers the split is by clips and its scores are
+optimistic. RAVDESS alone keeps its six published folds.
 """
 
 from __future__ import annotations
@@ -17,13 +26,17 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ser_cnn.config import TrainConfig, load_config, recipe_name
-from ser_cnn.errors import SerError
+from ser_cnn.errors import ParameterError, SerError
 from ser_cnn.metrics import SCORES
-from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR
+from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR, data_name
 from ser_cnn.ravdess import EMOTIONS, split
+from ser_cnn.splits import DEFAULT_FOLDS
 
 DEFAULTS = TrainConfig()
+ENCODER_CACHE = "data/encoder/ravdess"  # tools/encode_cache.py's RAVDESS cache
 
 
 # TensorFlow's C++ start-up chatter (no GPU found, oneDNN notes) is not for users' terminals.
@@ -51,11 +64,37 @@ def emotion_list(text: str) -> tuple[str, ...]:
 
 def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--model", choices=("cnn", "mlp"), default="cnn", help="what to train (cnn)")
+    p.add_argument(
+        "--model",
+        choices=("cnn", "mlp", "encoder"),
+        default="cnn",
+        help="what to train (cnn); encoder: a head on the frozen Whisper encoder's cached states "
+        f"(--cache, default {ENCODER_CACHE}), with --config of its settings",
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="train on labelled data, preprocessed first unless cached (give --data again for "
+        "more): a corpus folder, a folder with one sub-folder of audio per emotion, or a "
+        "CSV/TSV table with the columns path and emotion (and speaker, gender, text); its "
+        f"cache: {DEFAULT_OUT_DIR}/<name>-<features>-<hash>, or --cache",
+    )
     p.add_argument(
         "--cache",
         default=None,
-        help=f"preprocessed cache ({DEFAULT_OUT_DIR}; {DEFAULT_CLASSIC_DIR} for --model mlp)",
+        help=f"preprocessed cache ({DEFAULT_OUT_DIR}; {DEFAULT_CLASSIC_DIR} for --model mlp); "
+        "with --data, where to put the data's cache",
+    )
+    p.add_argument(
+        "--from",
+        dest="source",
+        default=None,
+        metavar="RUN",
+        help="fine-tune: start the CNN from this run (a CNN run folder, or one with cnn/ such "
+        "as checkpoints/ravdess_fold1): its architecture, weights and input normalisation; "
+        "a new output layer when the labels differ",
     )
     p.add_argument(
         "--out",
@@ -65,9 +104,27 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         "cnn_<file name> with --config, mlp",
     )
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--fold", type=int, default=None, help="published fold 1..6 to test on (1)")
+    where.add_argument(
+        "--fold",
+        type=int,
+        default=None,
+        help="fold to test on (1): RAVDESS's published 1..6, or 1..K of --folds with --data",
+    )
     where.add_argument("--test-actors", type=actor_list, default=None, help="e.g. 1,11,20,21")
-    where.add_argument("--cv", action="store_true", help="train all six folds")
+    where.add_argument("--cv", action="store_true", help="train every fold (RAVDESS: six)")
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=None,
+        metavar="K",
+        help=f"with --data: speaker-grouped folds ({DEFAULT_FOLDS}); RAVDESS alone keeps its "
+        "six published ones",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="with --data: refuse the data when any file is missing, unreadable or misnamed",
+    )
     p.add_argument("--val-actors", type=actor_list, default=None, help="default: 1 male, 1 female")
     p.add_argument("--summary", default=None, help="--cv result file (results/cv_<name>.json)")
     p.add_argument(
@@ -108,14 +165,36 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         p.error("--emotions cannot be combined with --cv (the six-fold figures use all eight)")
     if args.epochs is not None and args.epochs < 1:
         p.error("--epochs must be at least 1")
-    if args.config and args.model != "cnn":
+    if args.model == "encoder":
+        _check_encoder_args(p, args)
+    if args.config and args.model == "mlp":
         p.error("--config sets CNN training; the MLP's grid is fixed (ser_cnn/mlp.py)")
-    args.cache = args.cache or str(DEFAULT_CLASSIC_DIR if args.model == "mlp" else DEFAULT_OUT_DIR)
+    if args.source and args.model != "cnn":
+        p.error("--from fine-tunes the CNN; the MLP trains from scratch (in seconds)")
+    if args.folds is not None and not args.data:
+        p.error("--folds needs --data: RAVDESS's folds are its six published ones")
+    if args.folds is not None and args.folds < 2:
+        p.error("--folds must be at least 2")
+    if args.strict and not args.data:
+        p.error("--strict applies to --data")
+    if args.data and (args.split == "random" or args.emotions):
+        p.error("--split random and --emotions are for the RAVDESS cache, not --data")
+    if not args.data:
+        args.cache = args.cache or str(
+            DEFAULT_CLASSIC_DIR if args.model == "mlp" else DEFAULT_OUT_DIR
+        )
     try:
         args.name = run_name(args.model, args.config)
     except SerError:  # an unreadable or broken file: main() reports it, before TensorFlow loads
         args.name = None
-    args.summary = args.summary or f"results/cv_{args.name}.json"
+    # what default run folders and result files are named after: the recipe, the data, and
+    # whether it was fine-tuned (just the recipe for RAVDESS's cache, as always)
+    args.label = (
+        f"{args.name}"
+        + (f"_{data_name(args.data)}" if args.data else "")
+        + ("_finetuned" if args.source else "")
+    )
+    args.summary = args.summary or f"results/cv_{args.label}.json"
     return args
 
 
@@ -141,7 +220,11 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     try:
         from ser_cnn.preprocess import check_cache
 
+        if args.model == "encoder":  # its own settings (HeadTraining) and cache
+            return run_encoder(args)
         config = training_config(args)
+        if args.data:
+            return run_data(args, config)
         check_cache(args.cache)  # fail early, before TensorFlow loads, if there is no cache
         return run(args, config)
     except SerError as err:
@@ -149,38 +232,178 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         return 1
 
 
-def run(args: argparse.Namespace, config: TrainConfig) -> int:
+def _check_encoder_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What `--model encoder` takes: --config, --fold or --cv, --cache, --seed, --epochs, --out."""
+    if not args.config:
+        p.error(
+            "--model encoder needs --config: its head's settings (the chosen recipe: "
+            "configs/encoder_concat.toml)"
+        )
+    given = {
+        "--data": args.data,
+        "--from": args.source,
+        "--test-actors": args.test_actors,
+        "--val-actors": args.val_actors,
+        "--folds": args.folds,
+        "--strict": args.strict,
+        "--summary": args.summary,
+        "--split random": args.split == "random",
+        "--emotions": args.emotions,
+    }
+    refused = [name for name, value in given.items() if value]
+    if refused:
+        p.error(
+            f"--model encoder takes a published fold (--fold or --cv) of its RAVDESS cache, not "
+            f"{refused[0]}: the cache's degraded copies take their babble from the actors tested "
+            "in the same published fold; six-fold figures are tools/encoder_cv.py's"
+        )
+    args.cache = args.cache or ENCODER_CACHE
+
+
+def run_encoder(args: argparse.Namespace) -> int:
+    """--model encoder: train the head of one published fold, or of each (--cv: run folders
+    only; the summary over seeds is tools/encoder_cv.py's), from the encoder cache."""
+    import tomllib
+
+    from ser_cnn.encoder.fit import HeadTraining
+    from ser_cnn.encoder.train import check_cache, cross_validate_encoder, train_encoder
+
+    path = Path(args.config)
+    try:
+        settings = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ParameterError(f"cannot read the encoder settings {path}: {err}") from None
+    settings.pop("run_name", None)  # names the runs (run_name above), not a setting
+    overrides = {k: getattr(args, k) for k in ("seed", "epochs") if getattr(args, k) is not None}
+    config = HeadTraining.from_dict(settings | overrides)
+    check_cache(args.cache, config.copies)  # before TensorFlow loads
+    if args.cv:
+        out = Path(args.out or f"checkpoints/cv_{args.label}_seed{config.seed}")
+        folds = cross_validate_encoder(args.cache, out, config, verbose=not args.quiet)
+        accuracy = np.array([m["accuracy"] for m in folds.values()])
+        uar = np.array([m["uar"] for m in folds.values()])
+        print(
+            f"six folds: accuracy {accuracy.mean():.3f} ± {accuracy.std():.3f}  UAR "
+            f"{uar.mean():.3f} ± {uar.std():.3f}  (run folders in {out}; the summary over seeds: "
+            f"python tools/encoder_cv.py {args.cache} --config {args.config})"
+        )
+        return 0
+    fold = args.fold or 1
+    parts = split(fold)
+    print(parts.describe())
+    out = args.out or f"checkpoints/{args.label}_fold{fold}_seed{config.seed}"
+    result = train_encoder(args.cache, out, parts, config, verbose=False)
+    m = result.metrics
+    print(
+        f"test: accuracy {m['accuracy']:.3f}  UAR {m['uar']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
+        f"(best epoch {result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s)"
+    )
+    print(f"run folder: {result.run_dir}")
+    return 0
+
+
+def run_data(args: argparse.Namespace, config: TrainConfig) -> int:
+    """--data: read and check the data and its split (nothing is written when refused),
+    preprocess it into its cache unless there, then train as on any cache."""
+    from ser_cnn.preprocess import cache_keys, cache_manifest, data_cache, preprocess, read_inputs
+    from ser_cnn.splits import check_ravdess_fold, data_folds, is_ravdess
+
+    if args.source:
+        from ser_cnn.finetune import load_source
+
+        feature_config = load_source(args.source).run.features  # the source run's settings
+    elif args.model == "mlp":
+        from ser_cnn.classic import DEFAULT_CLASSIC as feature_config
+    else:
+        from ser_cnn.features import DEFAULT_CONFIG as feature_config
+
+    def folds_of(manifest):
+        """RAVDESS alone: None (its published folds); else every fold of the data."""
+        if is_ravdess(manifest):
+            check_ravdess_fold(args.fold, args.folds)
+            return None
+        if args.test_actors or args.val_actors:
+            raise ParameterError(
+                "--test-actors and --val-actors name RAVDESS actors; with other data, "
+                "choose a fold with --fold N (of --folds K)"
+            )
+        folds = args.folds or DEFAULT_FOLDS
+        if args.fold is not None and not 1 <= args.fold <= folds:
+            raise ParameterError(f"--fold must be 1..{folds} with --folds {folds}")
+        return data_folds(manifest, folds)
+
+    manifest, _ = read_inputs(args.data, strict=args.strict)
+    folds_of(manifest.assign(stem=cache_keys(manifest)))  # refusals come before any writing
+    cache = Path(args.cache) if args.cache else data_cache(args.data, feature_config)
+    summary = preprocess(
+        args.data, cache, config=feature_config, progress=not args.quiet, strict=args.strict
+    )
+    print(summary.describe())
+    data = {
+        "inputs": [str(Path(p).resolve()) for p in args.data],
+        "cache": str(cache.resolve()),
+        "corpora": summary.by_corpus,
+    }
+    folds = folds_of(cache_manifest(cache))  # of the clips the cache holds
+    args.cache = str(cache)
+    if folds is None:  # RAVDESS alone: as from its cache
+        return run(args, config, data=data)
+    for note in dict.fromkeys(f.note for f in folds if f.note):
+        print(f"warning: {note}")
+    return run(args, config, data=data, folds=folds)
+
+
+def run(
+    args: argparse.Namespace, config: TrainConfig, *, data: dict | None = None, folds=None
+) -> int:
     from ser_cnn.cv import cross_validate
     from ser_cnn.mlp import train_mlp
     from ser_cnn.train import train_cnn
 
     verbose = 0 if args.quiet else 2
     if args.cv:
-        out = Path(args.out or f"checkpoints/cv_{args.name}_seed{config.seed}")
+        out = Path(args.out or f"checkpoints/cv_{args.label}_seed{config.seed}")
         summary = cross_validate(
-            args.cache, out, config, model=args.model, summary_path=args.summary, verbose=verbose
+            args.cache,
+            out,
+            config,
+            model=args.model,
+            summary_path=args.summary,
+            verbose=verbose,
+            splits=folds,
+            source=args.source,
+            data=data,
         )
         mean, std = summary["mean"], summary["std"]
-        print("six folds: " + "  ".join(f"{k} {mean[k]:.3f} ± {std[k]:.3f}" for k in SCORES))
+        n = "six" if folds is None else f"{len(folds)}"
+        print(f"{n} folds: " + "  ".join(f"{k} {mean[k]:.3f} ± {std[k]:.3f}" for k in SCORES))
+        for note in summary.get("notes") or ():
+            print(f"warning: {note}")
         print(f"written to {args.summary}")
         return 0
 
     if args.split == "random":
         parts, default_out = None, f"checkpoints/{args.model}_random_seed{config.seed}"
         print("split: random clips; the same actors are in training and test data (leaky)")
+    elif folds is not None:
+        fold = args.fold or 1
+        parts = folds[fold - 1]
+        default_out = f"checkpoints/{args.label}_fold{fold}_seed{config.seed}"
     elif args.test_actors is None:
         fold = args.fold or 1
         parts = split(fold, val_actors=args.val_actors)
-        default_out = f"checkpoints/{args.name}_fold{fold}_seed{config.seed}"
+        default_out = f"checkpoints/{args.label}_fold{fold}_seed{config.seed}"
     else:
         parts = split(test_actors=args.test_actors, val_actors=args.val_actors)
         actors = "-".join(map(str, parts.test))
-        default_out = f"checkpoints/{args.name}_test{actors}_seed{config.seed}"
+        default_out = f"checkpoints/{args.label}_test{actors}_seed{config.seed}"
     if parts is not None:
-        print(f"actors: train {list(parts.train)}  val {list(parts.val)}  test {list(parts.test)}")
+        print(parts.describe())
     out = args.out or default_out
     if args.model == "cnn":
-        result = train_cnn(args.cache, out, parts, config, verbose=verbose)
+        result = train_cnn(
+            args.cache, out, parts, config, verbose=verbose, source=args.source, data=data
+        )
     else:
         result = train_mlp(
             args.cache,
@@ -189,11 +412,14 @@ def run(args: argparse.Namespace, config: TrainConfig) -> int:
             seed=config.seed,
             emotions=args.emotions,
             random_split=args.split == "random",
+            data=data,
         )
     m = result.metrics
     print(
         f"test: accuracy {m['accuracy']:.3f}  UAR {m['uar']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
         f"(best epoch {result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s)"
     )
+    for note in m.get("notes") or ():
+        print(f"warning: {note}")
     print(f"run folder: {result.run_dir}")
     return 0

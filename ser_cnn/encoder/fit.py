@@ -52,6 +52,18 @@ class HeadTraining:
         return cls(**d, head=head)
 
 
+def pooled_statistics(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and std the head's first layer standardises with: over every training clip and
+    version, per hidden state and position; ``train`` (versions, n, n_states, width).
+
+    Returns
+    -------
+    mean, std : np.ndarray, each shape (n_states, width), float32 (std floored by 1e-6)
+    """
+    flat = train.reshape(-1, *train.shape[2:])
+    return flat.mean(axis=0), flat.std(axis=0) + 1e-6
+
+
 def fit_head(
     train: np.ndarray,
     y_train: np.ndarray,
@@ -82,8 +94,7 @@ def fit_head(
 
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng([config.seed, 7])
-    flat = train.reshape(-1, *train.shape[2:])
-    mean, std = flat.mean(axis=0), flat.std(axis=0) + 1e-6  # training speakers only
+    mean, std = pooled_statistics(train)  # training speakers only
     model = build_head(*train.shape[2:], n_classes, config.head, mean=mean, std=std)
     model.compile(
         optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),

