@@ -88,6 +88,14 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         "with --data, where to put the data's cache",
     )
     p.add_argument(
+        "--extra-cache",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="--model encoder: an encoder cache of another corpus (tools/encode_cache.py) whose "
+        "every clip also trains; repeatable",
+    )
+    p.add_argument(
         "--from",
         dest="source",
         default=None,
@@ -167,6 +175,8 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         p.error("--epochs must be at least 1")
     if args.model == "encoder":
         _check_encoder_args(p, args)
+    elif args.extra_cache:
+        p.error("--extra-cache is for --model encoder")
     if args.config and args.model == "mlp":
         p.error("--config sets CNN training; the MLP's grid is fixed (ser_cnn/mlp.py)")
     if args.source and args.model != "cnn":
@@ -236,8 +246,8 @@ def _check_encoder_args(p: argparse.ArgumentParser, args: argparse.Namespace) ->
     """What `--model encoder` takes: --config, --fold or --cv, --cache, --seed, --epochs, --out."""
     if not args.config:
         p.error(
-            "--model encoder needs --config: its head's settings (the chosen recipe: "
-            "configs/encoder_concat.toml)"
+            "--model encoder needs --config: its head's settings (the shipped recipe: "
+            "configs/encoder_clipnorm.toml, with --extra-cache for the other corpora)"
         )
     given = {
         "--data": args.data,
@@ -276,10 +286,13 @@ def run_encoder(args: argparse.Namespace) -> int:
     settings.pop("run_name", None)  # names the runs (run_name above), not a setting
     overrides = {k: getattr(args, k) for k in ("seed", "epochs") if getattr(args, k) is not None}
     config = HeadTraining.from_dict(settings | overrides)
-    check_cache(args.cache, config.copies)  # before TensorFlow loads
+    for cache in (args.cache, *args.extra_cache):
+        check_cache(cache, config.copies)  # before TensorFlow loads
     if args.cv:
         out = Path(args.out or f"checkpoints/cv_{args.label}_seed{config.seed}")
-        folds = cross_validate_encoder(args.cache, out, config, verbose=not args.quiet)
+        folds = cross_validate_encoder(
+            args.cache, out, config, extra=args.extra_cache, verbose=not args.quiet
+        )
         accuracy = np.array([m["accuracy"] for m in folds.values()])
         uar = np.array([m["uar"] for m in folds.values()])
         print(
@@ -292,7 +305,7 @@ def run_encoder(args: argparse.Namespace) -> int:
     parts = split(fold)
     print(parts.describe())
     out = args.out or f"checkpoints/{args.label}_fold{fold}_seed{config.seed}"
-    result = train_encoder(args.cache, out, parts, config, verbose=False)
+    result = train_encoder(args.cache, out, parts, config, extra=args.extra_cache, verbose=False)
     m = result.metrics
     print(
         f"test: accuracy {m['accuracy']:.3f}  UAR {m['uar']:.3f}  macro-F1 {m['macro_f1']:.3f}  "

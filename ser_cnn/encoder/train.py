@@ -107,6 +107,7 @@ def train_encoder(
     split: Split,
     config: HeadTraining,
     *,
+    extra: Sequence[str | os.PathLike] = (),
     verbose: bool = True,
 ):
     """Train a head on a RAVDESS split of an encoder cache and write its run folder.
@@ -123,6 +124,9 @@ def train_encoder(
         take their babble from the actors tested in the same published fold, so a published
         fold's training never hears a test actor's voice.
     config : HeadTraining
+    extra : sequence of path
+        Encoder caches of other corpora (URDU, ASED, nEMO): every clip of them trains (they
+        never hold a RAVDESS actor); validation and test stay RAVDESS's.
     verbose : bool
         Print a line when done.
 
@@ -144,7 +148,11 @@ def train_encoder(
     if features.pop("kind", None) != WhisperFeatureConfig.kind:
         raise DataError(f"{cache_dir} does not hold Whisper log-mel encoder states")
     feature_config = WhisperFeatureConfig.from_dict(features)
-    manifest, x = load_pooled_set([cache_dir], config.copies, clip_norm=config.head.clip_norm)
+    for other in extra:
+        if check_cache(other, config.copies)["features"] != settings["features"]:
+            raise DataError(f"{other} was encoded with other feature settings than {cache_dir}")
+    caches = [cache_dir, *extra]
+    manifest, x = load_pooled_set(caches, config.copies, clip_norm=config.head.clip_norm)
     manifest, x, y = labelled(manifest, x)
     tr, va, te = ravdess_parts(manifest, split)
     for name, mask, actors in (("train", tr, split.train), ("test", te, split.test)):
@@ -195,6 +203,12 @@ def train_encoder(
         },
         versions=library_versions(),
         git_commit=git_commit(),
+        data={
+            "caches": [str(c) for c in caches],
+            "clips per corpus": manifest.loc[tr | va | te, "corpus"].value_counts().to_dict(),
+        }
+        if extra
+        else None,
         encoder=FrozenEncoder(
             source=settings["encoder"], dimensions=_dimensions(settings["encoder"], x)
         ),
@@ -225,6 +239,7 @@ def cross_validate_encoder(
     out_dir: str | os.PathLike,
     config: HeadTraining,
     *,
+    extra: Sequence[str | os.PathLike] = (),
     verbose: bool = True,
 ) -> dict[int, dict]:
     """A run folder per published fold (``out_dir/fold1`` ... ``fold6``); each fold's test
@@ -232,7 +247,7 @@ def cross_validate_encoder(
     out_dir = Path(out_dir)
     return {
         fold: train_encoder(
-            cache_dir, out_dir / f"fold{fold}", split(fold), config, verbose=verbose
+            cache_dir, out_dir / f"fold{fold}", split(fold), config, extra=extra, verbose=verbose
         ).metrics
         for fold in sorted(load_folds())
     }
