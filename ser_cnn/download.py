@@ -88,7 +88,7 @@ RAVDESS = Source(
         "RAVDESS is CC BY-NC-SA 4.0: cite Livingstone & Russo (2018), "
         "https://doi.org/10.5281/zenodo.1188976"
     ),
-    next_step="python scripts/preprocess.py --data-dir {out}",
+    next_step="ser-cnn preprocess --data-dir {out}",
 )
 NEMO_COMMIT = "66de9999a8f2f605eb5f64841790aa5cb0877782"
 NEMO = Source(

@@ -495,7 +495,7 @@ def _prepare_out_dir(out_dir: Path, config: FeatureConfig, force: bool) -> None:
             "shape": list(config.shape),
             "versions": library_versions(),
         }
-        _atomic_write_text(settings_path, json.dumps(settings, indent=2) + "\n")
+        atomic_write_text(settings_path, json.dumps(settings, indent=2) + "\n")
 
 
 def _cache_path(key: str) -> str:
@@ -538,7 +538,7 @@ def _work(task: tuple[str, str, Path, FeatureConfig]):
     try:
         info = audio_info(path)
         features = config.compute(path)
-        _atomic_save(features_dir / f"{key}.npy", features)
+        atomic_save(features_dir / f"{key}.npy", features)
     except SerError as err:
         return key, str(err).removeprefix(f"{path}: ")
     return key, {
@@ -573,14 +573,16 @@ def _one_thread() -> None:
     threadpool_limits(limits=1)
 
 
-def _atomic_save(path: Path, array: np.ndarray) -> None:
+def atomic_save(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` as ``path`` (.npy) under a temporary name, then rename: never half a file."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as f:
         np.save(f, array)
     tmp.replace(path)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` under a temporary name, then rename: never half a file."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
@@ -619,8 +621,8 @@ def _write_tables(out_dir: Path, rows: dict[str, dict], errors: dict[str, dict])
     manifest = pd.DataFrame(
         {c: [r.get(c) for r in ordered] for c in CACHE_COLUMNS}, columns=list(CACHE_COLUMNS)
     ).astype(object)
-    _atomic_write_text(out_dir / MANIFEST_FILE, manifest.to_csv(index=False))
+    atomic_write_text(out_dir / MANIFEST_FILE, manifest.to_csv(index=False))
     error_table = pd.DataFrame(
         sorted(errors.values(), key=lambda r: r["path"]), columns=list(ERROR_COLUMNS)
     )
-    _atomic_write_text(out_dir / ERRORS_FILE, error_table.to_csv(index=False))
+    atomic_write_text(out_dir / ERRORS_FILE, error_table.to_csv(index=False))

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ser_cnn.errors import DataError
+from ser_cnn.preprocess import atomic_save, atomic_write_text
 
 SETTINGS_FILE = "settings.json"
 MANIFEST_FILE = "manifest.csv"
@@ -121,7 +122,7 @@ def build_cache(
         nonlocal done
         states = encoder.encode([m for _, _, m in batch])
         for (i, j, _), s in zip(batch, states, strict=True):
-            _atomic_save(out_dir / state_file(manifest.at[i, "key"], j), s.astype(np.float16))
+            atomic_save(out_dir / state_file(manifest.at[i, "key"], j), s.astype(np.float16))
         done += len(batch)
         batch.clear()
         if progress:
@@ -145,7 +146,7 @@ def build_cache(
         int(np.load(out_dir / state_file(k), mmap_mode="r").shape[1]) for k in manifest["key"]
     ]
     table = manifest.assign(frames=frames)
-    _atomic_write_text(out_dir / MANIFEST_FILE, table.to_csv(index=False))
+    atomic_write_text(out_dir / MANIFEST_FILE, table.to_csv(index=False))
     return out_dir
 
 
@@ -186,7 +187,7 @@ def load_pooled(
         path = cache_dir / f"pooled.copy{j}.npy"
         if not path.exists():
             arrays = [pool(np.load(cache_dir / state_file(k, j))) for k in manifest["key"]]
-            _atomic_save(path, np.stack(arrays))
+            atomic_save(path, np.stack(arrays))
         out.append(np.load(path))
     return manifest, np.stack(out)
 
@@ -243,17 +244,4 @@ def _prepare(out_dir: Path, settings: dict) -> None:
             )
         return
     (out_dir / STATES_DIR).mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        np.save(f, array)
-    tmp.replace(path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
