@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 
 import pytest
 
@@ -177,7 +178,11 @@ def test_the_defaults_are_the_shipped_recipe():
     assert STUDIO.replace(ema=0.0) == PLAIN
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
+CNN_RECIPES = sorted(p for p in CONFIGS.glob("*.toml") if not p.name.startswith("encoder"))
+ENCODER_RECIPES = sorted(CONFIGS.glob("encoder*.toml"))  # HeadTraining files, not TrainConfig
+
+
+@pytest.mark.parametrize("path", CNN_RECIPES, ids=lambda p: p.name)
 def test_every_recipe_file_trains_what_its_published_results_were_trained_with(path):
     """A recipe's result file is results/cv_<recipe_name>.json; the file must still give the
     settings it records (configs/studio.toml: results/cv_cnn.json), whatever the defaults."""
@@ -186,6 +191,18 @@ def test_every_recipe_file_trains_what_its_published_results_were_trained_with(p
     if not result.exists():
         pytest.skip(f"{path.name} has no published six-fold result ({result.name})")
     assert _recipe(json.loads(result.read_text())["training"]) == load_config(path)
+
+
+@pytest.mark.parametrize("path", ENCODER_RECIPES, ids=lambda p: p.name)
+def test_every_encoder_recipe_gives_the_settings_its_six_fold_result_records(path):
+    """configs/encoder*.toml are the head's settings (tools/encoder_cv.py writes
+    results/cv_encoder_<stem>.json with them); each file must still read as recorded."""
+    from ser_cnn.encoder.fit import HeadTraining
+
+    recorded = json.loads((RESULTS / f"cv_encoder_{path.stem}.json").read_text())["training"]
+    settings = HeadTraining.from_dict(tomllib.loads(path.read_text()))
+    before = {"select": True}  # results written before the setting existed selected epochs
+    assert settings.to_dict() == before | recorded | {"seed": settings.seed}
 
 
 def test_recipes_are_named_after_their_file_or_run_name(tmp_path):
