@@ -247,7 +247,7 @@ def _check_encoder_args(p: argparse.ArgumentParser, args: argparse.Namespace) ->
     if not args.config:
         p.error(
             "--model encoder needs --config: its head's settings (the shipped recipe: "
-            "configs/encoder_clipnorm.toml, with --extra-cache for the other corpora)"
+            "configs/encoder_concat.toml)"
         )
     given = {
         "--data": args.data,
