@@ -61,7 +61,6 @@ def fit_and_score(x, y, tr, va, te, config, seed, *, restrict=None) -> dict:
         "val": {k: val[k] for k in SCORES},
         "epochs": epochs,
         "seconds": round(time.perf_counter() - started, 1),
-        "test_probabilities": np.round(probs, 4).tolist(),
     }
 
 
@@ -87,7 +86,7 @@ def six_folds(manifest, x, y, config, seed) -> dict:
 def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False) -> dict:
     corpus = manifest["corpus"].to_numpy()
     speaker = (manifest["corpus"] + "/" + manifest["speaker"]).to_numpy()
-    val_actors = {f"ravdess/{a:02d}" for a in split(1).val} | {f"ravdess/{a}" for a in split(1).val}
+    val_actors = {f"ravdess/{a}" for a in split(1).val}  # the corpus layer's speaker ids
     for c in sorted(set(corpus) - {"ravdess"}):
         ids = sorted(set(speaker[corpus == c]))
         val_actors |= set(ids[::VAL_EVERY])
