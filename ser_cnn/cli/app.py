@@ -14,14 +14,7 @@ import importlib.util
 import os
 import sys
 
-# "all": every model the run has (the shipped one: the encoder, the CNN and the MLP)
-MODEL_CHOICES = {
-    "all": None,
-    "encoder": ("encoder",),
-    "cnn": ("cnn",),
-    "mlp": ("mlp",),
-    "both": ("cnn", "mlp"),
-}
+from ser_cnn.cli.infer import MODEL_CHOICES  # the same choices as infer and evaluate
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
