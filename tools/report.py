@@ -35,6 +35,8 @@ SHIPPED = REPO / "checkpoints" / "ravdess_fold1"
 SHIPPED_CV = "cv_cnn_robust_dropout.json"
 SHIPPED_SEEDS = "ensemble_cnn_robust_dropout.json"  # its seeds together (tools/ensemble.py)
 SHIPPED_RECIPE = "robust recipe, dropout 0.1 (`configs/robust_dropout.toml`, the default)"
+# Six-fold calibration summaries (tools/calibrate.py --summary), in the headline's order.
+CALIBRATIONS = ("calibration_encoder.json", "calibration.json")
 SCORES = (("accuracy", "accuracy"), ("uar", "UAR"), ("macro_f1", "macro-F1"))
 # The README keeps one short table; the full experiment record is docs/results.md.
 DOCUMENTS = {
@@ -600,19 +602,27 @@ def limits(root: str) -> str:
 
 
 def calibration(root: str) -> str:
-    """Temperature scaling per fold, from results/calibration.json (tools/calibrate.py)."""
-    s = _load("calibration.json")
-    if s is None:
-        return (
-            "_(not measured yet: `python tools/calibrate.py CV_DIR ... --summary "
-            "results/calibration.json`)_"
-        )
-    text = calibration_table(s)
-    if (RESULTS / "calibration.png").exists():
-        text += (
-            f"\n\n![Reliability diagrams, test actors of every fold]({root}results/calibration.png)"
-        )
-    return text + f"\n\nSource: {_link(root, 'calibration.json')}."
+    """Temperature scaling per fold, from each of CALIBRATIONS (tools/calibrate.py --summary)."""
+    parts = []
+    for name in CALIBRATIONS:
+        s = _load(name)
+        if s is None:
+            parts.append(
+                f"_(not measured yet: `python tools/calibrate.py CV_DIR ... --summary "
+                f"results/{name}`)_"
+            )
+            continue
+        text = calibration_table(s)
+        png = Path(name).with_suffix(".png").name
+        if (RESULTS / png).exists():
+            text += f"\n\n![Reliability diagrams, test actors of every fold]({root}results/{png})"
+        parts.append(text + f"\n\nSource: {_link(root, name)}.")
+    parts.append(
+        "ECE: 15 equal-width confidence bins; ECE floor: what a perfectly calibrated model with "
+        "the calibrated probabilities would show on as many clips; accuracy is the same before "
+        "and after (the order of the emotions never changes)."
+    )
+    return "\n\n".join(parts)
 
 
 def calibration_table(summary: dict) -> str:
@@ -655,12 +665,7 @@ def calibration_table(summary: dict) -> str:
             f"| {a['ece']:.3f} | {a['ece_floor']:.3f} | {b['nll']:.3f} | {a['nll']:.3f} | |",
             "",
         ]
-    rows.append(
-        "ECE: 15 equal-width confidence bins; ECE floor: what a perfectly calibrated model with "
-        "the calibrated probabilities would show on as many clips; accuracy is the same before "
-        "and after (the order of the emotions never changes)."
-    )
-    return "\n".join(rows)
+    return "\n".join(rows).rstrip()
 
 
 def leakage(root: str) -> str:

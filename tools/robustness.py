@@ -43,7 +43,7 @@ from ser_cnn.versions import git_commit, library_versions
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
-MODELS = ("cnn", "mlp")
+MODELS = ("encoder", "cnn", "mlp")  # in the order tables show them
 BABBLE_POOL = 24  # clips of non-test actors from which each babble draws its 4-6 talkers
 CORPORA = {  # name: (environment variable, emotions in the corpus's own order)
     c: (corpora.CORPORA[c].ENV, corpora.emotions_of(c)) for c in ("urdu", "ased", "nemo")
