@@ -473,36 +473,55 @@ HEADLINE_CONDITIONS = (
 
 
 def robust_headline(root: str) -> str:
-    """The README's robustness table: the CNN of each benchmarked recipe, a few conditions."""
+    """The README's robustness table: each shipped recipe's model (its six folds and its fold 1,
+    the shipped model itself), a few conditions; every recipe is in docs/results.md."""
     results = _load("robustness.json")
     if results is None:
         return "_(not measured yet: `python tools/robustness.py RUN --label NAME`)_"
     heads = [c.replace(" dB", "").replace("room-tone ", "") for c in HEADLINE_CONDITIONS]
     rows = [
-        "| CNN | " + " | ".join(heads) + " | URDU UAR | ASED UAR |",
+        "| model, recipe | " + " | ".join(heads) + " | URDU UAR | ASED UAR |",
         "| --- " * (len(heads) + 3) + "|",
     ]
-    for label, entry in results["labels"].items():
-        rows.append(f"| {label} | " + " | ".join(_robust_cells(entry)) + " |")
-        # the shipped recipe's fold 1 alone (the shipped model), beside the studio fold-1 model:
+    for label, entry in _shipped_entries(results).items():
+        model = _robust_model(entry)
+        rows.append(f"| {model.upper()}, {label} | " + " | ".join(_robust_cells(entry)) + " |")
         # "fold1", or "RUN/fold1" when a cross-validation folder was scored whole
         first = [f for f in entry["folds"] if f.rsplit("/", 1)[-1] == "fold1"]
-        if "(shipped)" in label and len(entry["folds"]) > 1 and first:
+        if len(entry["folds"]) > 1 and first:
             cells = _robust_cells(entry, fold=first[0])
-            rows.append(f"| {label}: fold 1 alone | " + " | ".join(cells) + " |")
+            rows.append(f"| {model.upper()}, fold 1 alone | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
+def _shipped_entries(results: dict) -> dict:
+    """The robustness entries of the models shipped now, the headline model first."""
+    shipped = {k: e for k, e in results["labels"].items() if "(shipped)" in k}
+    return dict(sorted(shipped.items(), key=lambda kv: _ROBUST_MODELS.index(_robust_model(kv[1]))))
+
+
+_ROBUST_MODELS = ("encoder", "cnn")  # the model a robustness entry is read for, in this order
+
+
+def _robust_model(entry: dict) -> str:
+    return next(m for m in _ROBUST_MODELS if m in entry["conditions"]["clean"])
+
+
 def _robust_cells(entry: dict, *, fold: str | None = None) -> list[str]:
-    """The CNN's accuracy per headline condition and UAR per corpus: the mean over folds, or
-    one fold's own."""
+    """The entry's model's accuracy per headline condition and UAR per corpus (– where not
+    scored): the mean over folds, or one fold's own."""
+    model = _robust_model(entry)
 
-    def pick(summary: dict, score: str) -> float:
-        return summary["folds"][fold][score] if fold else summary["mean"][score]
+    def pick(summary: dict, score: str) -> str:
+        if model not in summary:
+            return "–"
+        return (
+            f"{summary[model]['folds'][fold][score] if fold else summary[model]['mean'][score]:.2f}"
+        )
 
-    cells = [pick(entry["conditions"][c]["cnn"], "accuracy") for c in HEADLINE_CONDITIONS]
-    cells += [pick(entry["cross_corpus"][c]["cnn"], "uar") for c in ("urdu", "ased")]
-    return [f"{v:.2f}" for v in cells]
+    cells = [pick(entry["conditions"][c], "accuracy") for c in HEADLINE_CONDITIONS]
+    cells += [pick(entry["cross_corpus"].get(c, {}), "uar") for c in ("urdu", "ased")]
+    return cells
 
 
 # The Limits paragraph: what the shipped model loses under the benchmark's conditions (those
@@ -510,6 +529,25 @@ def _robust_cells(entry: dict, *, fold: str | None = None) -> list[str]:
 LIMIT_CONDITIONS = ("white 20 dB", "telephone", "reverb 0.8 s", "codec")  # "cost a-b"
 STUDIO_LIMIT_CONDITIONS = ("gain -20 dB", "room-tone padding", *LIMIT_CONDITIONS, "white 10 dB")
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+
+
+def _encoder_robustness(encoder: dict, cnn: dict, accuracy, cost) -> str:
+    """The Limits paragraph's sentence on the encoder model under the benchmark's conditions."""
+    conditions = [c for c in encoder["conditions"] if c != "clean"]
+    worse = [c for c in conditions if cost(encoder, c) > cost(cnn, c)]
+    below = [c for c in conditions if accuracy(encoder, c) < accuracy(cnn, c)]
+    return (
+        "noise at 20 dB SNR, a phone line, a hall or a codec cost it "
+        f"{_span([cost(encoder, c) for c in LIMIT_CONDITIONS])}, noise at 10 dB SNR "
+        f"{_quoted(cost(encoder, 'white 10 dB'))}, babble at 10 dB SNR "
+        f"{_quoted(cost(encoder, 'babble 10 dB'))} (the target: within 0.08 of clean); it loses "
+        f"more than the CNN under {', '.join(worse) or 'no condition'}, and its accuracy is "
+        + (
+            f"below the CNN's under {', '.join(below)}. "
+            if below
+            else "above the CNN's under every condition. "
+        )
+    )
 
 
 def _quoted(x: float | Decimal) -> Decimal:
@@ -535,11 +573,14 @@ def limits(root: str) -> str:
             "`results/robustness.json`)_"
         )
     labels = robust["labels"]
-    shipped = next(e for label, e in labels.items() if "(shipped)" in label)
+    shipped = next(e for e in _shipped_entries(robust).values() if _robust_model(e) == "cnn")
+    robust_encoder = next(
+        (e for e in _shipped_entries(robust).values() if _robust_model(e) == "encoder"), None
+    )
     studio = next(e for label, e in labels.items() if label.startswith("studio recipe"))
 
     def accuracy(entry: dict, condition: str, fold: str | None = None) -> float:
-        s = entry["conditions"][condition]["cnn"]
+        s = entry["conditions"][condition][_robust_model(entry)]
         return s["folds"][fold]["accuracy"] if fold else s["mean"]["accuracy"]
 
     def cost(entry: dict, condition: str) -> Decimal:  # of the figures the tables show
@@ -577,8 +618,13 @@ def limits(root: str) -> str:
             f"(six folds, seeds {', '.join(map(str, encoder['seeds']))}; the issue's target is "
             f"0.78); on other corpora its restricted UAR is {three(other)} (Urdu, ASED, nEMO), "
             f"and {three(left)} when the other two are in training (not shipped: it cost "
-            "RAVDESS accuracy); its robustness to noise, rooms and codecs is not measured yet. "
-            "The CNN beside it: "
+            "RAVDESS accuracy); "
+            + (
+                _encoder_robustness(robust_encoder, shipped, accuracy, cost)
+                if robust_encoder
+                else ""
+            )
+            + "The CNN beside it: "
         )
     text = lead + (
         "on clean clips of unseen actors the CNN's shipped recipe is right "
