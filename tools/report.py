@@ -56,6 +56,7 @@ DOCUMENTS = {
         "demo",
         "encoder",
         "encoder-cross",
+        "encoder-robustness-validation",
     ),
 }
 # What `make demo` runs; its output is rerun when writing, never compared by --check (the last
@@ -887,6 +888,11 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "demo": demo,
     "encoder": encoder,
     "encoder-cross": encoder_cross,
+    "encoder-robustness-validation": lambda root: robustness(
+        root,
+        "robustness_encoder_validation.json",
+        " --part validation --out results/robustness_encoder_validation.json",
+    ),
 }
 
 
