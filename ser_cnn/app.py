@@ -4,32 +4,50 @@
     ser-cnn app --run DIR --port 8000 --max-mb 50 --max-minutes 30
 
 It shows the first model's emotion (the Whisper encoder's head when the run has one, else the
-CNN's), every emotion's probability for each model, the waveform
-and the log-mel spectrogram the CNN sees, and a timeline of the windows of a long recording. It
-runs offline: the page comes from the Gradio wheel, fonts are the system's, analytics are off
-and no share link is made. Gradio is imported only by :func:`build_app`; the analysis itself
-(:func:`analyse`, the figures) needs only what ser_cnn needs.
+CNN's), every emotion's probability for each model, the log-mel spectrogram the CNN scored and,
+for a long recording, each window's probabilities along the recording (the recording's waveform
+is in its player). The browser draws all of them (HTML bars, a native Gradio plot, a small
+image): drawing three Matplotlib figures per answer took about 0.35 s of the server's CPU, five
+times the models' own time, so the server now only sends numbers. Several people can use it at
+once: ``--workers`` analyses run at a time and up to ``--queue`` wait, each seeing its place in
+the queue; when the queue is full, a newcomer is asked to try again. It runs offline: the page
+comes from the Gradio wheel, fonts are the system's, analytics are off and no share link is
+made. Gradio is imported only by :func:`build_app`; the analysis itself (:func:`analyse`, what
+the page shows) needs only what ser_cnn needs.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
+import pandas as pd
 
 from ser_cnn.audio import audio_info, load_audio
 from ser_cnn.errors import AudioError, ParameterError, SerError
 from ser_cnn.features import clip_log_mel
-from ser_cnn.prediction import Prediction
+from ser_cnn.live import HOP, LiveStream, Update
+from ser_cnn.prediction import Prediction, Window
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 DEFAULT_MAX_MB = 20.0
 DEFAULT_MAX_MINUTES = 10.0
+# analyses at a time: one per core of a 2-core machine; the models' own threads share the rest
+DEFAULT_WORKERS = 2
+# uploads waiting at most: about 5 s of waiting at 10 answers/s; then newcomers are refused
+DEFAULT_QUEUE = 48
+# live microphones at a time: each needs about a quarter of a core for the three models at a
+# 0.5 s hop, so four leave the other half of the machine to uploads
+DEFAULT_LIVE = 4
+LIVE_CHUNK = 0.25  # s of microphone audio the browser sends at a time: half the live hop
+LIVE_LIMIT = 600  # s one live session may last; then its place goes to the next in the queue
+LIVE_SHOWN = 60.0  # s of the most recent windows the live timeline shows
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif")
 MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace")
 MODEL_NAMES = {"encoder": "Whisper encoder", "cnn": "CNN", "mlp": "MLP baseline"}
@@ -134,91 +152,94 @@ def verdict_text(prediction: Prediction) -> str:
     return text
 
 
-def probability_figure(prediction: Prediction, labels: tuple[str, ...]) -> Figure:
-    """Every emotion's probability, one bar per model."""
-    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
-    ax = fig.add_subplot()
-    n = len(prediction.scores)
-    height = 0.8 / n
-    rows = np.arange(len(labels))
-    for i, (name, s) in enumerate(prediction.scores.items()):
-        values = [s.probabilities[lab] for lab in labels]
-        ax.barh(
-            rows + (i - (n - 1) / 2) * height,
-            values,
-            height,
-            label=MODEL_NAMES[name],
-            color=MODEL_COLORS.get(name),
-        )
-    ax.set_yticks(rows, labels)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("probability")
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="lower right")
-    return fig
+def probability_html(prediction: Prediction, labels: tuple[str, ...]) -> str:
+    """Every emotion's probability as HTML bars, one per model, for the browser to draw.
 
-
-def signal_figure(analysis: Analysis) -> Figure:
-    """The waveform, and under it the log-mel spectrogram the CNN scored."""
-    rows = 2 if analysis.log_mel is not None else 1
-    fig = Figure(figsize=(9.6, 2.0 + 2.2 * (rows - 1)), layout="constrained")
-    axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
-    y, sr = analysis.samples, analysis.sample_rate
-    bins = max(1, len(y) // 2000)  # min and max of each bin: the envelope a wave editor draws
-    n = len(y) // bins * bins
-    blocks = y[:n].reshape(-1, bins) if n else y.reshape(1, -1)
-    t = np.arange(len(blocks)) * bins / sr
-    axes[0].fill_between(t, blocks.min(axis=1), blocks.max(axis=1), color="#1f77b4", lw=0.5)
-    axes[0].set(xlim=(0, len(y) / sr), xlabel="time (s)", ylabel="amplitude", title="waveform")
-    if analysis.log_mel is not None:
-        m = analysis.log_mel
-        seconds = m.shape[1] * analysis.frame_seconds
-        image = axes[1].imshow(
-            m, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, m.shape[0])
-        )
-        axes[1].set(
-            xlabel="time in the window (s)", ylabel="mel band", title=analysis.log_mel_caption
-        )
-        fig.colorbar(image, ax=axes[1], label="dB", pad=0.01)
-    return fig
-
-
-def timeline_figure(prediction: Prediction, labels: tuple[str, ...]) -> Figure | None:
-    """Each window's emotion along the recording, one row per model; None for a short clip."""
-    if not prediction.windows:
-        return None
-    colors = {lab: EMOTION_COLORS[i % len(EMOTION_COLORS)] for i, lab in enumerate(labels)}
+    Each bar carries its model, emotion and probability as ``data-`` attributes."""
     models = list(prediction.scores)
-    fig = Figure(figsize=(9.6, 1.2 + 0.5 * len(models)), layout="constrained")
-    ax = fig.add_subplot()
-    starts = [w.start for w in prediction.windows]
-    seen = set()
-    for i, w in enumerate(prediction.windows):
-        # each window is drawn from its start to the next one's: the hop it adds
-        end = starts[i + 1] if i + 1 < len(starts) else w.end
-        for row, name in enumerate(models):
-            if w.silent:
-                ax.barh(row, end - w.start, left=w.start, color="#dddddd", height=0.8)
-                continue
-            s = w.scores[name]
-            label = None if s.emotion in seen else s.emotion
-            seen.add(s.emotion)
-            ax.barh(
-                row,
-                end - w.start,
-                left=w.start,
-                height=0.8,
-                color=colors[s.emotion],
-                alpha=0.35 + 0.65 * s.probability,
-                label=label,
-            )
-    ax.set_yticks(range(len(models)), [MODEL_NAMES[m] for m in models])
-    ax.invert_yaxis()
-    ax.set(xlim=(0, prediction.duration), xlabel="time (s)")
-    ax.set_title("emotion of each window (paler: less sure; grey: no speech)", fontsize=10)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    return fig
+    legend = "".join(
+        f'<span><i style="background:{MODEL_COLORS.get(m, "#888")}"></i>{MODEL_NAMES[m]}</span>'
+        for m in models
+    )
+    rows = []
+    for lab in labels:
+        bars = "".join(
+            f'<div class="bar" data-model="{m}" data-emotion="{lab}" data-p="{p:.4f}">'
+            f'<i style="width:{100 * p:.1f}%;background:{MODEL_COLORS.get(m, "#888")}"></i>'
+            f"<span>{p:.2f}</span></div>"
+            for m in models
+            for p in [prediction.scores[m].probabilities[lab]]
+        )
+        rows.append(f'<div class="row"><span class="emotion">{lab}</span><div>{bars}</div></div>')
+    return f'<div class="probabilities"><div class="legend">{legend}</div>{"".join(rows)}</div>'
+
+
+# the bars' look, given to the page once (launch)
+PROBABILITY_CSS = """
+.probabilities { font-size: 0.85em; }
+.probabilities .legend span { margin-right: 1em; }
+.probabilities .legend i { display: inline-block; width: 0.8em; height: 0.8em;
+  margin-right: 0.3em; }
+.probabilities .row { display: grid; grid-template-columns: 6em 1fr; align-items: center;
+  border-top: 1px solid #8882; padding: 2px 0; }
+.probabilities .bar { display: flex; align-items: center; height: 0.8em; margin: 1px 0; }
+.probabilities .bar i { display: block; height: 100%; min-width: 1px; }
+.probabilities .bar span { margin-left: 0.4em; font-size: 0.8em; opacity: 0.8; }
+#log_mel img { image-rendering: auto; width: 100%; height: 12em; object-fit: fill; }
+.windows { display: flex; height: 2em; }
+.windows i { flex: 1 1 0; min-width: 1px; }
+#live_now h2 { font-size: 2.2em; }
+"""
+
+
+@functools.cache
+def _magma() -> np.ndarray:
+    """Matplotlib's magma colour map as a (256, 3) uint8 table, read once."""
+    from matplotlib import colormaps
+
+    return (colormaps["magma"](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+
+
+def log_mel_image(log_mel: np.ndarray) -> np.ndarray:
+    """A log-mel (n_mels, n_frames) as an RGB image (n_mels, n_frames, 3), low bands at the
+    bottom, from its quietest (black) to its loudest (yellow) cell."""
+    low, high = float(log_mel.min()), float(log_mel.max())
+    scaled = (log_mel - low) / max(high - low, 1e-6)  # 1e-6 dB: a flat log-mel stays black
+    return _magma()[np.round(scaled[::-1] * 255).astype(np.uint8)]
+
+
+TIMELINE_COLUMNS = ("time", "emotion", "probability")  # time: the window's centre (s)
+
+
+def timeline_frame(windows: Iterable[Window], model: str, labels: tuple[str, ...]) -> pd.DataFrame:
+    """Each window's probabilities from ``model``, one row per window with speech and emotion,
+    for a line plot along the recording; windows without speech have no rows."""
+    rows = [
+        ((w.start + w.end) / 2, lab, w.scores[model].probabilities[lab])
+        for w in windows
+        if not w.silent
+        for lab in labels
+    ]
+    return pd.DataFrame(rows, columns=list(TIMELINE_COLUMNS))
+
+
+def emotion_colors(labels: tuple[str, ...]) -> dict[str, str]:
+    """A colour per emotion, the same in every plot."""
+    return {lab: EMOTION_COLORS[i % len(EMOTION_COLORS)] for i, lab in enumerate(labels)}
+
+
+def timeline_plot(model: str, labels: tuple[str, ...]) -> dict:
+    """The settings of a line plot of :func:`timeline_frame` (``gr.LinePlot(**...)``)."""
+    return {
+        "x": "time",
+        "y": "probability",
+        "color": "emotion",
+        "x_title": "time (s)",
+        "y_lim": [0, 1],
+        "color_map": emotion_colors(labels),
+        "label": f"each window's probabilities ({MODEL_NAMES[model]}; no point: no speech)",
+        "show_label": True,
+    }
 
 
 def learnt_from(rec) -> str:
@@ -234,8 +255,68 @@ def learnt_from(rec) -> str:
     return text
 
 
-def build_app(rec, limits: Limits = Limits()):
-    """The Gradio Blocks of the app around a loaded Recognizer (not launched)."""
+@dataclass
+class LiveSession:
+    """One browser's live microphone: its stream and the updates it gave."""
+
+    stream: LiveStream
+    updates: list[Update]
+
+
+def live_text(updates: list[Update], model: str) -> str:
+    """The live headline in Markdown: the smoothed answer of ``model`` over the last seconds,
+    large, and the last window's own answer."""
+    if not updates:
+        return "### Listening… (the first answer comes after one window of audio)"
+    last = updates[-1]
+    if last.smoothed is None:
+        text = "## No speech heard in the last seconds"
+    else:
+        s = last.smoothed[model]
+        text = f"## {MODEL_NAMES[model]}: **{s.emotion}** ({s.probability:.2f})"
+    now = "no speech" if last.scores is None else last.scores[model].emotion
+    if last.scores is not None:
+        now += f" ({last.scores[model].probability:.2f})"
+    return text + f"\n\n{last.start:.1f}–{last.end:.1f} s: {now}"
+
+
+def windows_html(updates: list[Update], model: str, labels: tuple[str, ...]) -> str:
+    """Each window's emotion from ``model`` as a strip of cells, paler where less sure, grey
+    without speech; each cell carries its times, emotion and probability as ``data-`` attributes.
+    """
+    colors = emotion_colors(labels)
+    cells = []
+    for u in updates:
+        if u.scores is None:
+            cells.append(
+                f'<i data-start="{u.start:.2f}" data-end="{u.end:.2f}" data-emotion="" '
+                f'style="background:#dddddd" title="{u.start:.1f} s: no speech"></i>'
+            )
+            continue
+        s = u.scores[model]
+        cells.append(
+            f'<i data-start="{u.start:.2f}" data-end="{u.end:.2f}" data-emotion="{s.emotion}" '
+            f'data-p="{s.probability:.4f}" style="background:{colors[s.emotion]};'
+            f'opacity:{0.35 + 0.65 * s.probability:.2f}" '
+            f'title="{u.start:.1f} s: {s.emotion} ({s.probability:.2f})"></i>'
+        )
+    return f'<div class="windows">{"".join(cells)}</div>'
+
+
+def build_app(
+    rec,
+    limits: Limits = Limits(),
+    *,
+    workers: int = DEFAULT_WORKERS,
+    live: int = DEFAULT_LIVE,
+    hop: float = HOP,
+):
+    """The Gradio Blocks of the app around a loaded Recognizer (not launched).
+
+    ``workers`` uploads are analysed at a time; the others wait in the queue of :func:`launch`.
+    The Live tab serves ``live`` microphones at a time, apart from the uploads (its own
+    concurrency group, so streams never hold an upload back), an answer every ``hop`` seconds.
+    """
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio reads it on import
     import gradio as gr
 
@@ -244,17 +325,20 @@ def build_app(rec, limits: Limits = Limits()):
             f"{rec.run_dir}: this CNN needs several recordings of one speaker "
             "(speaker-normalised); the app judges every recording alone"
         )
+    if workers < 1 or live < 1:
+        raise ParameterError(f"workers and live must be at least 1, got {workers} and {live}")
+    first = rec.models[0]
 
     def cleared(error: str = ""):
         return (
             gr.update(value=error, visible=bool(error)),
             "",
-            None,
-            None,
+            "",
+            gr.update(value=None, visible=False),
             gr.update(value=None, visible=False),
         )
 
-    def run(path):
+    def analyse_upload(path):
         if not path:
             return cleared()
         try:
@@ -265,13 +349,42 @@ def build_app(rec, limits: Limits = Limits()):
             log.exception("analysing %s", path)
             return cleared(f"**Cannot analyse this recording:** internal error ({err!r})")
         p = result.prediction
-        timeline = timeline_figure(p, rec.labels)
         return (
             gr.update(value="", visible=False),
             verdict_text(p),
-            probability_figure(p, rec.labels),
-            signal_figure(result),
-            gr.update(value=timeline, visible=timeline is not None),
+            probability_html(p, rec.labels),
+            gr.update(
+                value=None if result.log_mel is None else log_mel_image(result.log_mel),
+                label=result.log_mel_caption,
+                visible=result.log_mel is not None,
+            ),
+            gr.update(
+                value=timeline_frame(p.windows, first, rec.labels) if p.windows else None,
+                visible=bool(p.windows),
+            ),
+        )
+
+    def live_start():
+        return live_text([], first), "", None, LiveSession(LiveStream(rec, hop=hop), [])
+
+    def live_update(chunk, session):
+        if chunk is None:
+            return gr.skip(), gr.skip(), gr.skip(), session
+        if session is None:  # a chunk came before the start event's answer
+            session = LiveSession(LiveStream(rec, hop=hop), [])
+        sr, samples = chunk
+        try:
+            session.updates += session.stream.push(samples, sr)
+        except SerError as err:
+            return f"**Cannot listen:** {err}", gr.skip(), gr.skip(), session
+        if not session.updates:
+            return live_text([], first), gr.skip(), gr.skip(), session
+        shown = [u for u in session.updates if u.end > session.updates[-1].end - LIVE_SHOWN]
+        return (
+            live_text(session.updates, first),
+            windows_html(shown, first, rec.labels),
+            timeline_frame((u.window for u in shown), first, rec.labels),
+            session,
         )
 
     intro = (
@@ -280,35 +393,96 @@ def build_app(rec, limits: Limits = Limits()):
         f"{', '.join(rec.labels)}, {learnt_from(rec)}: treat results on "
         "other recordings with care. Files up to "
         f"{limits.max_mb:g} MB and {limits.max_minutes:g} minutes; recordings over "
-        f"{2 * rec.window:g} s are cut into {rec.window:g} s windows."
+        f"{2 * rec.window:g} s are cut into {rec.window:g} s windows. When many people use it "
+        "at once, your place in the queue shows while you wait."
     )
     with gr.Blocks(title="ser_cnn", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(intro)
-        with gr.Row():
-            with gr.Column(scale=1):
-                audio = gr.Audio(
-                    sources=["upload", "microphone"],
-                    type="filepath",
-                    label="recording",
-                    elem_id="recording",
-                )
-                error = gr.Markdown(visible=False, elem_id="error")
-                verdict = gr.Markdown(elem_id="verdict")
-            with gr.Column(scale=1):
-                bars = gr.Plot(label="every emotion's probability", format="png", elem_id="bars")
-        signal = gr.Plot(label="what the model sees", format="png", elem_id="signal")
-        timeline = gr.Plot(label="timeline", format="png", visible=False, elem_id="timeline")
-        audio.change(run, audio, [error, verdict, bars, signal, timeline], show_progress="minimal")
+        with gr.Tab("Recording", id="recording_tab"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    audio = gr.Audio(
+                        sources=["upload", "microphone"],
+                        type="filepath",
+                        label="recording",
+                        elem_id="recording",
+                    )
+                    error = gr.Markdown(visible=False, elem_id="error")
+                    verdict = gr.Markdown(elem_id="verdict")
+                with gr.Column(scale=1):
+                    bars = gr.HTML(label="every emotion's probability", elem_id="bars")
+            log_mel = gr.Image(
+                label="the CNN's input",
+                format="png",
+                interactive=False,
+                visible=False,
+                buttons=[],
+                elem_id="log_mel",
+            )
+            timeline = gr.LinePlot(
+                visible=False, elem_id="timeline", **timeline_plot(first, rec.labels)
+            )
+        with gr.Tab("Live", id="live_tab"):
+            gr.Markdown(
+                f"Speak, and the {MODEL_NAMES[first]} answers every {hop:g} s for the last "
+                f"{rec.window:g} s of audio; the large answer averages the windows with speech "
+                f"of the last few seconds. Sessions last up to {LIVE_LIMIT // 60} minutes; "
+                f"{live} can listen at once, others wait in the queue."
+            )
+            live_audio = gr.Audio(
+                sources=["microphone"],
+                streaming=True,
+                type="numpy",
+                label="microphone",
+                elem_id="live_mic",
+            )
+            live_now = gr.Markdown(elem_id="live_now")
+            live_windows = gr.HTML(elem_id="live_windows")
+            live_timeline = gr.LinePlot(elem_id="live_timeline", **timeline_plot(first, rec.labels))
+            session = gr.State(time_to_live=2 * LIVE_LIMIT)
+        audio.change(
+            analyse_upload,
+            audio,
+            [error, verdict, bars, log_mel, timeline],
+            api_name="analyse",
+            show_progress="full",
+            show_progress_on=[verdict],
+            concurrency_limit=workers,
+            concurrency_id="analyse",
+        )
+        live_outputs = [live_now, live_windows, live_timeline, session]
+        live_audio.start_recording(live_start, None, live_outputs, api_name=False, queue=False)
+        live_audio.stream(
+            live_update,
+            [live_audio, session],
+            live_outputs,
+            api_name="live",
+            stream_every=LIVE_CHUNK,
+            time_limit=LIVE_LIMIT,
+            show_progress="hidden",
+            concurrency_limit=live,
+            concurrency_id="live",
+        )
     return demo
 
 
-def launch(demo, limits: Limits = Limits(), *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT):
-    """Serve ``demo`` until interrupted: offline, no share link, no tracebacks shown."""
+def launch(
+    demo,
+    limits: Limits = Limits(),
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    queue: int = DEFAULT_QUEUE,
+):
+    """Serve ``demo`` until interrupted: offline, no share link, no tracebacks shown; at most
+    ``queue`` requests wait (the page shows each its place), newcomers beyond are refused."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     import gradio as gr
 
+    if queue < 1:
+        raise ParameterError(f"queue must be at least 1, got {queue}")
     theme = gr.themes.Default(font=list(SYSTEM_FONTS), font_mono=list(MONO_FONTS))
-    demo.queue(default_concurrency_limit=1)  # one model call at a time
+    demo.queue(max_size=queue)
     _, url, _ = demo.launch(
         server_name=host,
         server_port=port,
@@ -320,7 +494,7 @@ def launch(demo, limits: Limits = Limits(), *, host: str = DEFAULT_HOST, port: i
         enable_monitoring=False,
         max_file_size=limits.max_bytes,
         theme=theme,
-        css="#error p, #error strong { color: #b42318; }",
+        css="#error p, #error strong { color: #b42318; }" + PROBABILITY_CSS,
         quiet=True,
         prevent_thread_lock=True,
     )

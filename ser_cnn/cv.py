@@ -13,9 +13,10 @@ way (:mod:`ser_cnn.calibrate` fits its temperature on them).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,15 @@ def cross_validate(
     splits: Sequence[DataSplit] | None = None,
     source: str | os.PathLike | None = None,
     data: dict | None = None,
+    fold_map: Callable[[list[Callable[[], tuple]]], Iterable[tuple]] | None = None,
 ) -> dict:
     """Train one model ('cnn' or 'mlp') per fold; write per-fold and mean ± std scores to one
     file.
+
+    ``fold_map`` runs the folds' training jobs (argument-free callables) and yields their
+    results in order; default: one after another in this process. The folds are independent,
+    so :func:`ser_cnn.scale.fold_map` runs them as parallel Ray tasks instead, into the same
+    run folders.
 
     ``folds`` are RAVDESS's published ones; ``splits`` (the folds of
     :func:`ser_cnn.splits.data_folds`) replace them for any other data. ``source`` fine-tunes
@@ -68,34 +75,19 @@ def cross_validate(
     per_fold, cost = {}, {}
     parts = {k: split(k) for k in folds} if splits is None else {s.fold: s for s in splits}
     folds = tuple(parts)
-    for k, part in parts.items():
-        if model == "cnn":
-            from ser_cnn.train import train_cnn
-
-            result = train_cnn(
-                cache_dir,
-                out_dir / f"fold{k}",
-                part,
-                config,
-                verbose=verbose,
-                source=source,
-                data=data,
-            )
-        else:
-            from ser_cnn.mlp import train_mlp
-
-            result = train_mlp(cache_dir, out_dir / f"fold{k}", part, seed=config.seed, data=data)
-        per_fold[str(k)] = result.metrics
-        cost[str(k)] = {
-            "seconds": round(result.seconds, 1),
-            "seconds_per_epoch": round(result.seconds_per_epoch, 2),
-            "epochs_run": result.epochs_run,
-            "best_epoch": result.best_epoch,
-        }
+    jobs = [
+        functools.partial(
+            train_fold, model, cache_dir, out_dir / f"fold{k}", part, config, verbose, source, data
+        )
+        for k, part in parts.items()
+    ]
+    done = (fold_map or _one_after_another)(jobs)
+    for k, (metrics, fold_cost) in zip(parts, done, strict=True):
+        per_fold[str(k)], cost[str(k)] = metrics, fold_cost
         print(
             f"fold {k}: "
-            + "  ".join(f"{s} {result.metrics[s]:.3f}" for s in SCORES)
-            + f"  ({result.seconds:.0f} s)",
+            + "  ".join(f"{s} {metrics[s]:.3f}" for s in SCORES)
+            + f"  ({fold_cost['seconds']:.0f} s)",
             flush=True,
         )
     runs = {k: load_run(out_dir / f"fold{k}") for k in folds}
@@ -143,6 +135,32 @@ def cross_validate(
         f"mean accuracy {summary['mean']['accuracy']:.3f}",
     )
     return summary
+
+
+def train_fold(model, cache_dir, fold_dir, part, config, verbose, source, data) -> tuple:
+    """Train one fold of :func:`cross_validate` into ``fold_dir``; its test metrics and cost."""
+    if model == "cnn":
+        from ser_cnn.train import train_cnn
+
+        result = train_cnn(
+            cache_dir, fold_dir, part, config, verbose=verbose, source=source, data=data
+        )
+    else:
+        from ser_cnn.mlp import train_mlp
+
+        result = train_mlp(cache_dir, fold_dir, part, seed=config.seed, data=data)
+    cost = {
+        "seconds": round(result.seconds, 1),
+        "seconds_per_epoch": round(result.seconds_per_epoch, 2),
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+    }
+    return result.metrics, cost
+
+
+def _one_after_another(jobs):
+    for job in jobs:
+        yield job()
 
 
 def data_protocol(first: DataSplit, labels: Sequence[str], data: dict | None) -> str:

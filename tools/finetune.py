@@ -1,9 +1,18 @@
-"""What fine-tuning gains: a trained run fine-tuned on other data against the same CNN trained
+"""What fine-tuning gains: a trained run fine-tuned on other data against the same model trained
 from scratch on it, on the same speaker-grouped folds, seeds and epochs.
 
     python tools/finetune.py --data /work/shared/data/urdu --from checkpoints/ravdess_fold1 \\
         --folds 5 --epochs 15 --seeds 0 --degraded-copies 0 --out results/finetune_urdu.json
     python tools/finetune.py --data DIR --from RUN --check-lr 1e-3 3e-4 1e-4 --check-folds 1 2
+    python tools/finetune.py --model encoder --data /work/shared/data/urdu \\
+        --from checkpoints/ravdess_fold1 --cache data/encoder/urdu --seeds 0 \\
+        --out results/finetune_urdu_encoder.json
+
+``--model encoder`` compares the head on the frozen Whisper encoder the same way
+(``ser_cnn.encoder.train.cross_validate_data``): trained from scratch, and fine-tuned from the
+source run's encoder head (ser_cnn/finetune.py's ``HeadSource``), both with the source run's
+recipe (or --config) at its learning rate and for its epochs (or --epochs), on the folds of the
+clips its encoder cache holds (``prepare_data``: made unless there; --cache names one).
 
 Both arms train ``ser_cnn.train.train_cnn`` with one recipe (the shipped one, or --config; its
 architecture is the source run's), on the folds of ``ser_cnn.splits.data_folds``: from random
@@ -31,6 +40,7 @@ import numpy as np
 
 from ser_cnn.config import TrainConfig, load_config
 from ser_cnn.cv import cross_validate, data_protocol
+from ser_cnn.errors import ParameterError
 from ser_cnn.finetune import load_source
 from ser_cnn.metrics import SCORES
 from ser_cnn.preprocess import cache_manifest, data_cache, preprocess
@@ -42,10 +52,14 @@ ARMS = ("scratch", "finetuned")
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=("cnn", "encoder"), default="cnn")
     p.add_argument("--data", action="append", required=True, metavar="PATH")
     p.add_argument("--from", dest="source", required=True, metavar="RUN")
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument(
+        "--epochs", type=int, default=None, help="CNN: 15; encoder: the recipe's (patience too)"
+    )
+    p.add_argument("--cache", default=None, help="encoder: its cache (default: made for --data)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--config", default=None, help="recipe (default: the shipped one)")
     p.add_argument(
@@ -54,15 +68,26 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="override the recipe's degraded copies per clip (0: none, to save time)",
     )
-    p.add_argument("--runs", default="checkpoints/finetune", help="where the fold runs go")
-    p.add_argument("--out", default="results/finetune_urdu.json")
+    p.add_argument(
+        "--runs", default=None, help="where the fold runs go (checkpoints/finetune[_encoder])"
+    )
+    p.add_argument("--out", default=None, help="results/finetune_urdu[_encoder].json")
     p.add_argument("--check-lr", type=float, nargs="+", default=None, metavar="LR")
     p.add_argument("--check-folds", type=int, nargs="+", default=[1, 2])
     args = p.parse_args(argv)
+    suffix = "" if args.model == "cnn" else f"_{args.model}"
+    args.runs = args.runs or f"checkpoints/finetune{suffix}"
+    args.out = args.out or f"results/finetune_urdu{suffix}.json"
+    if args.model == "encoder":
+        if args.check_lr:
+            raise ParameterError("--check-lr is the CNN's; the head keeps its recipe's rate")
+        return main_encoder(args)
+    if args.cache:
+        raise ParameterError("--cache is the encoder's; the CNN's is made for --data")
 
     source = load_source(args.source)
     config = load_config(args.config) if args.config else TrainConfig()
-    config = config.replace(epochs=args.epochs)
+    config = config.replace(epochs=args.epochs or 15)
     if args.degraded_copies is not None:
         config = config.replace(degraded_copies=args.degraded_copies)
     cache = data_cache(args.data, source.run.features)
@@ -79,19 +104,94 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_lr:
         return check_lr(args, config, cache, folds, data, runs, out)
 
+    return compare(
+        args,
+        folds,
+        data,
+        source,
+        lambda arm, seed: cross_validate(
+            cache,
+            runs / f"{arm}_seed{seed}",
+            config.replace(seed=seed),
+            splits=folds,
+            source=source.run_dir if arm == "finetuned" else None,
+            data=data,
+            verbose=0,
+        ),
+        epochs=config.epochs,
+        learning_rate={"scratch": config.learning_rate, "finetuned": config.finetune_learning_rate},
+    )
+
+
+def main_encoder(args) -> int:
+    """--model encoder: the head from scratch against the head fine-tuned from the source's."""
+    import dataclasses
+    import tomllib
+
+    from ser_cnn.encoder.cache import cache_settings
+    from ser_cnn.encoder.fit import HeadTraining
+    from ser_cnn.encoder.train import cross_validate_data, prepare_data
+
+    source = load_source(args.source, "encoder")
+    if args.config:
+        recipe = tomllib.loads(Path(args.config).read_text())
+        recipe.pop("run_name", None)  # names runs, not a setting
+        config = HeadTraining.from_dict(recipe)
+    else:
+        config = source.run.training  # the recipe of the run fine-tuned from
+    if args.epochs is not None:
+        config = dataclasses.replace(config, epochs=args.epochs)
+    if args.degraded_copies is not None:
+        config = dataclasses.replace(config, copies=args.degraded_copies)
+    cache, folds, data = prepare_data(
+        args.data, args.cache, copies=config.copies, folds=args.folds, progress=False
+    )
+    if folds is None:
+        raise ParameterError("RAVDESS alone: its six published folds are tools/encoder_cv.py's")
+    runs = Path(args.runs)
+    babble = cache_settings(cache).get("babble")
+    notes = (
+        []
+        if babble or not config.copies
+        else [
+            f"the degraded copies of {cache} take their babble from other speakers of the same "
+            "corpus (tools/encode_cache.py), test speakers among them: a faint trace of their "
+            "voices under some training clips, alike in both arms"
+        ]
+    )
+    return compare(
+        args,
+        folds,
+        data,
+        source,
+        lambda arm, seed: cross_validate_data(
+            cache,
+            runs / f"{arm}_seed{seed}",
+            dataclasses.replace(config, seed=seed),
+            folds,
+            source=source.run_dir if arm == "finetuned" else None,
+            data=data,
+            summary_path=runs / f"{arm}_seed{seed}" / "cv_summary.json",
+            verbose=False,
+        ),
+        epochs=config.epochs,
+        learning_rate={"scratch": config.learning_rate, "finetuned": config.learning_rate},
+        notes=notes,
+    )
+
+
+def compare(
+    args, folds, data, source, train_arm, *, epochs: int, learning_rate: dict, notes=()
+) -> int:
+    """Train both arms (``train_arm(arm, seed)``: a cross-validation summary) for every seed,
+    and write the result file."""
+    out, runs = Path(args.out), Path(args.runs)
     started = time.perf_counter()
+    load = os.getloadavg()  # before: a busy machine shows in the cost
     arms: dict[str, dict] = {arm: {"runs": {}} for arm in ARMS}
     for seed in args.seeds:
         for arm in ARMS:
-            cv = cross_validate(
-                cache,
-                runs / f"{arm}_seed{seed}",
-                config.replace(seed=seed),
-                splits=folds,
-                source=source.run_dir if arm == "finetuned" else None,
-                data=data,
-                verbose=0,
-            )
+            cv = train_arm(arm, seed)
             for k, m in cv["folds"].items():
                 arms[arm]["runs"][f"seed{seed}/fold{k}"] = {s: m[s] for s in SCORES} | {
                     "best_epoch": cv["cost"]["per_fold"][k]["best_epoch"],
@@ -106,23 +206,24 @@ def main(argv: list[str] | None = None) -> int:
         s: [arms["finetuned"]["runs"][k][s] - arms["scratch"]["runs"][k][s] for k in keys]
         for s in SCORES
     }
+    kept = "every layer; the output rows of shared labels"
+    if args.model == "encoder":
+        kept += "; the head's input statistics (the run's)"
     result = {
-        "what": "fine-tuning a trained run against training from scratch, same folds, seeds "
-        "and epochs",
+        "what": f"fine-tuning a trained run's {args.model} against training it from scratch, "
+        "same folds, seeds and epochs",
+        "model": args.model,
         "protocol": data_protocol(folds[0], labels_of(runs, args.seeds[0]), data),
-        "notes": [folds[0].note] if folds[0].note else [],
+        "notes": ([folds[0].note] if folds[0].note else []) + list(notes),
         "data": data,
-        "from": source.record({}) | {"kept": "every layer; the output rows of shared labels"},
+        "from": source.record({}) | {"kept": kept},
         "folds": {
             str(f.fold): {"test": list(f.test), "val": list(f.val), "train": len(f.train)}
             for f in folds
         },
         "seeds": args.seeds,
-        "epochs": args.epochs,
-        "learning_rate": {
-            "scratch": config.learning_rate,
-            "finetuned": config.finetune_learning_rate,
-        },
+        "epochs": epochs,
+        "learning_rate": learning_rate,
         "scratch": arms["scratch"],
         "finetuned": arms["finetuned"],
         "gain": {
@@ -133,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         "cost": {
             "wall_seconds": round(time.perf_counter() - started, 1),
             "cpu_cores": os.cpu_count(),
+            "loadavg_before": [round(v, 2) for v in load],
+            "command": " ".join(["python tools/finetune.py", *sys.argv[1:]]),
         },
         "versions": library_versions(),
         "git_commit": git_commit(),
@@ -173,7 +276,7 @@ def check_lr(args, config, cache, folds, data, runs: Path, out: Path) -> int:
         "selection": "highest mean validation accuracy (the CNN's selection score), then UAR",
         "chosen": float(best),
         "folds": args.check_folds,
-        "epochs": args.epochs,
+        "epochs": config.epochs,
         "rates": rows,
         "data": data,
         "from": str(Path(args.source).resolve()),

@@ -4,6 +4,7 @@
     ser-cnn train [--fold K | --cv]         train and write a run folder
     ser-cnn evaluate --data PATH            score a run on labelled recordings
     ser-cnn infer FILE...                   which emotion, with every probability
+    ser-cnn listen [--input FILE]           the same, live: a microphone (ser_cnn[live]) or a file
     ser-cnn app [--port N]                  the same in a web page (needs ser_cnn[app])
 
 ``python scripts/<stage>.py`` runs the same code. Each subcommand imports what it needs only
@@ -21,6 +22,7 @@ COMMANDS = {
     "train": "train the CNN or the MLP baseline on actor-wise splits, write a run folder",
     "evaluate": "score a run on labelled recordings: accuracy, UAR, macro-F1, confusion",
     "infer": "say which emotion ser_cnn hears in audio files, with every probability",
+    "listen": "say which emotion ser_cnn hears, live: a microphone, or a file played as one",
     "app": "a web page: upload or record speech, see every model's probabilities",
 }
 

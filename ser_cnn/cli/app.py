@@ -20,7 +20,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
-    from ser_cnn.app import DEFAULT_HOST, DEFAULT_MAX_MB, DEFAULT_MAX_MINUTES, DEFAULT_PORT
+    from ser_cnn.app import (
+        DEFAULT_HOST,
+        DEFAULT_LIVE,
+        DEFAULT_MAX_MB,
+        DEFAULT_MAX_MINUTES,
+        DEFAULT_PORT,
+        DEFAULT_QUEUE,
+        DEFAULT_WORKERS,
+    )
 
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument(
@@ -53,12 +61,32 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         default=DEFAULT_MAX_MINUTES,
         help=f"longest recording, minutes ({DEFAULT_MAX_MINUTES:g})",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"recordings analysed at a time ({DEFAULT_WORKERS})",
+    )
+    p.add_argument(
+        "--live",
+        type=int,
+        default=DEFAULT_LIVE,
+        help=f"live microphones served at a time, apart from uploads ({DEFAULT_LIVE})",
+    )
+    p.add_argument(
+        "--queue",
+        type=int,
+        default=DEFAULT_QUEUE,
+        help=f"most requests waiting; newcomers beyond are asked to retry ({DEFAULT_QUEUE})",
+    )
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up messages")
     args = p.parse_args(argv)
     if not 0 < args.port < 65536:
         p.error("--port must be between 1 and 65535")
     if not args.max_mb > 0 or not args.max_minutes > 0:
         p.error("--max-mb and --max-minutes must be positive")
+    if args.workers < 1 or args.queue < 1 or args.live < 1:
+        p.error("--workers, --live and --queue must be at least 1")
     return args
 
 
@@ -79,14 +107,14 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     try:
         with _native_stderr_silenced(not args.verbose):
             rec = load_recognizer(args.run, models=MODEL_CHOICES[args.model])
-        demo = build_app(rec, limits)
+        demo = build_app(rec, limits, workers=args.workers, live=args.live)
     except SerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"note: listening on {args.host}: other machines can use this app", file=sys.stderr)
     try:
-        launch(demo, limits, host=args.host, port=args.port)
+        launch(demo, limits, host=args.host, port=args.port, queue=args.queue)
     except OSError as err:  # the port is taken, or the address is not this machine's
         print(f"error: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
         return 1

@@ -6,6 +6,7 @@
     ser-cnn infer --window 3 --hop 1 long_interview.flac
     ser-cnn infer --run checkpoints/cnn_speaker_refit_fold1_seed0 --speaker one_speaker/
     ser-cnn infer --run run_seed0 --run run_seed1 --run run_seed2 file.wav
+    ser-cnn infer --engine ray --out scores.parquet recordings/ manifest.csv s3://bucket/audio/
 
 ``python scripts/infer.py`` takes the same arguments.
 
@@ -16,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
 import json
 import os
 import sys
@@ -37,9 +36,8 @@ MODEL_CHOICES = {
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--run, --model, --raw and --runtime: which models answer, and how (infer, listen)."""
     p.add_argument(
         "--run",
         action="append",
@@ -54,19 +52,6 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         help="which models answer: all (every model the run has; the first is the headline: "
         "the encoder, else the CNN), encoder, cnn, mlp, or both (cnn and mlp)",
     )
-    shown = p.add_mutually_exclusive_group()
-    shown.add_argument("--top-k", type=int, default=1, help="emotions shown per model (1)")
-    shown.add_argument("--all", action="store_true", help="show every emotion's probability")
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    p.add_argument("--window", type=float, default=None, help="seconds per window of long files")
-    p.add_argument("--hop", type=float, default=None, help="seconds between windows (window/2)")
-    p.add_argument(
-        "--speaker",
-        action="store_true",
-        help="all inputs are recordings of one speaker: standardise the CNN's input with their "
-        "joint statistics (needed by models trained with speaker normalisation: "
-        "speaker_norm = true in their `ser-cnn train --config` file)",
-    )
     p.add_argument(
         "--raw",
         action="store_true",
@@ -80,10 +65,75 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         "second), 'reference' (TensorFlow's SavedModel and scikit-learn), or 'auto' (light "
         "where the run folder has its files and LiteRT is installed; the default)",
     )
+
+
+def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")
+    add_model_options(p)
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--top-k", type=int, default=1, help="emotions shown per model (1)")
+    shown.add_argument("--all", action="store_true", help="show every emotion's probability")
+    p.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default=None,
+        help="table (the default), json, or csv (one row per file; the Ray engine's rows)",
+    )
+    p.add_argument("--window", type=float, default=None, help="seconds per window of long files")
+    p.add_argument("--hop", type=float, default=None, help="seconds between windows (window/2)")
+    p.add_argument(
+        "--speaker",
+        action="store_true",
+        help="all inputs are recordings of one speaker: standardise the CNN's input with their "
+        "joint statistics (needed by models trained with speaker normalisation: "
+        "speaker_norm = true in their `ser-cnn train --config` file)",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="clips per model call (64)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up messages")
+    ray = p.add_argument_group(
+        "scaling out", "score on a Ray cluster (pip install 'ser_cnn[ray]'; docs/scale.md)"
+    )
+    ray.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: actors on a Ray cluster, light runtime, one "
+        "core each; inputs may also be manifests (.csv), lists (.txt) and URIs (s3://...)",
+    )
+    ray.add_argument(
+        "--out",
+        default=None,
+        help="with --engine ray: write the rows to this .parquet, .csv or .jsonl file "
+        "(default: CSV on stdout); an existing file is refused without --append",
+    )
+    ray.add_argument(
+        "--append",
+        action="store_true",
+        help="add to an existing --out, skipping the files it has (resumes a stopped job)",
+    )
+    ray.add_argument(
+        "--address",
+        default=None,
+        help="join the Ray cluster at this address (default: start a local one)",
+    )
+    ray.add_argument(
+        "--actors", type=int, default=None, help="actors, one core each (one per cluster CPU)"
+    )
     args = p.parse_args(argv)
+    if args.engine == "ray":
+        if args.format not in (None, "csv"):
+            p.error("--engine ray writes rows (csv, or --out .parquet/.csv/.jsonl)")
+        if args.speaker or args.runtime == "reference":
+            p.error("--engine ray runs the light runtime, without --speaker")
+        if args.actors is not None and args.actors < 1:
+            p.error("--actors must be at least 1")
+    else:
+        given = [o for o in ("out", "append", "address", "actors") if getattr(args, o)]
+        if given:
+            p.error(f"--{given[0]} is for --engine ray")
+    args.format = args.format or ("csv" if args.engine == "ray" else "table")
     if args.top_k < 1:
         p.error("--top-k must be at least 1")
     if args.batch_size < 1:
@@ -99,9 +149,12 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     args = parse_args(argv, prog)
+    if args.engine == "ray":
+        return _main_ray(args)
     # TensorFlow and the models load only after the arguments are known to be good
     from threadpoolctl import threadpool_limits
 
+    from ser_cnn import batch
     from ser_cnn.errors import SerError
     from ser_cnn.inference import find_inputs, load_recognizer
 
@@ -150,14 +203,12 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
             + (" (few: the statistics are rough below about 30 s)" if seconds < 30 else ""),
             file=sys.stderr,
         )
-    results = iter(_predict_all(rec, readable, args))
-    for name, _, err in inputs:
-        if err is None:
-            name, result = next(results, (name, RuntimeError("not analysed: the run stopped")))
-            err = result if isinstance(result, Exception) else None
-        if err is not None:
+    rows = []  # --format csv: the rows of ser_cnn.batch, as the Ray engine writes them
+    for name, result in _predict_all(rec, inputs, args):
+        rows.append(batch.row(name, result, rec.labels, rec.models))
+        if isinstance(result, Exception):
             failed += 1
-            message = _message(name, err)
+            message = batch.message(name, result)
             print(f"error: {message}", file=sys.stderr)
             records.append({"file": name, "ok": False, "error": message})
             continue
@@ -167,9 +218,37 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     if args.format == "json":
         print(json.dumps(records, indent=2))
     elif args.format == "csv":
-        print(_csv(records, rec.labels, rec.models), end="")
+        print(batch.format_csv(rows, rec.labels, rec.models), end="")
     if args.format == "table" and len(inputs) > 1:
         print(f"\n{len(inputs) - failed} of {len(inputs)} analysed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _main_ray(args) -> int:
+    """``--engine ray``: :func:`ser_cnn.scale.infer`."""
+    from ser_cnn import scale
+    from ser_cnn.errors import SerError
+
+    try:
+        n, failed = scale.infer(
+            args.paths,
+            out=args.out,
+            append=args.append,
+            address=args.address,
+            actors=args.actors,
+            run=args.run,
+            models=MODEL_CHOICES[args.model],
+            calibrated=not args.raw,
+            batch_size=args.batch_size,
+            window=args.window,
+            hop=args.hop,
+            progress=not args.quiet,
+        )
+    except SerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    where = f" to {args.out}" if args.out else ""
+    print(f"{n - failed} of {n} analysed{where}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -196,37 +275,26 @@ def _native_stderr_silenced(active: bool):
         os.close(saved)
 
 
-def _predict_all(rec, paths, args):
+def _predict_all(rec, inputs, args):
+    """:func:`ser_cnn.batch.predictions` of every input, with a progress bar."""
     from tqdm import tqdm
 
+    from ser_cnn import batch
+
     bar = tqdm(
-        total=len(paths),
+        total=len(inputs),
         unit="file",
         desc="analysing",
-        disable=args.quiet or len(paths) < 2 or not sys.stderr.isatty(),
+        disable=args.quiet or len(inputs) < 2 or not sys.stderr.isatty(),
     )
     try:
-        stream = rec.iter_predict(
-            paths, batch_size=args.batch_size, window=args.window, hop=args.hop
-        )
-        while True:
-            try:
-                name, result = next(stream)
-            except StopIteration:
-                return
-            except Exception as err:
-                # iter_predict reports file problems itself; anything else ends the stream
-                yield "?", err
-                return
+        for answer in batch.predictions(
+            rec, inputs, batch_size=args.batch_size, window=args.window, hop=args.hop
+        ):
             bar.update()
-            yield name, result
+            yield answer
     finally:
         bar.close()
-
-
-def _message(name: str, err) -> str:
-    text = str(err)
-    return text if text.startswith(name) else f"{name}: {text}"
 
 
 def _scores_text(scores, k: int) -> str:
@@ -250,23 +318,3 @@ def _table(result, models, k: int) -> str:
             )
             lines.append(f"    {w.start:8.2f}–{w.end:8.2f} s  {text}")
     return "\n".join(lines)
-
-
-def _csv(records, labels, models) -> str:
-    columns = ["file", "ok", "error", "duration", "windows"]
-    for m in models:
-        columns += [f"{m}_emotion", f"{m}_probability"] + [f"{m}_p_{lab}" for lab in labels]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns)
-    writer.writeheader()
-    for r in records:
-        row = {"file": r["file"], "ok": r["ok"], "error": r["error"] or ""}
-        if r["ok"]:
-            row.update({"duration": r["duration"], "windows": len(r["windows"])})
-            for m in models:
-                row[f"{m}_emotion"] = r[m]["emotion"]
-                row[f"{m}_probability"] = f"{r[m]['probability']:.6f}"
-                for lab in labels:
-                    row[f"{m}_p_{lab}"] = f"{r[m]['probabilities'][lab]:.6f}"
-        writer.writerow(row)
-    return buf.getvalue()

@@ -11,12 +11,15 @@ ser-cnn train --model mlp --split random --emotions calm,happy,fearful,disgust
 ser-cnn train --model encoder --config configs/encoder_concat.toml --fold 1   # Whisper head
 ser-cnn train --data mine.csv --cv               # your data: speaker-grouped folds (5)
 ser-cnn train --data mine.csv --from checkpoints/ravdess_fold1 --out runs/mine   # fine-tune
+ser-cnn train --model encoder --data mine.csv --from checkpoints/ravdess_fold1 --out runs/enc
 
 With --data (a corpus folder, a CSV/TSV table of path,emotion[,speaker], or a folder of
 emotion folders; give it again for more) the data is preprocessed into a cache of its own
 unless it is there already, the classes are the data's own emotions, and the folds group
 speakers (--folds, default 5); without speakers the split is by clips and its scores are
-optimistic. RAVDESS alone keeps its six published folds.
+optimistic. RAVDESS alone keeps its six published folds. With --model encoder the data is
+encoded by the frozen Whisper encoder into data/encoder/<name>-whisper_logmel-<hash> instead,
+and --from fine-tunes the head of an encoder run (the run's own settings unless --config).
 """
 
 from __future__ import annotations
@@ -102,7 +105,8 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         metavar="RUN",
         help="fine-tune: start the CNN from this run (a CNN run folder, or one with cnn/ such "
         "as checkpoints/ravdess_fold1): its architecture, weights and input normalisation; "
-        "a new output layer when the labels differ",
+        "a new output layer when the labels differ; with --model encoder, the head of its "
+        "encoder run (encoder/)",
     )
     p.add_argument(
         "--out",
@@ -158,7 +162,25 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         "studio recipe",
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="with --cv: train the folds one after another here (local, the default), or as "
+        "parallel Ray tasks (pip install 'ser_cnn[ray]'; docs/scale.md), into the same run "
+        "folders and result file",
+    )
+    p.add_argument("--address", default=None, help="--engine ray: the cluster (default: local)")
+    p.add_argument(
+        "--cpus-per-fold", type=int, default=1, help="--engine ray: CPUs of each fold's task (1)"
+    )
     args = p.parse_args(argv)
+    if args.engine == "ray" and not (args.cv and args.model in ("cnn", "mlp")):
+        p.error("--engine ray trains the folds of --cv, for the CNN and the MLP")
+    if args.engine == "local" and args.address:
+        p.error("--address is for --engine ray")
+    if args.cpus_per_fold < 1:
+        p.error("--cpus-per-fold must be at least 1")
 
     if args.val_actors is not None and args.cv:
         p.error("--val-actors cannot be combined with --cv (each fold chooses its own)")
@@ -179,8 +201,8 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         p.error("--extra-cache is for --model encoder")
     if args.config and args.model == "mlp":
         p.error("--config sets CNN training; the MLP's grid is fixed (ser_cnn/mlp.py)")
-    if args.source and args.model != "cnn":
-        p.error("--from fine-tunes the CNN; the MLP trains from scratch (in seconds)")
+    if args.source and args.model == "mlp":
+        p.error("--from fine-tunes the CNN or the encoder's head; the MLP trains from scratch")
     if args.folds is not None and not args.data:
         p.error("--folds needs --data: RAVDESS's folds are its six published ones")
     if args.folds is not None and args.folds < 2:
@@ -243,49 +265,65 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
 
 
 def _check_encoder_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """What `--model encoder` takes: --config, --fold or --cv, --cache, --seed, --epochs, --out."""
-    if not args.config:
+    """What `--model encoder` takes: --config (or --from), --fold or --cv, --cache, --seed,
+    --epochs, --out; with --data also --from, --folds, --strict and --summary."""
+    if not args.config and not (args.data and args.source):
         p.error(
             "--model encoder needs --config: its head's settings (the shipped recipe: "
-            "configs/encoder_concat.toml)"
+            "configs/encoder_concat.toml), or --data with --from (the run's own settings)"
         )
     given = {
-        "--data": args.data,
-        "--from": args.source,
         "--test-actors": args.test_actors,
         "--val-actors": args.val_actors,
-        "--folds": args.folds,
-        "--strict": args.strict,
-        "--summary": args.summary,
         "--split random": args.split == "random",
         "--emotions": args.emotions,
     }
+    if not args.data:
+        given |= {
+            "--from": args.source,
+            "--folds": args.folds,
+            "--strict": args.strict,
+            "--summary": args.summary,
+        }
+    elif args.extra_cache:
+        given["--extra-cache"] = args.extra_cache
     refused = [name for name, value in given.items() if value]
     if refused:
         p.error(
-            f"--model encoder takes a published fold (--fold or --cv) of its RAVDESS cache, not "
-            f"{refused[0]}: the cache's degraded copies take their babble from the actors tested "
-            "in the same published fold; six-fold figures are tools/encoder_cv.py's"
+            f"--model encoder takes a published fold (--fold or --cv) of its RAVDESS cache, or "
+            f"a fold of --data, not {refused[0]}: the cache's degraded copies take their babble "
+            "from the speakers tested in the same fold; six-fold figures are tools/encoder_cv.py's"
         )
-    args.cache = args.cache or ENCODER_CACHE
+    if not args.data:
+        args.cache = args.cache or ENCODER_CACHE
 
 
 def run_encoder(args: argparse.Namespace) -> int:
     """--model encoder: train the head of one published fold, or of each (--cv: run folders
-    only; the summary over seeds is tools/encoder_cv.py's), from the encoder cache."""
+    only; the summary over seeds is tools/encoder_cv.py's), from the encoder cache; with
+    --data, of a fold of the data (or each, with a summary), encoded first unless cached."""
     import tomllib
 
     from ser_cnn.encoder.fit import HeadTraining
     from ser_cnn.encoder.train import check_cache, cross_validate_encoder, train_encoder
 
-    path = Path(args.config)
-    try:
-        settings = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ParameterError(f"cannot read the encoder settings {path}: {err}") from None
-    settings.pop("run_name", None)  # names the runs (run_name above), not a setting
     overrides = {k: getattr(args, k) for k in ("seed", "epochs") if getattr(args, k) is not None}
-    config = HeadTraining.from_dict(settings | overrides)
+    if args.config:
+        path = Path(args.config)
+        try:
+            settings = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as err:
+            raise ParameterError(f"cannot read the encoder settings {path}: {err}") from None
+        settings.pop("run_name", None)  # names the runs (run_name above), not a setting
+        config = HeadTraining.from_dict(settings | overrides)
+    else:  # --data --from: the source run's own recipe
+        from ser_cnn.finetune import load_source
+
+        config = HeadTraining.from_dict(
+            load_source(args.source, "encoder").run.training.to_dict() | overrides
+        )
+    if args.data:
+        return run_encoder_data(args, config)
     for cache in (args.cache, *args.extra_cache):
         check_cache(cache, config.copies)  # before TensorFlow loads
     if args.cv:
@@ -306,13 +344,79 @@ def run_encoder(args: argparse.Namespace) -> int:
     print(parts.describe())
     out = args.out or f"checkpoints/{args.label}_fold{fold}_seed{config.seed}"
     result = train_encoder(args.cache, out, parts, config, extra=args.extra_cache, verbose=False)
+    _print_result(result)
+    return 0
+
+
+def run_encoder_data(args: argparse.Namespace, config) -> int:
+    """--model encoder --data: read and check the data and its split (nothing is written when
+    refused), encode it into its encoder cache unless there, then train the head of a fold, or
+    of each (--cv, with a summary)."""
+    from ser_cnn.encoder.train import cross_validate_data, prepare_data, train_encoder
+    from ser_cnn.splits import check_ravdess_fold
+
+    if args.source:
+        from ser_cnn.finetune import load_source
+
+        load_source(args.source, "encoder")  # refused before anything is encoded
+    cache, folds, data = prepare_data(
+        args.data,
+        args.cache,
+        copies=config.copies,
+        folds=args.folds,
+        strict=args.strict,
+        progress=not args.quiet,
+    )
+    print(f"cache {cache}: {sum(c['clips'] for c in data['corpora'].values())} clips")
+    if folds is None:  # RAVDESS alone: its published folds
+        check_ravdess_fold(args.fold, args.folds)
+    elif args.fold is not None and not 1 <= args.fold <= len(folds):
+        raise ParameterError(f"--fold must be 1..{len(folds)} with --folds {len(folds)}")
+    for note in dict.fromkeys(f.note for f in folds or () if f.note):
+        print(f"warning: {note}")
+    if args.cv:
+        out = Path(args.out or f"checkpoints/cv_{args.label}_seed{config.seed}")
+        if folds is None:
+            raise ParameterError(
+                "RAVDESS's six encoder folds: ser-cnn train --model encoder --cv (its cache, "
+                "data/encoder/ravdess) or tools/encoder_cv.py"
+            )
+        summary = cross_validate_data(
+            cache,
+            out,
+            config,
+            folds,
+            source=args.source,
+            data=data,
+            summary_path=args.summary,
+            verbose=not args.quiet,
+        )
+        mean, std = summary["mean"], summary["std"]
+        print(
+            f"{len(folds)} folds: " + "  ".join(f"{k} {mean[k]:.3f} ± {std[k]:.3f}" for k in SCORES)
+        )
+        for note in summary.get("notes") or ():
+            print(f"warning: {note}")
+        print(f"written to {args.summary}")
+        return 0
+    fold = args.fold or 1
+    parts = split(fold) if folds is None else folds[fold - 1]
+    print(parts.describe())
+    out = args.out or f"checkpoints/{args.label}_fold{fold}_seed{config.seed}"
+    result = train_encoder(cache, out, parts, config, source=args.source, data=data, verbose=False)
+    _print_result(result)
+    return 0
+
+
+def _print_result(result) -> None:
     m = result.metrics
     print(
         f"test: accuracy {m['accuracy']:.3f}  UAR {m['uar']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
         f"(best epoch {result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s)"
     )
+    for note in m.get("notes") or ():
+        print(f"warning: {note}")
     print(f"run folder: {result.run_dir}")
-    return 0
 
 
 def run_data(args: argparse.Namespace, config: TrainConfig) -> int:
@@ -376,6 +480,13 @@ def run(
     verbose = 0 if args.quiet else 2
     if args.cv:
         out = Path(args.out or f"checkpoints/cv_{args.label}_seed{config.seed}")
+        fold_map = None
+        if args.engine == "ray":
+            from ser_cnn.scale import fold_map as ray_folds
+
+            fold_map = ray_folds(address=args.address, cpus=args.cpus_per_fold)
+            # tasks run in other folders, or on other nodes (a file system they all see)
+            out, args.cache = out.resolve(), str(Path(args.cache).resolve())
         summary = cross_validate(
             args.cache,
             out,
@@ -386,6 +497,7 @@ def run(
             splits=folds,
             source=args.source,
             data=data,
+            fold_map=fold_map,
         )
         mean, std = summary["mean"], summary["std"]
         n = "six" if folds is None else f"{len(folds)}"

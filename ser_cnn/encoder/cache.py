@@ -6,15 +6,20 @@ way: manifest → audio → degraded copies (:func:`ser_cnn.degrade.augment`) �
 encoder → cache. Layout::
 
     settings.json    feature settings, encoder source (package, version, sha256), copies, seed
+                     (and ``babble``, where the copies' babble follows a data split)
     manifest.csv     the manifest's rows, each with its ``key`` and frame count
+    errors.csv       clips whose audio could not be analysed (left out; retried next time)
+    pooled.copy<j>.npy        every clip's pooled states (:func:`load_pooled`), made on demand
     states/<key>.npy          float16 (n_layer + 1, frames, n_state): the clip as recorded
     states/<key>.copy<j>.npy  the same for degraded copy j (j = 1 .. copies)
 
 Copy j of a clip is drawn from ``default_rng([seed, crc32(key), j])``, so adding clips to a
 manifest changes no other clip's copies. Babble in a copy is made only of the clips
 ``babble_pool`` offers for it (for RAVDESS: the actors tested in the same fold, so a test actor's
-voice never lies under a training clip). Interrupted runs resume: every array is written under
-a temporary name and renamed, and finished arrays are not redone.
+voice never lies under a training clip; for any other data split by :mod:`ser_cnn.splits`:
+:func:`data_fold_pool`, the same rule). Interrupted runs resume: every array is written under
+a temporary name and renamed, and finished arrays are not redone; the manifest is written last,
+so a cache without one is unfinished.
 """
 
 from __future__ import annotations
@@ -29,20 +34,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ser_cnn.errors import DataError
-from ser_cnn.preprocess import atomic_save, atomic_write_text
+from ser_cnn.errors import AudioError, DataError
+from ser_cnn.preprocess import RAVDESS, atomic_save, atomic_write_text, cache_keys
 
 SETTINGS_FILE = "settings.json"
 MANIFEST_FILE = "manifest.csv"
+ERRORS_FILE = "errors.csv"
 STATES_DIR = "states"
 CACHE_FORMAT = 1  # bump when the layout above changes
 BATCH_SECONDS = 40.0  # s of audio per encoder call: bounded memory, few calls
 BUCKET_FRAMES = 100  # log-mel frames (1 s): padded lengths come in steps of this, few shapes
 
 
-def clip_key(row: dict) -> str:
-    """A clip's name in the cache: its corpus and file stem (stable across machines)."""
-    return f"{row['corpus']}-{Path(row['path']).stem}"
+def clip_keys(manifest: pd.DataFrame) -> list[str]:
+    """Each clip's name in the cache: its corpus and file stem (stable across machines), a hash
+    of its path added where two clips would share one (:func:`ser_cnn.preprocess.cache_keys`,
+    whose RAVDESS keys lack the corpus: it is added here, as these caches always named them)."""
+    return [
+        f"{RAVDESS}-{k}" if c == RAVDESS else k
+        for k, c in zip(cache_keys(manifest), manifest["corpus"], strict=True)
+    ]
 
 
 def state_file(key: str, copy: int = 0) -> str:
@@ -59,6 +70,8 @@ def build_cache(
     copies: int = 0,
     seed: int = 0,
     babble_pool: Callable[[pd.DataFrame, int], Sequence[int]] | None = None,
+    babble: str | None = None,
+    strict: bool = False,
     progress: bool = True,
 ) -> Path:
     """Encode every clip of ``manifest`` (and ``copies`` degraded copies of each) into a cache.
@@ -77,18 +90,30 @@ def build_cache(
     babble_pool : callable, optional
         ``babble_pool(manifest, i)`` gives the row numbers whose audio may be babble under clip
         ``i``; default: clips of other speakers of the same corpus.
+    babble : str, optional
+        What ``babble_pool`` offers, in words; stored in the settings (a cache whose copies
+        follow one split is not completed for another).
+    strict : bool
+        Raise on a clip whose audio cannot be analysed; otherwise it is left out of the
+        manifest, listed in ``errors.csv`` and tried again next time.
 
     Returns
     -------
     Path
         ``out_dir``.
+
+    Raises
+    ------
+    DataError
+        Two clips with one key, a cache of other settings in ``out_dir``, or (``strict``) a clip
+        that cannot be analysed.
     """
     from ser_cnn.audio import load_audio
     from ser_cnn.degrade import augment
 
     out_dir = Path(out_dir)
     manifest = manifest.reset_index(drop=True).copy()
-    manifest["key"] = [clip_key(r) for r in manifest.to_dict("records")]
+    manifest["key"] = clip_keys(manifest)
     if manifest["key"].duplicated().any():
         dup = manifest.loc[manifest["key"].duplicated(), "key"].tolist()[:5]
         raise DataError(f"two clips share a cache key (corpus and file stem): {dup}")
@@ -98,16 +123,30 @@ def build_cache(
         "encoder": encoder.source.to_dict(),
         "copies": copies,
         "seed": seed,
-    }
+    } | ({"babble": babble} if babble is not None else {})
     _prepare(out_dir, settings)
     sr = feature_config.sample_rate
     pool = babble_pool or _same_corpus_other_speakers
     audio: dict[int, np.ndarray] = {}
+    failed: dict[int, str] = {}
 
     def samples(i: int) -> np.ndarray:
         if i not in audio:
             audio[i] = load_audio(manifest.at[i, "path"], target_sr=sr)
         return audio[i]
+
+    def usable(i: int) -> bool:
+        """Whether clip ``i``'s audio loads; a clip that does not is left out (or refused)."""
+        if i in failed:
+            return False
+        try:
+            samples(i)
+        except AudioError as err:
+            if strict:
+                raise DataError(f"{manifest.at[i, 'path']}: {err}") from None
+            failed[i] = str(err)
+            return False
+        return True
 
     todo = [
         (i, j)
@@ -130,23 +169,46 @@ def build_cache(
             print(f"\rencoded {done}/{len(todo)} ({rate:.1f}/s)", end="", flush=True)
 
     for i, j in todo:
+        if not usable(i):
+            continue
         y = samples(i)
         if j > 0:
             rng = np.random.default_rng([seed, zlib.crc32(manifest.at[i, "key"].encode()), j])
-            babble = [samples(k) for k in _draw(pool(manifest, i), rng)]
-            y = augment(y, sr, rng=rng, babble=babble)
-        batch.append((i, j, feature_config.compute(y, sr=sr)))
+            talkers = [k for k in _draw(pool(manifest, i), rng) if usable(k)]
+            y = augment(y, sr, rng=rng, babble=[samples(k) for k in talkers])
+        try:
+            log_mel = feature_config.compute(y, sr=sr)
+        except AudioError as err:  # e.g. silent: no speech to trim to
+            if strict:
+                raise DataError(f"{manifest.at[i, 'path']}: {err}") from None
+            failed[i] = str(err)
+            continue
+        batch.append((i, j, log_mel))
         if sum(m.shape[1] for _, _, m in batch) * feature_config.hop_length >= BATCH_SECONDS * sr:
             flush()
     if batch:
         flush()
     if progress and todo:
         print()
-    frames = [
-        int(np.load(out_dir / state_file(k), mmap_mode="r").shape[1]) for k in manifest["key"]
+    done_rows = [
+        i
+        for i, k in enumerate(manifest["key"])
+        if i not in failed and all((out_dir / state_file(k, j)).exists() for j in range(copies + 1))
     ]
-    table = manifest.assign(frames=frames)
-    atomic_write_text(out_dir / MANIFEST_FILE, table.to_csv(index=False))
+    table = manifest.loc[done_rows]
+    frames = [int(np.load(out_dir / state_file(k), mmap_mode="r").shape[1]) for k in table["key"]]
+    table = table.assign(frames=frames)
+    errors = pd.DataFrame(
+        {"path": [manifest.at[i, "path"] for i in failed], "error": list(failed.values())}
+    )
+    atomic_write_text(out_dir / ERRORS_FILE, errors.to_csv(index=False))
+    text = table.to_csv(index=False)
+    old = out_dir / MANIFEST_FILE
+    if not old.exists() or old.read_text() != text:  # other clips: the pooled states are stale
+        old.unlink(missing_ok=True)
+        for stale in out_dir.glob("pooled.copy*.npy"):
+            stale.unlink()
+    atomic_write_text(out_dir / MANIFEST_FILE, text)
     return out_dir
 
 
@@ -185,6 +247,8 @@ def load_pooled(
     out = []
     for j in range(copies + 1):
         path = cache_dir / f"pooled.copy{j}.npy"
+        if path.exists() and np.load(path, mmap_mode="r").shape[0] != len(manifest):
+            path.unlink()  # made for other clips (a cache written before stale ones were removed)
         if not path.exists():
             arrays = [pool(np.load(cache_dir / state_file(k, j))) for k in manifest["key"]]
             atomic_save(path, np.stack(arrays))
@@ -220,6 +284,29 @@ def fold_group_pool(test_groups: dict[int, Sequence[int]]):
     return pool
 
 
+def data_fold_pool(folds: Sequence) -> Callable[[pd.DataFrame, int], Sequence[int]]:
+    """Babble for data split by :func:`ser_cnn.splits.data_folds`: the other speakers (or, where
+    speakers are unknown, clips) tested in the same fold, so that no fold's training or
+    validation clip has a test speaker's voice under it (as :func:`fold_group_pool` for RAVDESS).
+    """
+    from ser_cnn.splits import groups_of
+
+    fold_of = {g: s.fold for s in folds for g in s.test}
+    memo: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def pool(manifest: pd.DataFrame, i: int) -> Sequence[int]:
+        if id(manifest) not in memo:  # one manifest per build: its groups and folds once
+            memo.clear()
+            groups = groups_of(manifest.assign(stem=manifest["key"]))
+            memo[id(manifest)] = groups, np.array([fold_of.get(g, 0) for g in groups])
+        groups, fold = memo[id(manifest)]
+        if not fold[i]:  # a clip no fold tests (not in the split): no babble
+            return []
+        return np.flatnonzero((fold == fold[i]) & (groups != groups[i]))
+
+    return pool
+
+
 def _same_corpus_other_speakers(manifest: pd.DataFrame, i: int) -> Sequence[int]:
     same = manifest["corpus"] == manifest.at[i, "corpus"]
     return np.flatnonzero(same & (manifest["speaker"] != manifest.at[i, "speaker"]))
@@ -237,6 +324,10 @@ def _prepare(out_dir: Path, settings: dict) -> None:
     path = out_dir / SETTINGS_FILE
     if path.exists():
         old = json.loads(path.read_text())
+        if _more_copies(old, settings):  # copy j never depends on how many there are
+            (out_dir / MANIFEST_FILE).unlink(missing_ok=True)  # unfinished until they are made
+            atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
+            return
         if old != settings:
             raise DataError(
                 f"{out_dir} holds an encoder cache made with other settings; "
@@ -245,3 +336,11 @@ def _prepare(out_dir: Path, settings: dict) -> None:
         return
     (out_dir / STATES_DIR).mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(settings, indent=2) + "\n")
+
+
+def _more_copies(old: dict, new: dict) -> bool:
+    """Whether ``new`` settings are ``old`` ones with more degraded copies."""
+    rest = {k: v for k, v in new.items() if k != "copies"}
+    return rest == {k: v for k, v in old.items() if k != "copies"} and new.get(
+        "copies", 0
+    ) > old.get("copies", 0)

@@ -8,6 +8,7 @@ validation speakers is kept; test speakers are never seen here.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,9 @@ def fit_head(
     y_val: np.ndarray,
     n_classes: int,
     config: HeadTraining = HeadTraining(),
+    *,
+    statistics: tuple[np.ndarray, np.ndarray] | None = None,
+    start: Callable | None = None,
 ):
     """Train a head and return it at its best validation epoch (or its last, see ``select``).
 
@@ -83,6 +87,12 @@ def fit_head(
     y_val : np.ndarray of int, shape (n_val,)
     n_classes : int
     config : HeadTraining
+    statistics : (mean, std), optional
+        What the head's first layer standardises with; default :func:`pooled_statistics` of
+        ``train`` (fine-tuning passes the source run's).
+    start : callable, optional
+        ``start(model)`` before training: fine-tuning copies a run's weights into the new head
+        (:meth:`ser_cnn.finetune.HeadSource.transfer`); default: random weights.
 
     Returns
     -------
@@ -94,8 +104,11 @@ def fit_head(
 
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng([config.seed, 7])
-    mean, std = pooled_statistics(train)  # training speakers only
+    # training speakers only
+    mean, std = pooled_statistics(train) if statistics is None else statistics
     model = build_head(*train.shape[2:], n_classes, config.head, mean=mean, std=std)
+    if start is not None:
+        start(model)
     model.compile(
         optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
         loss="sparse_categorical_crossentropy",
