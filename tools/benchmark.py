@@ -11,10 +11,10 @@ worker and with all cores, then the no-op re-run, each as a separate process (st
 
 ``infer`` times scripts/infer.py with the shipped model, once per runtime (``--runtime light``:
 LiteRT and NumPy; ``reference``: TensorFlow's SavedModel and scikit-learn; see
-ser_cnn/runtime.py): one clip from a cold start (a new process each time) for the CNN, the MLP
-and both, the throughput on a folder of RAVDESS clips, and a one-hour recording; each with its
-peak memory (maximum resident set size). The light runtime needs the run's light files
-(``python -m ser_cnn.runtime RUN``).
+ser_cnn/runtime.py): one clip from a cold start (a new process each time) for each choice of
+``--model`` (COLD_MODELS), the throughput on a folder of RAVDESS clips (FOLDER_MODELS), and a
+one-hour recording; each with its peak memory (maximum resident set size). The light runtime
+needs the run's light files (``python -m ser_cnn.runtime RUN``).
 
 ``scale`` times scoring a folder of clips (the light runtime, every file a row): ``ser-cnn infer
 --format csv`` in one process with LiteRT's interpreter on one thread and on every core
@@ -136,6 +136,10 @@ def _hour_long_file(path: Path, clips: list[Path], seconds: float = 3600.0) -> d
 
 
 RUNTIMES = ("light", "reference")
+# `--model` choices of `ser-cnn infer` timed: "all" is the shipped answer (encoder, CNN, MLP),
+# "both" the CNN and the MLP (the shipped model before the encoder, for comparison)
+COLD_MODELS = ("all", "encoder", "cnn", "mlp", "both")
+FOLDER_MODELS = ("all", "both", "cnn")
 
 
 def bench_infer(data_dir: Path, repeats: int, run_dir: Path, runtimes=RUNTIMES) -> dict:
@@ -161,7 +165,7 @@ def bench_infer(data_dir: Path, repeats: int, run_dir: Path, runtimes=RUNTIMES) 
         infer = [*script, "--runtime", runtime]
         cold_runs[runtime] = {
             model: [_peak_rss_mb([*infer, "--model", model, str(clips[0])]) for _ in range(repeats)]
-            for model in ("cnn", "mlp", "both")
+            for model in COLD_MODELS
         }
         cold[runtime] = {
             model: {
@@ -171,7 +175,7 @@ def bench_infer(data_dir: Path, repeats: int, run_dir: Path, runtimes=RUNTIMES) 
             for model, r in cold_runs[runtime].items()
         }
         folder[runtime] = {}
-        for model in ("both", "cnn"):
+        for model in FOLDER_MODELS:
             wall, rss = _peak_rss_mb([*infer, "--model", model, str(data_dir)])
             folder[runtime][model] = {
                 "seconds": round(wall, 2),
@@ -180,7 +184,7 @@ def bench_infer(data_dir: Path, repeats: int, run_dir: Path, runtimes=RUNTIMES) 
             }
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "hour.wav")
-        hour = _hour_long_file(path, clips)
+        hour = {**_hour_long_file(path, clips), "model": "all"}  # infer's default models
         for runtime in runtimes:
             wall, rss = _peak_rss_mb([*script, "--runtime", runtime, "--format", "json", str(path)])
             hour[runtime] = {"wall_s": round(wall, 1), "peak_rss_mb": round(rss)}

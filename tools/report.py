@@ -814,7 +814,17 @@ RUNTIME_NAMES = {
     "light": "light runtime (LiteRT, NumPy)",
     "reference": "reference runtime (TensorFlow, scikit-learn)",
 }
-MODEL_NAMES = {"both": "both models", "cnn": "`--model cnn`", "mlp": "`--model mlp`"}
+MODEL_NAMES = {  # `ser-cnn infer --model` choices as benchmark rows name them
+    "all": "all three models (encoder, CNN, MLP)",
+    "encoder": "`--model encoder`",
+    "both": "`--model both` (CNN and MLP)",
+    "cnn": "`--model cnn`",
+    "mlp": "`--model mlp`",
+}
+# Targets of the issues: the shipped answer (every model) cold within 1.5 s in the light
+# runtime and at least 30 clips/s in a batch (encoder issue); CNN and MLP at 100 clips/s before.
+COLD_TARGETS = {"all": "≤ 1.5 s", "both": "≤ 1.5 s"}
+FOLDER_TARGETS = {"all": "≥ 30 clips/s", "both": "≥ 100 clips/s"}
 
 
 def _infer_rows(inf: dict) -> list[str]:
@@ -822,34 +832,29 @@ def _infer_rows(inf: dict) -> list[str]:
     rows = []
     cold, folder, hour = inf["one_clip_cold"], inf["folder"], inf["hour_long_file"]
     for runtime, name in RUNTIME_NAMES.items():
-        if runtime not in cold:
-            continue
-        target = "≤ 1.5 s" if runtime == "light" else "–"
-        for model in ("both", "cnn", "mlp"):
-            c = cold[runtime][model]
+        for model, c in cold.get(runtime, {}).items():
+            target = COLD_TARGETS.get(model, "–") if runtime == "light" else "–"
             rows.append(
                 f"| `infer.py` one clip, cold, {MODEL_NAMES[model]}, {name} | "
-                f"{c['wall_s']:.2f} s, {c['peak_rss_mb']:.0f} MB peak | "
-                f"{target if model == 'both' else '–'} |"
+                f"{c['wall_s']:.2f} s, {c['peak_rss_mb']:.0f} MB peak | {target} |"
             )
     for runtime, name in RUNTIME_NAMES.items():
-        for model in ("both", "cnn"):
-            if model not in folder.get(runtime, {}):
-                continue
-            f, start = folder[runtime][model], cold[runtime][model]["wall_s"]
+        for model, f in folder.get(runtime, {}).items():
+            start = cold[runtime][model]["wall_s"]
             loaded = f["seconds"] - start  # the wall time once the models are loaded
             after = f"{folder['clips'] / loaded:.0f} clips/s" if loaded > 0 else "–"
             rows.append(
                 f"| `infer.py` folder of {folder['clips']} clips, {MODEL_NAMES[model]}, {name} | "
                 f"{f['clips_per_s']:.0f} clips/s ({f['seconds']:.1f} s wall; {after} "
                 f"after the {start:.1f} s start-up), {f['peak_rss_mb']:.0f} MB peak | "
-                f"{'≥ 100 clips/s' if model == 'both' else '–'} |"
+                f"{FOLDER_TARGETS.get(model, '–')} |"
             )
+    models = MODEL_NAMES[hour.get("model", "both")]
     for runtime, name in RUNTIME_NAMES.items():
         if runtime in hour:
             h = hour[runtime]
             rows.append(
-                f"| `infer.py` one-hour recording (44.1 kHz), both models, {name} | "
+                f"| `infer.py` one-hour recording (44.1 kHz), {models}, {name} | "
                 f"{h['wall_s']:.0f} s, {h['peak_rss_mb']:.0f} MB peak | < 1.5 GB |"
             )
     return rows
