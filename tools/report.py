@@ -792,6 +792,9 @@ def benchmarks(root: str) -> str:
         ]
     if inf is not None and "one_clip_cold" in inf:  # per runtime (ser_cnn.runtime)
         rows += _infer_rows(inf)
+    if inf is not None:
+        rows += _scale_rows(inf.get("scale")) + _live_rows(inf.get("live"))
+        rows += _app_rows(inf.get("app"))
     elif inf is not None:  # before the light runtime: the reference only
         cold, folder, hour = inf["one_clip_cold_s"], inf["folder"], inf["hour_long_file"]
         rows += [
@@ -808,6 +811,66 @@ def benchmarks(root: str) -> str:
             f"{hour['peak_rss_mb']:.0f} MB ({hour['wall_s']:.0f} s) | < 1.5 GB |",
         ]
     return "\n".join(rows)
+
+
+def _scale_rows(scale: dict | None) -> list[str]:
+    """tools/benchmark.py scale: a folder as `--format csv` rows, one process and on Ray."""
+    if not scale:
+        return []
+    n, rows = scale["clips"], []
+    for model, runs in scale["one_process"].items():
+        r = runs["litert_every_core"]
+        rows.append(
+            f"| `ser-cnn infer --format csv`, {n} clips, {MODEL_NAMES[model]}, one process | "
+            f"{r['clips_per_s']:.0f} clips/s ({r['seconds']:.1f} s) | – |"
+        )
+    for where, name in (("local", "a local Ray cluster"), ("two_nodes", "two Ray nodes")):
+        if where in scale.get("ray", {}):
+            r = scale["ray"][where]
+            rows.append(
+                f"| `ser-cnn infer --engine ray`, {n} clips, all three models, {name} | "
+                f"{r['clips_per_s']:.0f} clips/s ({r['seconds']:.1f} s; "
+                f"{r['clips_per_s_after_startup']:.0f} after a {r['startup_s']:.1f} s start) | – |"
+            )
+    return rows
+
+
+def _live_rows(live: dict | None) -> list[str]:
+    """tools/benchmark.py live: from the end of a window's audio to its line, per input rate."""
+    if not live:
+        return []
+    rows = []
+    for rate, by_models in live["by_sample_rate"].items():
+        for model, r in by_models.items():
+            if not isinstance(r, dict) or "latency_ms" not in r:
+                continue
+            lat = r["latency_ms"]
+            rows.append(
+                f"| `ser-cnn listen` update latency, {MODEL_NAMES[model]}, {int(rate) // 1000} kHz "
+                f"input | median {lat['median']:.0f} ms, p95 {lat['p95']:.0f} ms | "
+                f"{'< 100 ms' if model == 'cnn' else '–'} |"
+            )
+    return rows
+
+
+def _app_rows(app: dict | None) -> list[str]:
+    """tools/load_app.py: clients uploading a clip to `ser-cnn app` at once, before and now."""
+    if not app or "current" not in app:
+        return []
+    rows = []
+    for when in ("before", "current"):
+        if when not in app:
+            continue
+        for n, r in app[when]["levels"].items():
+            refused = f", {r['refused']} refused" if r["refused"] else ""
+            target = "≥ 10 answers/s, p95 ≤ 5 s" if n == "32" and when == "current" else "–"
+            moment = "now" if when == "current" else "before"
+            rows.append(
+                f"| `ser-cnn app`, {n} clients uploading at once ({moment}) | "
+                f"{r['answers_per_s']:.1f} answers/s, wait median {r['wait_median_s']:.1f} s, "
+                f"p95 {r['wait_p95_s']:.1f} s{refused} | {target} |"
+            )
+    return rows
 
 
 RUNTIME_NAMES = {
