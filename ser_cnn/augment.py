@@ -2,7 +2,9 @@
 
 Augmentations act on raw log-mel tensors (dB) of the training actors only. Every random draw is
 a stateless op keyed by a seed stream derived from ``config.seed``, so the same seed gives the
-same augmentations, epoch by epoch, whatever the thread scheduling.
+same augmentations, epoch by epoch, whatever the thread scheduling. The degraded copies of the
+training clips (audio degradations) are not made here: they come from the cache
+(:func:`ser_cnn.preprocess.training_copies`).
 """
 
 from __future__ import annotations
@@ -14,81 +16,6 @@ from ser_cnn.errors import ParameterError
 from ser_cnn.features import FeatureConfig
 
 SPEED_STEPS = 21  # speed factors on a grid over 1 ± speed (one warp matrix each)
-
-
-def degraded_copies(
-    audio: list[np.ndarray],
-    speakers: np.ndarray,
-    feature_config: FeatureConfig,
-    *,
-    copies: int,
-    seed: int,
-    kinds: tuple[str, ...] | None = None,
-    p: dict[str, float] | None = None,
-    snr_range: tuple[float, float] | None = None,
-    jobs: int | None = None,
-) -> np.ndarray:
-    """Log-mels of ``copies`` degraded versions of every training clip (ser_cnn/degrade.py).
-
-    Parameters
-    ----------
-    audio : list of np.ndarray, shape (n_samples_i,)
-        The training clips at ``feature_config.sample_rate``, training actors only.
-    speakers : np.ndarray, shape (n_clips,)
-        Each clip's speaker: babble for a clip is built only from the other speakers' clips.
-    copies, seed : int
-        Copies per clip; clip ``i``'s copy ``j`` is drawn from ``default_rng([seed, i, j])``.
-    kinds : tuple of str, optional
-        Which degradations may be applied (default all ``degradations.CHAIN_KINDS``).
-    p, snr_range : optional
-        Probabilities replacing ``degrade.AUGMENT_P``'s for the kinds they name, and the SNR
-        range of added noise in dB (default ``degrade.SNR_RANGE``).
-    jobs : int, optional
-        Worker processes (default: every core).
-
-    Returns
-    -------
-    np.ndarray, shape (n_clips, copies, n_mels, n_frames), float32
-    """
-    import multiprocessing
-    import os
-
-    global _WORK
-    _WORK = (audio, np.asarray(speakers), feature_config, copies, seed, kinds, p, snr_range)
-    tasks = range(len(audio))
-    workers = jobs or os.cpu_count() or 1
-    if workers == 1:
-        return np.stack([_degrade_clip(i) for i in tasks])
-    with multiprocessing.get_context("fork").Pool(workers) as pool:  # workers share _WORK
-        return np.stack(pool.map(_degrade_clip, tasks, chunksize=16))
-
-
-_WORK = None  # what degraded_copies' workers read (inherited through fork, never pickled)
-BABBLE_POOL = 12  # clips of other speakers offered to each babble
-
-
-def _degrade_clip(i: int) -> np.ndarray:
-    from ser_cnn.degradations import CHAIN_KINDS
-    from ser_cnn.degrade import AUGMENT_P, SNR_RANGE, augment
-    from ser_cnn.features import clip_log_mel
-
-    audio, speakers, config, copies, seed, kinds, p, snr_range = _WORK
-    out = []
-    for j in range(copies):
-        rng = np.random.default_rng([seed, i, j])
-        others = np.flatnonzero(speakers != speakers[i])
-        babble = [audio[k] for k in rng.choice(others, min(BABBLE_POOL, len(others)), False)]
-        y = augment(
-            audio[i],
-            config.sample_rate,
-            rng=rng,
-            babble=babble,
-            kinds=kinds or CHAIN_KINDS,
-            p=AUGMENT_P | (p or {}),
-            snr_range=snr_range or SNR_RANGE,
-        )
-        out.append(clip_log_mel(y, config))
-    return np.stack(out)
 
 
 def make_dataset(
@@ -106,8 +33,9 @@ def make_dataset(
     The augmentations, each set in ``config``: speed perturbation (mel warp + time stretch,
     ``feature_config`` gives the mel scale), random circular time shift, SpecAugment frequency
     and time masks (filled with the clip's mean), Gaussian noise, and mixup of pairs within a
-    batch (labels mixed alike). With ``copies`` (shape (n, k, n_mels, n_frames), from
-    :func:`degraded_copies`), each clip is drawn clean or as one of its k copies, uniformly.
+    batch (labels mixed alike). With ``copies`` (shape (n, k, n_mels, n_frames), the cache's
+    :func:`ser_cnn.preprocess.training_copies`), each clip is drawn clean or as one of its k
+    copies, uniformly.
     """
     import tensorflow as tf
 

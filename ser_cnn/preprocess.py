@@ -10,6 +10,9 @@ Layout of a cache folder::
                      corpus manifest's label, speaker, corpus and text
     errors.csv       files that could not be used, and why
     features/*.npy   one float32 array per clip (e.g. shape (n_mels, n_frames)), named by its key
+    copies/<hash>.npy   log-mels of the degraded copies of one split's training clips, float32
+                     (n_clips, copies, n_mels, n_frames) (:func:`training_copies`)
+    copies/<hash>.json  what they hold: feature and copy settings, the clips' keys and speakers
 
 A clip's key (the ``stem`` column) is its file name without suffix for RAVDESS, as caches have
 always named them, and ``<corpus>-<stem>`` for any other corpus, with a hash of the path added
@@ -17,6 +20,11 @@ where two clips would share one (:func:`cache_keys`). The run is idempotent (a c
 is unchanged and whose array exists is not redone), atomic (every file is written under a
 temporary name and renamed), and resumable (the manifest is checkpointed while the run goes, so
 an interrupted run loses at most a few seconds of work).
+
+The degraded copies a training recipe asks for (``degraded_copies``) are a stage of the same
+cache: made from the clips' source audio once per split, recipe seed and settings, and read by
+every later training, so data flows one way: manifest → audio → degraded copies → log-mels →
+cache → training.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ SETTINGS_FILE = "settings.json"
 MANIFEST_FILE = "manifest.csv"
 ERRORS_FILE = "errors.csv"
 FEATURES_DIR = "features"
+COPIES_DIR = "copies"
 CACHE_FORMAT = 1  # bump when the layout above changes (new columns keep old caches readable)
 CHECKPOINT_SECONDS = 5.0  # how much work an interrupted run may lose at most
 SHOWN_ERRORS = 20  # files listed by Summary.describe; errors.csv has them all
@@ -79,6 +88,8 @@ CACHE_COLUMNS = ("stem", "path", *RAVDESS_COLUMNS, *SOURCE_COLUMNS, "cache", *CO
 ERROR_COLUMNS = ("path", "error", "source_size", "source_mtime_ns")
 TEXT_COLUMNS = ("stem", "path", "emotion", "label", "speaker", "corpus", "gender", "text")
 KEY_HASH = 10  # hex digits of a path's SHA-1 that tell clips of the same name apart
+COPIES_HASH = 16  # hex digits of the SHA-1 of a copies entry's description: its file name
+BABBLE_POOL = 12  # clips of other speakers offered to each babble of a degraded copy
 MAX_KEY = 150  # characters of a key before its hash (file names have a limit)
 
 Data = str | os.PathLike | Sequence[str | os.PathLike] | pd.DataFrame | None
@@ -357,8 +368,7 @@ def load_cache(
         The settings the cache was made with.
     """
     out_dir = Path(out_dir)
-    check_cache(out_dir)
-    config = config_from_settings(json.loads((out_dir / SETTINGS_FILE).read_text()))
+    config = cache_config(out_dir)
     manifest = _read_manifest(out_dir / MANIFEST_FILE).sort_values("stem", ignore_index=True)
     if manifest.empty:
         raise DataError(f"the cache in {out_dir} holds no clips; run `ser-cnn preprocess` again")
@@ -368,11 +378,193 @@ def load_cache(
     return manifest, features, config
 
 
+def training_copies(
+    cache_dir: str | os.PathLike,
+    rows: pd.DataFrame,
+    speakers: np.ndarray,
+    feature_config: FeatureConfig,
+    *,
+    copies: int,
+    seed: int,
+    kinds: tuple[str, ...] | None = None,
+    p: dict[str, float] | None = None,
+    snr_range: tuple[float, float] | None = None,
+    jobs: int | None = None,
+) -> np.ndarray:
+    """The log-mels of degraded copies of a split's training clips, made once and cached.
+
+    Stored as ``cache_dir/copies/<hash>.npy`` with ``<hash>.json`` beside it (written last,
+    both atomically), ``<hash>`` the SHA-1 of that JSON's description: the feature settings,
+    the copy settings (defaults resolved) and the clips' keys, sources and speakers. The same
+    clips and settings read the stored array back; any other setting makes another entry.
+
+    Parameters
+    ----------
+    cache_dir : path
+        The cache the rows come from (:func:`preprocess`).
+    rows : pandas.DataFrame
+        The training clips' rows of its manifest (``stem``, ``path``, source size and time),
+        in training order: training actors only, never validation or test ones.
+    speakers : np.ndarray, shape (n_clips,)
+        Each clip's speaker: babble for a clip is built only from the other speakers' clips.
+    feature_config : FeatureConfig
+        The cache's log-mel settings.
+    copies, seed, kinds, p, snr_range, jobs
+        As for :func:`degraded_copies`.
+
+    Returns
+    -------
+    np.ndarray, shape (n_clips, copies, n_mels, n_frames), float32
+
+    Raises
+    ------
+    DataError
+        A training clip's source audio is gone (and its copies are not cached yet).
+    """
+    from ser_cnn.degradations import CHAIN_KINDS
+    from ser_cnn.degrade import AUGMENT_P, SNR_RANGE
+
+    speakers = np.asarray(speakers)
+    settings = {
+        "copies": copies,
+        "seed": seed,
+        "kinds": list(kinds or CHAIN_KINDS),
+        "p": AUGMENT_P | (p or {}),
+        "snr_range": list(snr_range or SNR_RANGE),
+        "babble_pool": BABBLE_POOL,
+    }
+    description = {
+        "features": feature_config.to_dict(),
+        "copies": settings,
+        "clips": rows["stem"].astype(str).tolist(),
+        "sources": [  # a changed file gets new copies, as it gets new features
+            [_text(size), _text(mtime)]
+            for size, mtime in zip(rows["source_size"], rows["source_mtime_ns"], strict=True)
+        ],
+        "speakers": [str(s) for s in speakers],
+    }
+    text = json.dumps(description, sort_keys=True)
+    digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:COPIES_HASH]
+    folder = Path(cache_dir) / COPIES_DIR
+    array_path, info_path = folder / f"{digest}.npy", folder / f"{digest}.json"
+    if info_path.exists() and array_path.exists():  # the JSON is written last: a whole entry
+        info = json.loads(info_path.read_text())
+        if info.get("description") == json.loads(text):  # not a hash collision
+            return np.load(array_path)
+    missing = [path for path in rows["path"] if not Path(path).is_file()]
+    if missing:
+        raise DataError(
+            f"degraded copies need the cache's source audio; {len(missing)} files are gone, "
+            f"e.g. {missing[0]}"
+        )
+    from ser_cnn.audio import load_audio
+
+    audio = [load_audio(path, target_sr=feature_config.sample_rate) for path in rows["path"]]
+    made = degraded_copies(
+        audio,
+        speakers,
+        feature_config,
+        copies=copies,
+        seed=seed,
+        kinds=kinds,
+        p=p,
+        snr_range=snr_range,
+        jobs=jobs,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_save(array_path, made)
+    info = {"shape": list(made.shape), "versions": library_versions(), "description": description}
+    atomic_write_text(info_path, json.dumps(info, indent=1) + "\n")
+    return made
+
+
+def degraded_copies(
+    audio: list[np.ndarray],
+    speakers: np.ndarray,
+    feature_config: FeatureConfig,
+    *,
+    copies: int,
+    seed: int,
+    kinds: tuple[str, ...] | None = None,
+    p: dict[str, float] | None = None,
+    snr_range: tuple[float, float] | None = None,
+    jobs: int | None = None,
+) -> np.ndarray:
+    """Log-mels of ``copies`` degraded versions of every training clip (ser_cnn/degrade.py).
+
+    Parameters
+    ----------
+    audio : list of np.ndarray, shape (n_samples_i,)
+        The training clips at ``feature_config.sample_rate``, training actors only.
+    speakers : np.ndarray, shape (n_clips,)
+        Each clip's speaker: babble for a clip is built only from the other speakers' clips.
+    copies, seed : int
+        Copies per clip; clip ``i``'s copy ``j`` is drawn from ``default_rng([seed, i, j])``.
+    kinds : tuple of str, optional
+        Which degradations may be applied (default all ``degradations.CHAIN_KINDS``).
+    p, snr_range : optional
+        Probabilities replacing ``degrade.AUGMENT_P``'s for the kinds they name, and the SNR
+        range of added noise in dB (default ``degrade.SNR_RANGE``).
+    jobs : int, optional
+        Worker processes (default: every core).
+
+    Returns
+    -------
+    np.ndarray, shape (n_clips, copies, n_mels, n_frames), float32
+    """
+    global _WORK
+    _WORK = (audio, np.asarray(speakers), feature_config, copies, seed, kinds, p, snr_range)
+    tasks = range(len(audio))
+    workers = jobs or os.cpu_count() or 1
+    if workers == 1:
+        return np.stack([_degrade_clip(i) for i in tasks])
+    with multiprocessing.get_context("fork").Pool(workers) as pool:  # workers share _WORK
+        return np.stack(pool.map(_degrade_clip, tasks, chunksize=16))
+
+
+_WORK = None  # what degraded_copies' workers read (inherited through fork, never pickled)
+
+
+def _degrade_clip(i: int) -> np.ndarray:
+    from ser_cnn.degradations import CHAIN_KINDS
+    from ser_cnn.degrade import AUGMENT_P, SNR_RANGE, augment
+    from ser_cnn.features import clip_log_mel
+
+    audio, speakers, config, copies, seed, kinds, p, snr_range = _WORK
+    out = []
+    for j in range(copies):
+        rng = np.random.default_rng([seed, i, j])
+        others = np.flatnonzero(speakers != speakers[i])
+        babble = [audio[k] for k in rng.choice(others, min(BABBLE_POOL, len(others)), False)]
+        y = augment(
+            audio[i],
+            config.sample_rate,
+            rng=rng,
+            babble=babble,
+            kinds=kinds or CHAIN_KINDS,
+            p=AUGMENT_P | (p or {}),
+            snr_range=snr_range or SNR_RANGE,
+        )
+        out.append(clip_log_mel(y, config))
+    return np.stack(out)
+
+
+def _text(value) -> str | None:
+    """A manifest number as text (``1234``, not ``1234.0``), None when empty."""
+    return None if pd.isna(value) else str(int(value))
+
+
 def cache_manifest(out_dir: str | os.PathLike) -> pd.DataFrame:
     """A cache's manifest alone, as :func:`load_cache` gives it (no features read)."""
     out_dir = Path(out_dir)
     check_cache(out_dir)
     return _read_manifest(out_dir / MANIFEST_FILE).sort_values("stem", ignore_index=True)
+
+
+def cache_config(out_dir: str | os.PathLike):
+    """The feature settings a cache was made with (:func:`config_from_settings`)."""
+    check_cache(out_dir)
+    return config_from_settings(json.loads((Path(out_dir) / SETTINGS_FILE).read_text()))
 
 
 def check_cache(out_dir: str | os.PathLike) -> None:

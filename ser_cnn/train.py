@@ -7,7 +7,9 @@ its actor numbers (:func:`ser_cnn.ravdess.split`), any other data by speakers
 (:func:`ser_cnn.splits.labels_in`: RAVDESS's eight, as always). Training may start from a
 trained run instead of random weights (``source``: fine-tuning, :mod:`ser_cnn.finetune`). The
 folder's layout and schema are :mod:`ser_cnn.run`'s; the data pipeline and augmentation are
-:mod:`ser_cnn.augment`'s.
+:mod:`ser_cnn.augment`'s. The degraded copies of the training clips are read from the cache
+(:func:`ser_cnn.preprocess.training_copies`, made there first if missing): training never
+reads audio.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_cnn.augment import degraded_copies, make_dataset
+from ser_cnn.augment import make_dataset
 from ser_cnn.config import TrainConfig
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.features import FeatureConfig
@@ -95,19 +97,8 @@ def train_cnn(
         if not ravdess and split.kind != "speaker-wise":
             raise ParameterError("speaker_norm needs every clip's speaker; some are unknown")
         features = normalize_by_speaker(features, split.speakers(manifest))
-    parts = split.masks(manifest)
+    parts = training_parts(manifest, split, config)
     who = "actors" if ravdess else "speakers"
-    for name, mask in parts.items():
-        if not mask.any() and (name != "val" or split.val):
-            raise DataError(f"the cache holds no clips of the {name} {who} {getattr(split, name)}")
-    if not parts["val"].any():
-        raise ParameterError("training needs validation actors to select the best epoch")
-    if config.refit:  # the validation actors join training; nothing is selected on them
-        parts = {
-            "train": parts["train"] | parts["val"],
-            "val": np.zeros_like(parts["val"]),
-            "test": parts["test"],
-        }
     y = label_indices(manifest, labels)  # RAVDESS: labels_of's, its emotion codes - 1
     x_train, y_train = features[parts["train"]], y[parts["train"]]
     x_val, y_val = features[parts["val"]], y[parts["val"]]
@@ -138,14 +129,7 @@ def train_cnn(
         loss="categorical_crossentropy",
         metrics=["accuracy"],
     )
-    copies = None
-    if config.degraded_copies:  # training actors' audio only: never validation or test
-        copies = _degraded_training_copies(
-            manifest[parts["train"]],
-            split.speakers(manifest)[parts["train"]],
-            feature_config,
-            config,
-        )
+    copies = fold_copies(cache_dir, split, config, manifest=manifest, feature_config=feature_config)
     train_ds = make_dataset(
         x_train,
         y_train,
@@ -275,31 +259,70 @@ def train_cnn(
     )
 
 
-def _degraded_training_copies(
-    rows, speakers: np.ndarray, feature_config: FeatureConfig, config: TrainConfig
-):
-    """Degraded copies of the training clips, from their source audio (manifest ``path``);
-    ``speakers``: each row's, so babble comes from other speakers only."""
-    from ser_cnn.audio import load_audio
+def training_parts(manifest, split: Split | DataSplit, config: TrainConfig) -> dict:
+    """Boolean masks ``train``, ``val``, ``test`` of the cache's rows that :func:`train_cnn`
+    uses for ``split``: with ``config.refit`` the validation clips join training.
 
+    Raises
+    ------
+    DataError
+        The cache holds no clip of one of the parts.
+    ParameterError
+        No validation clips (training selects its best epoch on them).
+    """
+    parts = split.masks(manifest)
+    who = "actors" if isinstance(split, Split) else "speakers"
+    for name, mask in parts.items():
+        if not mask.any() and (name != "val" or split.val):
+            raise DataError(f"the cache holds no clips of the {name} {who} {getattr(split, name)}")
+    if not parts["val"].any():
+        raise ParameterError("training needs validation actors to select the best epoch")
+    if config.refit:  # the validation actors join training; nothing is selected on them
+        parts = {
+            "train": parts["train"] | parts["val"],
+            "val": np.zeros_like(parts["val"]),
+            "test": parts["test"],
+        }
+    return parts
+
+
+def fold_copies(
+    cache_dir: str | os.PathLike,
+    split: Split | DataSplit,
+    config: TrainConfig,
+    *,
+    manifest=None,
+    feature_config: FeatureConfig | None = None,
+    jobs: int | None = None,
+) -> np.ndarray | None:
+    """The degraded copies :func:`train_cnn` trains on for ``split`` and ``config`` (None
+    when the recipe has none): those of its training clips (with refit, validation ones too;
+    never test ones), from the cache's copies stage (:func:`ser_cnn.preprocess.training_copies`),
+    which makes them from the source audio the first time.
+
+    ``manifest`` and ``feature_config`` (the cache's manifest and feature settings) are read from
+    ``cache_dir`` when not given; ``jobs`` as for :func:`ser_cnn.preprocess.degraded_copies`.
+    """
+    from ser_cnn.preprocess import cache_config, cache_manifest, training_copies
+
+    if not config.degraded_copies:
+        return None
     if config.speaker_norm:
         raise ParameterError("degraded_copies cannot be combined with speaker_norm yet")
-    missing = [p for p in rows["path"] if not Path(p).is_file()]
-    if missing:
-        raise DataError(
-            f"degraded_copies needs the cache's source audio; {len(missing)} files are gone, "
-            f"e.g. {missing[0]}"
-        )
-    audio = [load_audio(p, target_sr=feature_config.sample_rate) for p in rows["path"]]
-    return degraded_copies(
-        audio,
-        speakers,
+    manifest = cache_manifest(cache_dir) if manifest is None else manifest
+    feature_config = feature_config or cache_config(cache_dir)
+    train = training_parts(manifest, split, config)["train"]
+    return training_copies(
+        cache_dir,
+        manifest[train],
+        split.speakers(manifest)[train],
         feature_config,
         copies=config.degraded_copies,
         seed=config.seed,
         kinds=config.degradations,
         p=config.degradation_p,
         snr_range=config.snr_range,
+        jobs=jobs,
     )
 
 

@@ -359,3 +359,63 @@ def test_a_cache_without_the_corpus_columns_is_completed(ravdess_tree, tmp_path)
     summary = preprocess(ravdess_tree, out, jobs=1, progress=False)
     assert (summary.computed, summary.reused) == (0, 32)
     assert (out / "manifest.csv").read_text() == new
+
+
+def test_degraded_copies_are_a_cache_stage(logmel_cache, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    shutil.copytree(logmel_cache, cache)  # the session cache is read only
+    manifest, features, config = load_cache(cache)
+    train = manifest["actor"].isin([5, 6]).to_numpy()
+    rows, speakers = manifest[train], manifest.loc[train, "actor"].to_numpy()
+
+    def copies(**settings):
+        return pp.training_copies(cache, rows, speakers, config, jobs=1, **settings)
+
+    first = copies(copies=2, seed=3)
+    assert first.shape == (len(rows), 2, *config.shape) and first.dtype == np.float32
+    assert not np.array_equal(first[:, 0], first[:, 1])  # copy j has draws of its own
+    assert not np.array_equal(first[:, 0], features[train])  # degraded, not the clean clip
+    entries = sorted(p.name for p in (cache / pp.COPIES_DIR).iterdir())
+    assert [Path(e).suffix for e in entries] == [".json", ".npy"]  # no temporary file left
+    info = json.loads((cache / pp.COPIES_DIR / entries[0]).read_text())
+    assert info["shape"] == list(first.shape)
+    assert info["description"]["clips"] == rows["stem"].tolist()
+    assert info["description"]["features"] == config.to_dict()
+    assert info["description"]["copies"]["seed"] == 3
+
+    def no_audio(*args, **kwargs):
+        raise AssertionError("the cached copies were made again from the audio")
+
+    # asked again, the stage reads the stored array: no audio, the same bytes
+    monkeypatch.setattr("ser_cnn.audio.load_audio", no_audio)
+    np.testing.assert_array_equal(copies(copies=2, seed=3), first)
+    monkeypatch.undo()
+
+    # another seed is another entry; the first stays as it was
+    other = copies(copies=2, seed=4)
+    assert not np.array_equal(other, first)
+    assert len(list((cache / pp.COPIES_DIR).glob("*.npy"))) == 2
+    np.testing.assert_array_equal(copies(copies=2, seed=3), first)
+
+    # a run killed before the JSON is written leaves no entry: the next run makes it whole
+    def killed(path, text):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pp, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        copies(copies=1, seed=3)
+    monkeypatch.undo()
+    assert len(list((cache / pp.COPIES_DIR).glob("*.json"))) == 2
+    one = copies(copies=1, seed=3)
+    np.testing.assert_array_equal(one[:, 0], first[:, 0])  # copy j never depends on how many
+    assert len(list((cache / pp.COPIES_DIR).glob("*.json"))) == 3
+    assert not list((cache / pp.COPIES_DIR).glob("*.tmp"))
+
+
+def test_config_makes_copies_of_ravdess_folds_only(user_table, ravdess_tree, capsys):
+    recipe = REPO / "configs" / "robust_dropout.toml"
+    for other in (["--data", user_table], ["--data-dir", ravdess_tree, "--features", "classic"]):
+        with pytest.raises(SystemExit) as exit_:
+            preprocess_cli.main([*map(str, other), "--config", str(recipe)])
+        assert exit_.value.code == 2
+        assert "--config makes the CNN's degraded copies" in capsys.readouterr().err

@@ -23,7 +23,7 @@ from ser_cnn.preprocess import load_cache
 from ser_cnn.ravdess import EMOTIONS, labels_of, select
 from ser_cnn.run import load_pipeline, load_run
 from ser_cnn.speaker import band_statistics, normalize_by_speaker
-from ser_cnn.train import build_model, train_cnn
+from ser_cnn.train import build_model, fold_copies, train_cnn
 from tests.conftest import REPO, TINY_ACTORS, make_table, voice
 
 pytestmark = pytest.mark.slow
@@ -349,7 +349,9 @@ def test_an_ensemble_of_run_folders_averages_their_probabilities(
         load_recognizer([runs[0], train("speaker", speaker_norm=True)])
 
 
-def test_a_speaker_grouped_fold_of_a_table_with_its_own_labels(tiny_features, tmp_path):
+def test_a_speaker_grouped_fold_of_a_table_with_its_own_labels(
+    tiny_features, tmp_path, monkeypatch
+):
     from ser_cnn.preprocess import preprocess
     from ser_cnn.splits import data_split, groups_of
 
@@ -365,6 +367,17 @@ def test_a_speaker_grouped_fold_of_a_table_with_its_own_labels(tiny_features, tm
     assert run.labels == ("sad", "angry", "frustrated") and run.split == fold.record()
     assert run.training.degraded_copies == 1
     train = np.isin(groups_of(manifest), fold.train)
+    # the copies it trained on are the cache's copies stage, made once for this fold and recipe
+    stored = list((cache / "copies").glob("*.npy"))
+    assert len(stored) == 1
+
+    def no_audio(*args, **kwargs):
+        raise AssertionError("the copies were made again from the audio")
+
+    monkeypatch.setattr("ser_cnn.audio.load_audio", no_audio)
+    again = fold_copies(cache, fold, config)
+    assert again.shape == (train.sum(), 1, *tiny_features.shape)
+    np.testing.assert_array_equal(again, np.load(stored[0]))
     mean, _ = band_statistics(utterance_normalize(features[train]))
     np.testing.assert_allclose(run.normalization.band_mean, mean, rtol=1e-6)
     assert run.normalization.fitted_on == "train speakers"

@@ -428,9 +428,9 @@ def bench_live(hop: float, run_dir: Path, speech_rule_data: Path | None) -> dict
 
 def bench_augment(cache_dir: Path, cv_summary: Path, copies: int, n_clips: int) -> dict:
     from ser_cnn.audio import load_audio
-    from ser_cnn.augment import degraded_copies, make_dataset
+    from ser_cnn.augment import make_dataset
     from ser_cnn.config import load_config
-    from ser_cnn.preprocess import load_cache
+    from ser_cnn.preprocess import degraded_copies, load_cache
     from ser_cnn.ravdess import labels_of, select, split
 
     manifest, features, feature_config = load_cache(cache_dir)

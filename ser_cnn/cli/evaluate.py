@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ser_cnn.cli.infer import MODEL_CHOICES, _native_stderr_silenced
+from ser_cnn.cli.infer import MODEL_CHOICES, load_from_options
 
 
 def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
@@ -98,7 +98,6 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
 
     from ser_cnn.errors import SerError
     from ser_cnn.evaluation import check_out_dir, read_data, score, write_evaluation
-    from ser_cnn.inference import load_recognizer
 
     # as infer does: one BLAS thread per feature thread, so the answers are infer's too
     threadpool_limits(limits=1, user_api="blas")
@@ -106,13 +105,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         if args.out is not None:
             check_out_dir(args.out)  # before any work: a refused folder costs nothing
         inputs, manifest, problems = read_data(args.data, strict=args.strict)
-        with _native_stderr_silenced(not args.verbose):  # TensorFlow's start-up lines
-            rec = load_recognizer(
-                args.run,
-                models=MODEL_CHOICES[args.model],
-                calibrated=not args.raw,
-                runtime=args.runtime,
-            )
+        rec = load_from_options(args)
         result = score(
             rec,
             manifest,

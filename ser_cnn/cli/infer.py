@@ -156,19 +156,13 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
 
     from ser_cnn import batch
     from ser_cnn.errors import SerError
-    from ser_cnn.inference import find_inputs, load_recognizer
+    from ser_cnn.inference import find_inputs
 
     # Features are computed by a thread per core: BLAS threads inside each would fight over the
     # same cores (measured on 2 busy cores: 200 clips in 2.5 s instead of 11 s, light runtime)
     threadpool_limits(limits=1, user_api="blas")
     try:
-        with _native_stderr_silenced(not args.verbose):
-            rec = load_recognizer(
-                args.run,
-                models=MODEL_CHOICES[args.model],
-                calibrated=not args.raw,
-                runtime=args.runtime,
-            )
+        rec = load_from_options(args)
     except SerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -250,6 +244,20 @@ def _main_ray(args) -> int:
     where = f" to {args.out}" if args.out else ""
     print(f"{n - failed} of {n} analysed{where}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def load_from_options(args: argparse.Namespace):
+    """The Recognizer that :func:`add_model_options`' arguments name (infer, listen, evaluate),
+    loaded with TensorFlow's start-up lines hidden unless ``--verbose``."""
+    from ser_cnn.inference import load_recognizer
+
+    with _native_stderr_silenced(not args.verbose):
+        return load_recognizer(
+            args.run,
+            models=MODEL_CHOICES[args.model],
+            calibrated=not args.raw,
+            runtime=args.runtime,
+        )
 
 
 @contextlib.contextmanager

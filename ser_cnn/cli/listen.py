@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 
-from ser_cnn.cli.infer import MODEL_CHOICES, add_model_options
+from ser_cnn.cli.infer import add_model_options
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -67,19 +67,12 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     args = parse_args(argv, prog)
     from ser_cnn.audio import BLOCK_SECONDS
-    from ser_cnn.cli.infer import _native_stderr_silenced
+    from ser_cnn.cli.infer import load_from_options
     from ser_cnn.errors import ParameterError, SerError
-    from ser_cnn.inference import load_recognizer
     from ser_cnn.live import BLOCK, LiveStream, microphone, play
 
     try:
-        with _native_stderr_silenced(not args.verbose):
-            rec = load_recognizer(
-                args.run,
-                models=MODEL_CHOICES[args.model],
-                calibrated=not args.raw,
-                runtime=args.runtime,
-            )
+        rec = load_from_options(args)
         stream = LiveStream(rec, window=args.window, hop=args.hop, smooth=args.smooth)
     except ParameterError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -2,11 +2,15 @@
 
 ser-cnn preprocess [--data-dir DIR] [--out DIR] [--jobs N] [--force] [--features classic]
 ser-cnn preprocess --data PATH [--data PATH ...] [--strict] [--out DIR]
+ser-cnn preprocess --config RECIPE [--data-dir DIR] [--out DIR]
 
 Without --data it reads RAVDESS (--data-dir, else $RAVDESS_DIR, else data/ravdess). Exit
 status: 0 when the cache holds usable clips, 1 when it holds none or the data was refused
 (nothing is written then), 2 for a usage error. With --data and no --out, the cache goes
 where `ser-cnn train --data` looks for it: data/processed/<name>-<features>-<hash>.
+With --config, the cache also gets the degraded copies that recipe trains on (its
+degraded_copies, seed and degradation settings) for each of RAVDESS's six published folds, in
+<out>/copies/, so training reads them instead of making them (it makes any missing ones).
 """
 
 from __future__ import annotations
@@ -72,10 +76,22 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         help="rebuild a cache made with other feature settings, or drop the clips of data "
         "no longer given",
     )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="RECIPE",
+        help="also make the degraded copies of the training clips that this training recipe "
+        "(TOML/JSON, e.g. configs/robust_dropout.toml) uses, for every published RAVDESS fold",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    if args.config and (args.data or args.features == "classic"):
+        parser.error(
+            "--config makes the CNN's degraded copies of RAVDESS's published folds: not with "
+            "--data (`ser-cnn train --data` makes its folds' copies) or --features classic"
+        )
     if args.features == "classic":
         from ser_cnn.classic import DEFAULT_CLASSIC as config
 
@@ -98,4 +114,35 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(summary.describe())
-    return 0 if summary.total > 0 else 1
+    if summary.total == 0:
+        return 1
+    if args.config:
+        try:
+            _make_copies(out, args.config, args.jobs)
+        except SerError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _make_copies(out, recipe: str, jobs: int | None) -> None:
+    """The degraded copies of every published fold's training clips that ``recipe`` trains on,
+    made into (or found in) the cache ``out``."""
+    import time
+
+    from ser_cnn.config import load_config
+    from ser_cnn.ravdess import load_folds, split
+    from ser_cnn.train import fold_copies
+
+    config = load_config(recipe)
+    if not config.degraded_copies:
+        print(f"{recipe}: no degraded copies (degraded_copies = 0): nothing more to make")
+        return
+    for fold in load_folds():
+        started = time.perf_counter()
+        copies = fold_copies(out, split(fold), config, jobs=jobs)
+        print(
+            f"fold {fold}: {copies.shape[1]} degraded copies of {copies.shape[0]} training "
+            f"clips in {out}/copies ({time.perf_counter() - started:.1f} s)",
+            flush=True,
+        )
