@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 
-from ser_cnn.download import RAVDESS, cli
+from ser_cnn.corpora.download import RAVDESS, cli
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the download; the exit status of :func:`ser_cnn.download.cli`."""
+    """Run the download; the exit status of :func:`ser_cnn.corpora.download.cli`."""
     return cli(RAVDESS, argv, description=__doc__)
 
 

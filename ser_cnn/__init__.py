@@ -12,14 +12,15 @@ __version__ = "0.1.0"
 
 
 def load_recognizer(run_dir=None, *, models=None, calibrated=True, runtime="auto"):
-    """Load the shipped model (default) or a run folder: see :class:`ser_cnn.inference.Recognizer`.
+    """Load the shipped model (default) or a run folder: see
+    :class:`ser_cnn.serving.inference.Recognizer`.
 
     ``models=None`` loads every model the folder has: for the shipped one the Whisper encoder's
     head (the headline answer), the CNN and the MLP.
 
     TensorFlow is imported by this call (only for the reference runtime), not by ``import ser_cnn``.
     """
-    from ser_cnn.inference import load_recognizer as load
+    from ser_cnn.serving.inference import load_recognizer as load
 
     return load(run_dir, models=models, calibrated=calibrated, runtime=runtime)
 

@@ -30,7 +30,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ser_cnn.degradations import CHAIN_KINDS
+from ser_cnn.audio.degradations import CHAIN_KINDS
 from ser_cnn.errors import ParameterError
 from ser_cnn.model import CNNConfig
 
@@ -48,8 +48,8 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-3  # Adam; 3e-3 learned slower in 8-epoch trials on fold 1
     # The peak learning rate instead of learning_rate when training starts from a trained run
-    # (`ser-cnn train --from RUN`, ser_cnn/finetune.py): its weights are a good start that a
-    # high rate would undo. Chosen on URDU's validation speakers, folds 1-2, 15 epochs from the
+    # (`ser-cnn train --from RUN`, ser_cnn/training/finetune.py): its weights are a good start that
+    # a high rate would undo. Chosen on URDU's validation speakers, folds 1-2, 15 epochs from the
     # shipped model: validation accuracy 0.620 at 1e-3, 0.699 at 3e-4, 0.700 at 1e-4 (a tie
     # within one clip; results/finetune_urdu_lr_check.json).
     finetune_learning_rate: float = 1e-4
@@ -77,7 +77,7 @@ class TrainConfig:
     # alone (results/ablation.json), it lowered validation over six folds on top of the robust
     # recipe (results/cv_cnn_robust_speed.json, docs/results.md#robustness).
     speed: float = 0.0
-    # Degraded copies of every training clip (ser_cnn/degrade.py: speed, room reverberation,
+    # Degraded copies of every training clip (ser_cnn/audio/degrade.py: speed, room reverberation,
     # room-tone padding, noise incl. babble of other training actors, gain, band limits,
     # codec), made from the audio once before training; each epoch shows every clip clean or
     # as one of its copies, at random, so an epoch costs what it did. 0 = off (the studio
@@ -86,7 +86,7 @@ class TrainConfig:
     # (docs/results.md#robustness); 4 copies were tried (configs/robust_copies4.toml). Needs
     # the cache's source audio, and cannot be combined with speaker_norm.
     degraded_copies: int = 2
-    # The chain's kinds used (ser_cnn.degradations.CHAIN_KINDS); None = all.
+    # The chain's kinds used (ser_cnn.audio.degradations.CHAIN_KINDS); None = all.
     degradations: tuple[str, ...] | None = None
     # Probabilities that replace degrade.AUGMENT_P's for the kinds named, e.g. {"noise": 0.6};
     # each kind draws from its own stream, so a higher probability keeps every copy that had
@@ -111,7 +111,7 @@ class TrainConfig:
     # 0.586 against 0.577 / 0.550 / 0.534 without (results/cv_cnn_refit*.json).
     refit: bool = False
     # Speaker normalisation: standardise every actor's log-mels with that actor's own per-band
-    # statistics over all of their clips (ser_cnn/speaker.py), test actors included, from
+    # statistics over all of their clips (ser_cnn/features/speaker.py), test actors included, from
     # their unlabelled clips only. The model then needs several recordings of a speaker (or one
     # long one) at inference. Not with degraded copies (yet): set degraded_copies = 0 with it.
     speaker_norm: bool = False

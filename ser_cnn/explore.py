@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from ser_cnn.audio import SAMPLE_RATE, audio_info, load_audio
+from ser_cnn.audio.io import SAMPLE_RATE, audio_info, load_audio
 from ser_cnn.ravdess import scan
 
 

@@ -2,7 +2,7 @@
 
 Input is a batch of raw log-mel tensors, shape (batch, n_mels, n_frames), in dB. The model's
 first layer normalises each mel band with statistics of the training actors, so the exported
-SavedModel takes exactly what :func:`ser_cnn.features.log_mel` returns and cannot be fed
+SavedModel takes exactly what :func:`ser_cnn.features.logmel.log_mel` returns and cannot be fed
 features normalised differently from training.
 """
 

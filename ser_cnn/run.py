@@ -10,17 +10,17 @@ here once and read back only through :func:`load_run`::
                              it was trained on and the run it was fine-tuned from ("from"),
                              where it was (null otherwise: keys a format-2 reader may lack)
         metrics.json         test scores (and validation scores, unless refit); after
-                             ser_cnn.calibrate, their calibration before and after
+                             ser_cnn.training.calibrate, their calibration before and after
         saved_model/         CNN: TensorFlow SavedModel, what inference loads
         model.keras          CNN: the Keras model, for further training (fine-tuning)
         model.skops          MLP: the scikit-learn pipeline (skops: loading runs no code)
         model.keras          encoder: the head on the frozen Whisper encoder (Keras, safe mode);
                              the encoder's weights are never here, the run names them ("encoder")
-        model.tflite         CNN, optional: the SavedModel for LiteRT (ser_cnn.runtime)
-        model.npz            MLP, optional: the pipeline as plain arrays (ser_cnn.runtime)
+        model.tflite         CNN, optional: the SavedModel for LiteRT (ser_cnn.serving.runtime)
+        model.npz            MLP, optional: the pipeline as plain arrays (ser_cnn.serving.runtime)
         head.npz             encoder: the head as plain arrays (ser_cnn.encoder.serve)
         history.csv          training_curves.png  confusion_matrix.png
-        reliability_diagram.png   after ser_cnn.calibrate
+        reliability_diagram.png   after ser_cnn.training.calibrate
 
 People share run folders, so loading one never runs code from it: the MLP is a skops file
 whose types are checked against a short allow-list, Keras files are loaded in safe mode, and
@@ -39,12 +39,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ser_cnn.classic import ClassicConfig
 from ser_cnn.config import TrainConfig
 from ser_cnn.encoder.fit import HeadTraining
 from ser_cnn.encoder.whisper import PINNED, WhisperDimensions
 from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.features import FeatureConfig, WhisperFeatureConfig
+from ser_cnn.features.classic import ClassicConfig
+from ser_cnn.features.logmel import FeatureConfig, WhisperFeatureConfig
 from ser_cnn.model import CNNConfig
 
 RUN_FORMAT = 2  # bump when the layout above changes; load_run upgrades older formats
@@ -54,7 +54,7 @@ METRICS_FILE = "metrics.json"
 MODELS = ("encoder", "cnn", "mlp")
 # the reference, always there
 MODEL_FILES = {"encoder": "model.keras", "cnn": "saved_model", "mlp": "model.skops"}
-# the same models for the light runtimes, written after training (ser_cnn.runtime); optional
+# the same models for the light runtimes, written after training (ser_cnn.serving.runtime); optional
 LIGHT_FILES = {"encoder": "head.npz", "cnn": "model.tflite", "mlp": "model.npz"}
 FEATURE_CONFIGS = {"encoder": WhisperFeatureConfig, "cnn": FeatureConfig, "mlp": ClassicConfig}
 # Types a skops file of ours may hold beyond skops' own trusted defaults.
@@ -85,7 +85,7 @@ class Normalization:
 class Calibration:
     """The temperature that turns the model's raw probabilities into calibrated ones.
 
-    Inference reports ``softmax(log p / temperature)`` (:func:`ser_cnn.calibration.
+    Inference reports ``softmax(log p / temperature)`` (:func:`ser_cnn.serving.calibration.
     apply_temperature`); ``fitted_on`` says where the temperature came from, e.g. "validation
     actors 4, 9 (120 clips)", or why there is none (a refit run keeps 1).
     """
@@ -139,13 +139,13 @@ class Run:
     training: TrainConfig | dict | HeadTraining
     # {"kind": "actor-wise", "fold", "train", "val", "test"} (RAVDESS actor numbers);
     # {"kind": "speaker-wise" or "clip-wise", "fold", "folds", "train", "val", "test", "note"}
-    # (ser_cnn.splits: speakers as "corpus/speaker", clips as cache keys); or
+    # (ser_cnn.corpora.splits: speakers as "corpus/speaker", clips as cache keys); or
     # {"kind": "random clips ..."}
     split: dict
     clips: dict  # clips per part
     normalization: Normalization | None = None  # CNN only
     parameters: int | None = None  # CNN only
-    # written by ser_cnn.calibrate after training; None (older folders too): temperature 1
+    # written by ser_cnn.training.calibrate after training; None (older folders too): temperature 1
     calibration: Calibration | None = None
     cost: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
@@ -312,7 +312,7 @@ def save_metrics(run_dir: str | os.PathLike, metrics: dict) -> None:
 
 def write_run(run_dir: Path, run: Run, metrics: dict, curves: dict, *, title: str) -> None:
     """Write the description, the scores and the pictures every model's run folder has."""
-    from ser_cnn.metrics import plot_confusion, plot_history
+    from ser_cnn.training.metrics import plot_confusion, plot_history
 
     run.save(run_dir)
     save_metrics(run_dir, metrics)

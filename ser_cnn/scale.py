@@ -1,17 +1,17 @@
 """Score many recordings on a Ray cluster (``ser-cnn infer --engine ray``), and train the folds
 of a cross-validation as parallel Ray tasks (``ser-cnn train --cv --engine ray``).
 
-One machine runs ``ser-cnn infer`` in one process (:mod:`ser_cnn.inference`); past it, the
+One machine runs ``ser-cnn infer`` in one process (:mod:`ser_cnn.serving.inference`); past it, the
 work goes to `Ray <https://docs.ray.io>`_, an existing distributed engine, rather than a
 home-made one. The driver (the ``ser-cnn`` process) lists the inputs, hands them out in batches
 to a pool of actors and writes their rows, in input order, to one file::
 
     inputs ──> driver: list files ──> actors (one per core, anywhere in the cluster), each:
-               Recognizer(runtime="light", threads=1) loaded once, ser_cnn.batch.score_batch
+               Recognizer(runtime="light", threads=1) loaded once, ser_cnn.serving.batch.score_batch
            <── rows (the fields of `ser-cnn infer --format csv`) ──> Parquet, CSV or JSON lines
 
 * **The same rows as on one machine**: an actor scores a batch with
-  :func:`ser_cnn.batch.score_batch`, the function behind ``ser-cnn infer --format csv``.
+  :func:`ser_cnn.serving.batch.score_batch`, the function behind ``ser-cnn infer --format csv``.
 * **Light runtime only**: actors load LiteRT and NumPy models; TensorFlow is never imported
   on a worker (``tests/test_ray.py`` checks it).
 * **Bad files are rows** with an ``error``, never a failed job; a file that kills its worker
@@ -23,7 +23,7 @@ to a pool of actors and writes their rows, in input order, to one file::
   by pyarrow's filesystems on the worker. Paths must exist where the actors run.
 
 Training: the folds of a recipe are independent jobs, so :func:`fold_map` hands
-:func:`ser_cnn.cv.cross_validate` a Ray task per fold (a CPU budget each), writing the run
+:func:`ser_cnn.training.cv.cross_validate` a Ray task per fold (a CPU budget each), writing the run
 folders and result file the local run writes.
 
 Ray is an optional extra (``pip install 'ser_cnn[ray]'``), imported only here and only when
@@ -103,7 +103,7 @@ def list_inputs(inputs: Sequence[str | os.PathLike]) -> list[str]:
     column, a ``.txt`` list its lines, a URI ending in ``/`` the audio files under it; any other
     name is kept as it is (a missing one becomes an error row, from the worker that tries it).
     """
-    from ser_cnn.audio import AUDIO_SUFFIXES
+    from ser_cnn.audio.io import AUDIO_SUFFIXES
     from ser_cnn.corpora import read_manifest
     from ser_cnn.ravdess import find_audio
 
@@ -143,7 +143,8 @@ def _list_uri(uri: str, suffixes: Sequence[str]) -> list[str]:
 class Scorer:
     """What each Ray actor holds: one light-runtime Recognizer, loaded once.
 
-    Parameters are :class:`ser_cnn.inference.Recognizer`'s; ``threads`` is the actor's cores.
+    Parameters are :class:`ser_cnn.serving.inference.Recognizer`'s; ``threads`` is the actor's
+    cores.
     """
 
     def __init__(
@@ -152,7 +153,7 @@ class Scorer:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         from threadpoolctl import threadpool_limits
 
-        from ser_cnn.inference import Recognizer
+        from ser_cnn.serving.inference import Recognizer
 
         threadpool_limits(limits=1, user_api="blas")  # each of the actor's threads: one core
         self.rec = Recognizer(
@@ -160,7 +161,7 @@ class Scorer:
         )
 
     def columns(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The labels and models of the rows (:func:`ser_cnn.batch.columns`)."""
+        """The labels and models of the rows (:func:`ser_cnn.serving.batch.columns`)."""
         return self.rec.labels, self.rec.models
 
     def modules(self) -> list[str]:
@@ -174,9 +175,9 @@ class Scorer:
         return ray.get_runtime_context().get_node_id()
 
     def score(self, files: list[str], **options) -> list[dict]:
-        """:func:`ser_cnn.batch.score_batch` of ``files``; URIs are fetched to a temporary
+        """:func:`ser_cnn.serving.batch.score_batch` of ``files``; URIs are fetched to a temporary
         folder first, and their rows name the URI."""
-        from ser_cnn.batch import row, score_batch
+        from ser_cnn.serving.batch import row, score_batch
 
         if not any(is_uri(f) for f in files):
             return score_batch(self.rec, files, **options)
@@ -229,7 +230,7 @@ class Writer:
     """
 
     def __init__(self, out: str | os.PathLike, labels, models, *, append: bool = False):
-        from ser_cnn.batch import columns
+        from ser_cnn.serving.batch import columns
 
         self.out, self.kind = Path(out), check_out(out, append=append)
         self.labels, self.models = labels, models
@@ -289,7 +290,7 @@ class Writer:
         return table
 
     def write(self, rows: list[dict]) -> None:
-        from ser_cnn.batch import format_csv
+        from ser_cnn.serving.batch import format_csv
 
         if not rows:
             return
@@ -316,7 +317,7 @@ class _Stdout:
         self.done: set[str] = set()
 
     def write(self, rows: list[dict]) -> None:
-        from ser_cnn.batch import format_csv
+        from ser_cnn.serving.batch import format_csv
 
         sys.stdout.write(format_csv(rows, self.labels, self.models, header=self.header))
         sys.stdout.flush()
@@ -440,7 +441,7 @@ def _wait_for_nodes(address: str, env: dict, n: int, timeout: float, log: Path) 
 
 
 def fold_map(*, address: str | None = None, cpus: int = FOLD_CPUS):
-    """A ``fold_map`` for :func:`ser_cnn.cv.cross_validate` (``ser-cnn train --cv --engine
+    """A ``fold_map`` for :func:`ser_cnn.training.cv.cross_validate` (``ser-cnn train --cv --engine
     ray``): each fold's training a Ray task of ``cpus`` CPUs, all started at once, their
     results yielded in fold order.
 
@@ -510,10 +511,10 @@ def infer(
     actors : int, optional
         Actors (one core each); default: one per CPU of the cluster.
     run, models, calibrated
-        As for :class:`ser_cnn.inference.Recognizer`; ``run`` folders must exist, at the same
-        path, where the actors run.
+        As for :class:`ser_cnn.serving.inference.Recognizer`; ``run`` folders must exist, at the
+        same path, where the actors run.
     batch_size, window, hop
-        As for :meth:`ser_cnn.inference.Recognizer.iter_predict`.
+        As for :meth:`ser_cnn.serving.inference.Recognizer.iter_predict`.
 
     Returns
     -------
@@ -566,7 +567,7 @@ def _run(ray, pool, start, files, writer, labels, models, options, progress) -> 
     number of error rows."""
     from tqdm import tqdm
 
-    from ser_cnn.batch import row
+    from ser_cnn.serving.batch import row
 
     size = options["batch_size"]
     # (first index, files, alone): a batch; alone: a retry of one file whose batch killed a worker

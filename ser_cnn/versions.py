@@ -18,7 +18,7 @@ PACKAGES = (
     "tensorflow",
     "keras",
     "skops",
-    "ai-edge-litert",  # LiteRT: the CNN's light runtime (ser_cnn.runtime)
+    "ai-edge-litert",  # LiteRT: the CNN's light runtime (ser_cnn.serving.runtime)
 )
 
 

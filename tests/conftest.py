@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_cnn.features import FeatureConfig
+from ser_cnn.features.logmel import FeatureConfig
 from ser_cnn.ravdess import Split, split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,14 +145,14 @@ def logmel_cache(tiny_tree, tiny_features) -> Path:
 @pytest.fixture(scope="session")
 def classic_cache(tiny_tree) -> Path:
     """The MLP's cache of the tiny training set (read only)."""
-    from ser_cnn.classic import DEFAULT_CLASSIC
+    from ser_cnn.features.classic import DEFAULT_CLASSIC
 
     return build_cache(tiny_tree, tiny_tree.parent / "classic", DEFAULT_CLASSIC)
 
 
 def build_cache(tree: Path, out: Path, config) -> Path:
     """Preprocess ``tree`` into ``out`` with ``config``, in this process."""
-    from ser_cnn.preprocess import preprocess
+    from ser_cnn.features.cache import preprocess
 
     preprocess(tree, out, config=config, jobs=1, progress=False)
     return out

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_cnn.app import (
+from ser_cnn.errors import AudioError, ParameterError
+from ser_cnn.serving.app import (
     Limits,
     analyse,
     live_text,
@@ -25,7 +26,6 @@ from ser_cnn.app import (
     verdict_text,
     windows_html,
 )
-from ser_cnn.errors import AudioError, ParameterError
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p for p in (REPO / "examples").iterdir() if p.suffix in (".wav", ".flac"))
@@ -35,7 +35,7 @@ HAS_GRADIO = importlib.util.find_spec("gradio") is not None
 
 @pytest.fixture(scope="module")
 def rec():
-    from ser_cnn.inference import load_recognizer
+    from ser_cnn.serving.inference import load_recognizer
 
     return load_recognizer()
 
@@ -130,7 +130,7 @@ def test_long_recording_gets_a_timeline(rec, tmp_path):
 
 
 def test_mlp_alone_has_no_log_mel():
-    from ser_cnn.inference import load_recognizer
+    from ser_cnn.serving.inference import load_recognizer
 
     mlp = load_recognizer(models=["mlp"])
     result = analyse(mlp, ANGRY)
@@ -187,7 +187,7 @@ def handlers(demo) -> dict:
 
 @pytest.mark.skipif(not HAS_GRADIO, reason="Gradio is not installed (pip install '.[app]')")
 def test_page_shows_a_bad_file_as_a_message(rec, tmp_path):
-    from ser_cnn.app import build_app
+    from ser_cnn.serving.app import build_app
 
     demo = build_app(rec)
     assert demo.analytics_enabled is False
@@ -203,7 +203,7 @@ def test_page_shows_a_bad_file_as_a_message(rec, tmp_path):
 
 @pytest.mark.skipif(not HAS_GRADIO, reason="Gradio is not installed (pip install '.[app]')")
 def test_uploads_and_live_streams_have_their_own_limits(rec):
-    from ser_cnn.app import build_app
+    from ser_cnn.serving.app import build_app
 
     demo = build_app(rec, workers=3, live=5)
     limits = {f.api_name: (f.concurrency_id, f.concurrency_limit) for f in demo.fns.values()}
@@ -216,7 +216,7 @@ def test_uploads_and_live_streams_have_their_own_limits(rec):
 def test_live_tab_gives_the_windows_of_the_file(rec, tmp_path):
     """The browser's chunks (16-bit PCM at 48 kHz, a quarter second each) through the Live
     tab's handler give the windows ``infer --window 3 --hop 0.5`` gives the file."""
-    from ser_cnn.app import LIVE_CHUNK, build_app
+    from ser_cnn.serving.app import LIVE_CHUNK, build_app
 
     path = write_long(tmp_path / "five.flac")
     y, sr = sf.read(path, dtype="int16")
@@ -255,7 +255,7 @@ def test_live_tab_gives_the_windows_of_the_file(rec, tmp_path):
 def test_app_refuses_a_speaker_normalised_cnn():
     from types import SimpleNamespace
 
-    from ser_cnn.app import build_app
+    from ser_cnn.serving.app import build_app
 
     with pytest.raises(ParameterError, match="several recordings of one speaker"):
         build_app(SimpleNamespace(speaker_normalized=True, run_dir="refit"))
@@ -392,7 +392,7 @@ def test_many_clients_get_an_answer_or_a_polite_refusal(rec, tmp_path):
     """12 clients at once through the Gradio API, one analysis at a time and a queue of 4:
     the first answered, the rest refused as the queue fills; every answer is the
     Recognizer's. (tools/load_app.py measures speed; this checks behaviour only.)"""
-    from ser_cnn.app import MODEL_NAMES
+    from ser_cnn.serving.app import MODEL_NAMES
 
     tool = load_tool()
     expected = rec.predict(ANGRY)
@@ -426,7 +426,7 @@ def test_live_tab_in_a_browser(app_url, rec, tmp_path):
     the windows with speech must show the file's emotion."""
     from playwright.sync_api import expect, sync_playwright
 
-    from ser_cnn.app import MODEL_NAMES
+    from ser_cnn.serving.app import MODEL_NAMES
 
     wav = tmp_path / "five.wav"
     y, sr = sf.read(write_long(tmp_path / "five.flac"))

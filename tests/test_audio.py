@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_cnn.audio import SAMPLE_RATE, load_audio, stream_audio, to_mono_float
+from ser_cnn.audio.io import SAMPLE_RATE, load_audio, stream_audio, to_mono_float
 from tests.conftest import voice
 
 RATES = [8_000, 16_000, 22_050, 44_100, 48_000, 96_000]

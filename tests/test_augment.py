@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser_cnn.augment import make_dataset
 from ser_cnn.config import TrainConfig
+from ser_cnn.training.augment import make_dataset
 
 N_CLASSES = 8
 ALL_ON = TrainConfig(

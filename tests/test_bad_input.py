@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_cnn.audio import load_audio
+from ser_cnn.audio.io import load_audio
 from ser_cnn.errors import AudioError, ParameterError, SerError
-from ser_cnn.features import log_mel
+from ser_cnn.features.logmel import log_mel
 from tests.conftest import voice
 
 

@@ -1,5 +1,5 @@
-"""ser_cnn.batch: rows in, rows out, the one path behind `ser-cnn infer --format csv` and the
-Ray engine; and the thread settings of batch inference."""
+"""ser_cnn.serving.batch: rows in, rows out, the one path behind `ser-cnn infer --format csv` and
+the Ray engine; and the thread settings of batch inference."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_cnn import batch
 from ser_cnn.errors import ParameterError
-from ser_cnn.inference import load_recognizer
 from ser_cnn.ravdess import EMOTIONS
+from ser_cnn.serving import batch
+from ser_cnn.serving.inference import load_recognizer
 from tests.conftest import REPO, voice
 
 EXAMPLES = sorted(str(p) for p in (REPO / "examples").iterdir() if p.suffix in (".wav", ".flac"))

@@ -1,6 +1,6 @@
-"""Calibrated probabilities: ECE and NLL and temperature scaling (ser_cnn/calibration.py), fitting
-the temperature of a run folder (ser_cnn/calibrate.py), inference applying it, serving without
-the fitting code, tools/calibrate.py and its table."""
+"""Calibrated probabilities: ECE and NLL and temperature scaling (ser_cnn/serving/calibration.py),
+fitting the temperature of a run folder (ser_cnn/training/calibrate.py), inference applying it,
+serving without the fitting code, tools/calibrate.py and its table."""
 
 from __future__ import annotations
 
@@ -15,7 +15,19 @@ import sys
 import numpy as np
 import pytest
 
-from ser_cnn.calibrate import (
+from ser_cnn.errors import DataError, ParameterError
+from ser_cnn.ravdess import EMOTIONS
+from ser_cnn.run import Calibration, load_metrics, load_run
+from ser_cnn.serving.calibration import (
+    apply_temperature,
+    ece_floor,
+    expected_calibration_error,
+    nll,
+    reliability,
+    scores,
+)
+from ser_cnn.serving.inference import DEFAULT_RUN, load_recognizer
+from ser_cnn.training.calibrate import (
     DIAGRAM,
     NOT_FITTED_REFIT,
     borrowed_calibration,
@@ -24,18 +36,6 @@ from ser_cnn.calibrate import (
     plot_reliability,
     pooled_calibration,
 )
-from ser_cnn.calibration import (
-    apply_temperature,
-    ece_floor,
-    expected_calibration_error,
-    nll,
-    reliability,
-    scores,
-)
-from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.inference import DEFAULT_RUN, load_recognizer
-from ser_cnn.ravdess import EMOTIONS
-from ser_cnn.run import Calibration, load_metrics, load_run
 from tests.conftest import REPO
 
 EXAMPLES = sorted((REPO / "examples").glob("03-*"))
@@ -321,8 +321,8 @@ def tiny_runs(tmp_path_factory, logmel_cache, classic_cache, tiny_split):
     """A tiny CNN run, a refit one and an MLP run of the tiny training set (read only: the tests
     calibrate copies)."""
     from ser_cnn.config import STUDIO
-    from ser_cnn.mlp import train_mlp
-    from ser_cnn.train import train_cnn
+    from ser_cnn.training.mlp import train_mlp
+    from ser_cnn.training.train import train_cnn
 
     root = tmp_path_factory.mktemp("calibration")
     for name, config in (
@@ -347,7 +347,7 @@ def fingerprint(folder) -> dict[str, str]:
 def test_calibrate_run_fits_on_validation_actors_and_stores_it(
     tiny_runs, logmel_cache, classic_cache, tiny_tree, model, tmp_path
 ):
-    from ser_cnn.cv import run_probabilities
+    from ser_cnn.training.cv import run_probabilities
 
     cache = logmel_cache if model == "cnn" else classic_cache
     folder = shutil.copytree(tiny_runs / model, tmp_path / model)

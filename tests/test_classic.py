@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_cnn.classic import DEFAULT_CLASSIC, ClassicConfig, classic_features, classic_from_samples
+from ser_cnn.features.classic import (
+    DEFAULT_CLASSIC,
+    ClassicConfig,
+    classic_features,
+    classic_from_samples,
+)
 from tests.conftest import voice
 
 

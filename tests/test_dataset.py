@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser_cnn.features import log_mel
-from ser_cnn.preprocess import load_cache, preprocess
+from ser_cnn.features.cache import load_cache, preprocess
+from ser_cnn.features.logmel import log_mel
 from ser_cnn.ravdess import EMOTIONS
 from tests.conftest import WAV_SAMPLES
 

@@ -1,4 +1,4 @@
-"""ser_cnn/degrade.py and tools/robustness.py: degradations measured on synthetic signals, the
+"""ser_cnn/audio/degrade.py and tools/robustness.py: degradations measured on synthetic signals, the
 benchmark's conditions, and the cross-corpus name reading; a smoke run needs RAVDESS_DIR."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pyroomacoustics as pra
 import pytest
 import scipy.signal
 
-from ser_cnn import conditions, degradations, degrade, rooms
+from ser_cnn.audio import conditions, degradations, degrade, rooms
 from ser_cnn.errors import DataError, NameFormatError, ParameterError
 from tests.conftest import REPO, voice
 
@@ -252,7 +252,7 @@ def test_benchmark_keeps_rooms_noise_and_codec_that_training_never_sees():
 
 def test_every_kind_is_named_once_in_ser_cnn_degradations():
     """degrade, conditions, config, augment and the tools take the kinds' names from
-    ser_cnn.degradations; the chain's order there is the order of its random streams."""
+    ser_cnn.audio.degradations; the chain's order there is the order of its random streams."""
     assert tuple(degrade.AUGMENT_P) == degradations.CHAIN_KINDS
     assert tuple(degrade.CODECS) == degradations.CODEC_KINDS
     assert tuple(degrade.COLOUR_EXPONENTS) == degradations.COLOURS
@@ -274,7 +274,8 @@ def test_a_config_names_its_degradations_without_loading_the_audio_code():
         "import sys\n"
         "from ser_cnn.config import TrainConfig\n"
         "TrainConfig(degradations=['noise', 'band'], degradation_p={'pad': 0.5})\n"
-        "print(sorted(m for m in ('ser_cnn.degrade', 'ser_cnn.rooms', 'pyroomacoustics', "
+        "print(sorted(m for m in ('ser_cnn.audio.degrade', 'ser_cnn.audio.rooms', "
+        "'pyroomacoustics', "
         "'scipy.signal', 'soxr') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -1,5 +1,5 @@
-"""ser_cnn/download.py, scripts/download_ravdess.py and scripts/download_nemo.py against small
-zips served on 127.0.0.1 (Range requests too)."""
+"""ser_cnn/corpora/download.py, scripts/download_ravdess.py and scripts/download_nemo.py against
+small zips served on 127.0.0.1 (Range requests too)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import ClassVar
 import pytest
 
 from ser_cnn import corpora
-from ser_cnn.download import NEMO, NEMO_COMMIT, download, extract
+from ser_cnn.corpora.download import NEMO, NEMO_COMMIT, download, extract
 from ser_cnn.errors import DataError
 from tests.conftest import REPO, make_ravdess_tree
 from tests.test_corpora import NEMO_ROWS, make_nemo

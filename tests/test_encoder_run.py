@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import pytest
 
-from ser_cnn.audio import load_audio
+from ser_cnn.audio.io import load_audio
 from ser_cnn.cli import train as train_cli
 from ser_cnn.encoder.fit import HeadTraining
 from ser_cnn.encoder.head import HeadConfig, build_head
@@ -32,10 +32,10 @@ from ser_cnn.encoder.serve import (
 )
 from ser_cnn.encoder.whisper import PINNED, WhisperDimensions
 from ser_cnn.errors import DataError
-from ser_cnn.features import WhisperFeatureConfig
-from ser_cnn.inference import DEFAULT_RUN, load_recognizer
+from ser_cnn.features.logmel import WhisperFeatureConfig
 from ser_cnn.ravdess import EMOTIONS, Split
 from ser_cnn.run import LIGHT_FILES, MODEL_FILES, MODELS, Run, load_run, model_folders
+from ser_cnn.serving.inference import DEFAULT_RUN, load_recognizer
 from tests.conftest import REPO
 
 EXAMPLES = sorted((REPO / "examples").glob("03-*"))
@@ -205,7 +205,7 @@ def test_labels_and_temperature_come_from_the_run(encoder_run, tmp_path):
     raw = load_recognizer(encoder_run).predict(EXAMPLES[0])
     p = load_recognizer(run_dir).predict(EXAMPLES[0])
     assert list(p.probabilities) == renamed
-    from ser_cnn.calibration import apply_temperature
+    from ser_cnn.serving.calibration import apply_temperature
 
     expected = apply_temperature(np.array([list(raw.probabilities.values())]), 2.0)[0]
     np.testing.assert_allclose(list(p.probabilities.values()), expected, atol=1e-6)
@@ -258,7 +258,7 @@ def test_a_folder_of_every_model_answers_encoder_first(encoder_run, tmp_path):
 
 
 def test_calibration_fits_an_encoder_run_from_its_cache(encoder_run, encoder_cache, tmp_path):
-    from ser_cnn.calibrate import calibrate_run
+    from ser_cnn.training.calibrate import calibrate_run
 
     run_dir = shutil.copytree(encoder_run, tmp_path / "run")
     result = calibrate_run(run_dir, encoder_cache, plot=False)
@@ -350,8 +350,8 @@ def test_the_shipped_encoder_run_answers_through_infer():
 
 def test_babble_of_data_copies_comes_from_the_same_folds_test_speakers(tmp_path):
     from ser_cnn.corpora import load_many
+    from ser_cnn.corpora.splits import data_folds, groups_of
     from ser_cnn.encoder.cache import clip_keys, data_fold_pool
-    from ser_cnn.splits import data_folds, groups_of
     from tests.conftest import make_table
 
     speakers = tuple((f"s{i}", ("female", "male")[i % 2]) for i in range(9))
@@ -471,7 +471,7 @@ def test_fine_tune_the_shipped_encoder_head_keeps_what_it_knows(data_runs):
     rec = load_recognizer(tuned)
     assert rec.models == ("encoder",) and rec.labels == run.labels
     assert all(set(p.probabilities) == set(run.labels) for p in rec.predict_many(files))
-    from ser_cnn.evaluation import evaluate_run
+    from ser_cnn.training.evaluation import evaluate_run
 
     evaluation = evaluate_run(tuned, table)
     assert evaluation.run_labels == list(run.labels) and evaluation.clips["scored"] == 18
@@ -480,7 +480,7 @@ def test_fine_tune_the_shipped_encoder_head_keeps_what_it_knows(data_runs):
 
 def test_the_head_is_copied_whole_or_row_by_row():
     shipped_encoder()
-    from ser_cnn.finetune import load_source
+    from ser_cnn.training.finetune import load_source
 
     source = load_source(DEFAULT_RUN, "encoder")
     mean, std = source.statistics()
@@ -509,7 +509,7 @@ def test_fine_tuning_the_head_refuses_another_encoder_or_architecture(encoder_ca
     shipped_encoder()
     from ser_cnn.encoder.train import check_cache
     from ser_cnn.errors import ParameterError
-    from ser_cnn.finetune import load_source
+    from ser_cnn.training.finetune import load_source
 
     source = load_source(DEFAULT_RUN, "encoder")
     settings = check_cache(encoder_cache)

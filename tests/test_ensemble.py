@@ -11,13 +11,13 @@ import pytest
 import tensorflow as tf
 
 from ser_cnn.config import STUDIO
-from ser_cnn.cv import member_folds, score_ensemble
 from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.features import FeatureConfig
-from ser_cnn.metrics import evaluate
-from ser_cnn.preprocess import load_cache
+from ser_cnn.features.cache import load_cache
+from ser_cnn.features.logmel import FeatureConfig
 from ser_cnn.ravdess import labels_of, select, split
-from ser_cnn.train import train_cnn
+from ser_cnn.training.cv import member_folds, score_ensemble
+from ser_cnn.training.metrics import evaluate
+from ser_cnn.training.train import train_cnn
 from tests.conftest import REPO, build_cache
 
 pytestmark = pytest.mark.slow

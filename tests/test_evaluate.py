@@ -20,8 +20,8 @@ from sklearn.metrics import f1_score, recall_score
 
 from ser_cnn.cli import evaluate as evaluate_cli
 from ser_cnn.cli import infer as infer_cli
-from ser_cnn.evaluation import MERGED, evaluate_run
 from ser_cnn.ravdess import EMOTIONS, parse_name
+from ser_cnn.training.evaluation import MERGED, evaluate_run
 from tests.conftest import REPO
 
 EXAMPLES = sorted((REPO / "examples").glob("03-*"))  # five RAVDESS clips, five emotions
@@ -254,7 +254,7 @@ def test_evaluation_imports_no_training_code():
 
     code = (
         "import sys\n"
-        "import ser_cnn.cli.evaluate, ser_cnn.evaluation\n"
+        "import ser_cnn.cli.evaluate, ser_cnn.training.evaluation\n"
         "print(sorted(m for m in sys.modules if m.startswith('ser_cnn')))\n"
     )
     out = subprocess.run(

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from ser_cnn.errors import ParameterError
-from ser_cnn.features import (
+from ser_cnn.features.logmel import (
     DEFAULT_CONFIG,
     FeatureConfig,
     WhisperFeatureConfig,

@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 
 from ser_cnn.errors import DataError
-from ser_cnn.inference import DEFAULT_RUN, load_recognizer
 from ser_cnn.run import load_run
+from ser_cnn.serving.inference import DEFAULT_RUN, load_recognizer
 from tests.conftest import PITCH, REPO, make_table, voice
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def test_train_on_a_table_then_infer_and_the_app_give_its_own_labels(tmp_path):
     p = rec.predict(files[0])
     assert p.emotion in labels and set(p.probabilities) == set(labels)
 
-    from ser_cnn.app import analyse, learnt_from, probability_html, verdict_text
+    from ser_cnn.serving.app import analyse, learnt_from, probability_html, verdict_text
 
     analysis = analyse(rec, files[0])
     assert verdict_text(analysis.prediction).startswith("### The CNN hears")
@@ -123,8 +123,8 @@ def test_the_output_layer_is_kept_whole_or_row_by_row(tiny_features):
     import keras
 
     from ser_cnn.config import TrainConfig
-    from ser_cnn.finetune import load_source
-    from ser_cnn.train import build_model
+    from ser_cnn.training.finetune import load_source
+    from ser_cnn.training.train import build_model
 
     source = load_source(DEFAULT_RUN)
     config = source.config_for(TrainConfig())
@@ -163,7 +163,7 @@ def test_the_output_layer_is_kept_whole_or_row_by_row(tiny_features):
 def test_fine_tuning_refuses_other_features_and_runs_without_a_cnn(
     logmel_cache, tiny_split, tmp_path
 ):
-    from ser_cnn.train import train_cnn
+    from ser_cnn.training.train import train_cnn
 
     with pytest.raises(DataError, match="other feature settings"):
         train_cnn(logmel_cache, tmp_path / "run", tiny_split, source=DEFAULT_RUN, verbose=0)

@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 
 from ser_cnn.errors import AudioError, DataError, ParameterError
-from ser_cnn.inference import DEFAULT_RUN, load_recognizer
 from ser_cnn.ravdess import EMOTIONS
+from ser_cnn.serving.inference import DEFAULT_RUN, load_recognizer
 from tests.conftest import REPO, voice
 
 EXAMPLES = REPO / "examples"
@@ -328,21 +328,24 @@ def test_cli_missing_run_folder(tmp_path):
 # and its settings, the runtimes, applying a stored temperature.
 SERVING = {
     "ser_cnn",
-    "ser_cnn.audio",
-    "ser_cnn.batch",  # the rows of `--format csv` and of the Ray engine
-    "ser_cnn.calibration",
-    "ser_cnn.classic",
     "ser_cnn.config",
-    "ser_cnn.degradations",  # the names a config's degradations may use; imports nothing
     "ser_cnn.errors",
-    "ser_cnn.features",
-    "ser_cnn.inference",
     "ser_cnn.model",
-    "ser_cnn.prediction",
     "ser_cnn.ravdess",
     "ser_cnn.run",
-    "ser_cnn.runtime",
-    "ser_cnn.speaker",
+    "ser_cnn.audio",
+    "ser_cnn.audio.io",
+    "ser_cnn.audio.degradations",  # the names a config's degradations may use; imports nothing
+    "ser_cnn.features",
+    "ser_cnn.features.classic",
+    "ser_cnn.features.logmel",
+    "ser_cnn.features.speaker",
+    "ser_cnn.serving",
+    "ser_cnn.serving.batch",  # the rows of `--format csv` and of the Ray engine
+    "ser_cnn.serving.calibration",
+    "ser_cnn.serving.inference",
+    "ser_cnn.serving.prediction",
+    "ser_cnn.serving.runtime",
     # the encoder run: Whisper's encoder in NumPy (light) and its weights' reader and checks,
     # pooling, the head as arrays, and HeadTraining (its run's settings; fit_head's Keras is
     # imported only when it trains)
@@ -354,34 +357,34 @@ SERVING = {
     "ser_cnn.encoder.serve",
     "ser_cnn.encoder.whisper",
 }
-# Never imported by a serving module, not even lazily. (ser_cnn.metrics is not loaded either,
-# but ser_cnn.run's one writer, which training calls, draws a run's pictures with it.)
+# Never imported by a serving module, not even lazily. (ser_cnn.training.metrics is not loaded
+# either, but ser_cnn.run's one writer, which training calls, draws a run's pictures with it.)
 TRAINING = (
-    "ser_cnn.train",
-    "ser_cnn.cv",
-    "ser_cnn.calibrate",
-    "ser_cnn.mlp",
-    "ser_cnn.augment",
-    "ser_cnn.degrade",
-    "ser_cnn.preprocess",
+    "ser_cnn.training.train",
+    "ser_cnn.training.cv",
+    "ser_cnn.training.calibrate",
+    "ser_cnn.training.mlp",
+    "ser_cnn.training.augment",
+    "ser_cnn.audio.degrade",
+    "ser_cnn.features.cache",
     "ser_cnn.encoder.train",
     "ser_cnn.encoder.cache",
 )
 
 
 def test_serving_imports_no_training_code():
-    """Importing ser_cnn.inference and answering for a clip loads only the serving modules (in
-    a fresh process); none of them imports a training module, not even inside a function (the
-    run-level calibration fitting lives in ser_cnn.calibrate, which scores caches)."""
+    """Importing ser_cnn.serving.inference and answering for a clip loads only the serving modules
+    (in a fresh process); none of them imports a training module, not even inside a function (the
+    run-level calibration fitting lives in ser_cnn.training.calibrate, which scores caches)."""
     code = (
         "import sys\n"
-        "from ser_cnn.inference import load_recognizer\n"
+        "from ser_cnn.serving.inference import load_recognizer\n"
         f"load_recognizer(runtime='light').predict({str(sorted(EXAMPLES.glob('03-*'))[0])!r})\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in\n"
         "      ('ser_cnn', 'tensorflow', 'keras', 'sklearn', 'matplotlib', 'pyroomacoustics')\n"
         "      or m == 'scipy.optimize'))\n"
     )
-    from ser_cnn.runtime import litert_available
+    from ser_cnn.serving.runtime import litert_available
 
     if not litert_available():
         code = code.replace("load_recognizer(runtime='light').predict", "print")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_cnn.audio import load_audio
+from ser_cnn.audio.io import load_audio
 from tests.conftest import REPO
 
 EXAMPLES = sorted((REPO / "examples").glob("03-*"))

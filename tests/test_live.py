@@ -1,4 +1,5 @@
-"""Live streams (ser_cnn.live): the windows of a long recording, given as the audio arrives."""
+"""Live streams (ser_cnn.serving.live): the windows of a long recording, given as the audio
+arrives."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser_cnn.audio import load_audio
+from ser_cnn.audio.io import load_audio
 from ser_cnn.errors import AudioError, ParameterError
-from ser_cnn.inference import load_recognizer
-from ser_cnn.live import LiveStream, microphone, play
+from ser_cnn.serving.inference import load_recognizer
+from ser_cnn.serving.live import LiveStream, microphone, play
 from tests.conftest import REPO, voice
 from tests.test_inference import SERVING
 
@@ -226,8 +227,8 @@ def test_live_stream_is_serving_code():
     ser_cnn only the serving modules (tests/test_inference.py's list)."""
     code = (
         "import sys, numpy as np\n"
-        "from ser_cnn.inference import load_recognizer\n"
-        "from ser_cnn.live import LiveStream\n"
+        "from ser_cnn.serving.inference import load_recognizer\n"
+        "from ser_cnn.serving.live import LiveStream\n"
         "s = LiveStream(load_recognizer(runtime='light'))\n"
         "s.push(np.zeros(16_000 * 4, np.float32), 16_000); s.close()\n"
         "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
@@ -237,5 +238,5 @@ def test_live_stream_is_serving_code():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     loaded = set(out.stdout.split())
-    assert "ser_cnn.live" in loaded
-    assert loaded <= {*SERVING, "ser_cnn.live"}, loaded - SERVING
+    assert "ser_cnn.serving.live" in loaded
+    assert loaded <= {*SERVING, "ser_cnn.serving.live"}, loaded - SERVING

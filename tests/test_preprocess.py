@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-import ser_cnn.preprocess as pp
+import ser_cnn.features.cache as pp
 from ser_cnn.cli import preprocess as preprocess_cli
 from ser_cnn.errors import DataError
-from ser_cnn.features import FeatureConfig, log_mel
-from ser_cnn.preprocess import RAVDESS_COLUMNS, cache_keys, load_cache, preprocess
+from ser_cnn.features.cache import RAVDESS_COLUMNS, cache_keys, load_cache, preprocess
+from ser_cnn.features.logmel import FeatureConfig, log_mel
 from tests.conftest import REPO, make_ravdess_tree
 
 
@@ -387,7 +387,7 @@ def test_degraded_copies_are_a_cache_stage(logmel_cache, tmp_path, monkeypatch):
         raise AssertionError("the cached copies were made again from the audio")
 
     # asked again, the stage reads the stored array: no audio, the same bytes
-    monkeypatch.setattr("ser_cnn.audio.load_audio", no_audio)
+    monkeypatch.setattr("ser_cnn.audio.io.load_audio", no_audio)
     np.testing.assert_array_equal(copies(copies=2, seed=3), first)
     monkeypatch.undo()
 

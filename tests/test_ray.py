@@ -182,7 +182,7 @@ def test_actors_spread_over_both_nodes_and_never_import_tensorflow(cluster, clip
             assert rows[3][key] == value, key
     assert rows[4]["error"].startswith("file:///nowhere/x.wav: ")
     for modules in map(set, seen["modules"]):
-        assert "ser_cnn.inference" in modules and "ai_edge_litert" in modules
+        assert "ser_cnn.serving.inference" in modules and "ai_edge_litert" in modules
         assert not {"tensorflow", "keras", "sklearn"} & modules  # the light runtime only
 
 

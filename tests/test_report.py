@@ -66,7 +66,7 @@ def test_check_fails_when_the_paragraph_and_the_files_disagree(report, capsys):
 
 
 def test_the_report_names_only_conditions_the_benchmark_has(report):
-    from ser_cnn.conditions import CONDITIONS
+    from ser_cnn.audio.conditions import CONDITIONS
 
     named = {
         *report.CHAIN_CONDITIONS,

@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ser_cnn.audio import load_audio
-from ser_cnn.degrade import pad
-from ser_cnn.features import FeatureConfig, clip_log_mel, trim_silence
+from ser_cnn.audio.degrade import pad
+from ser_cnn.audio.io import load_audio
+from ser_cnn.features.logmel import FeatureConfig, clip_log_mel, trim_silence
 from tests.conftest import REPO
 
 CLIP = REPO / "examples" / "03-01-05-02-01-01-11.flac"  # angry, actor 11: unseen in training

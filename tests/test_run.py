@@ -14,12 +14,10 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from ser_cnn.classic import classic_features
 from ser_cnn.config import STUDIO, TrainConfig, load_config
 from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.features import FeatureConfig
-from ser_cnn.inference import DEFAULT_RUN
-from ser_cnn.mlp import fit_mlp
+from ser_cnn.features.classic import classic_features
+from ser_cnn.features.logmel import FeatureConfig
 from ser_cnn.model import CNNConfig
 from ser_cnn.ravdess import EMOTIONS, split
 from ser_cnn.run import (
@@ -37,6 +35,8 @@ from ser_cnn.run import (
     model_folders,
     save_pipeline,
 )
+from ser_cnn.serving.inference import DEFAULT_RUN
+from ser_cnn.training.mlp import fit_mlp
 from tests.conftest import REPO
 
 EXAMPLES = sorted((REPO / "examples").glob("03-*"))

@@ -1,4 +1,4 @@
-"""The light runtimes (ser_cnn.runtime): LiteRT for the CNN, NumPy for the MLP.
+"""The light runtimes (ser_cnn.serving.runtime): LiteRT for the CNN, NumPy for the MLP.
 
 They must give the reference's probabilities (SavedModel, skops pipeline) within 1e-4, be
 chosen by ``runtime="auto"`` only when their file and runtime are there, and keep TensorFlow
@@ -15,13 +15,13 @@ import sys
 import numpy as np
 import pytest
 
-from ser_cnn import runtime
-from ser_cnn.audio import load_audio
-from ser_cnn.classic import classic_features
+from ser_cnn.audio.io import load_audio
 from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.inference import DEFAULT_RUN, load_recognizer
+from ser_cnn.features.classic import classic_features
 from ser_cnn.ravdess import EMOTIONS
 from ser_cnn.run import LIGHT_FILES, load_pipeline
+from ser_cnn.serving import runtime
+from ser_cnn.serving.inference import DEFAULT_RUN, load_recognizer
 from tests.conftest import REPO
 
 EXAMPLES = sorted((REPO / "examples").glob("03-*"))
@@ -43,7 +43,7 @@ def shipped_light_files() -> None:
     if missing:
         pytest.skip(
             f"the shipped run has no light file for {missing}: run "
-            "`python -m ser_cnn.runtime checkpoints/ravdess_fold1`"
+            "`python -m ser_cnn.serving.runtime checkpoints/ravdess_fold1`"
         )
     if not runtime.litert_available():
         pytest.skip("LiteRT (ai-edge-litert) is not installed: `make install` installs it")
@@ -51,7 +51,8 @@ def shipped_light_files() -> None:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """A copy of the shipped run with every light file, written by ``python -m ser_cnn.runtime``."""
+    """A copy of the shipped run with every light file, written by ``python -m
+    ser_cnn.serving.runtime``."""
     if not runtime.litert_available():
         pytest.skip("LiteRT (ai-edge-litert) is not installed: `make install` installs it")
     folder = shutil.copytree(DEFAULT_RUN, tmp_path_factory.mktemp("light") / "run")
@@ -103,7 +104,7 @@ def test_runtime_choice(mlp_only, monkeypatch):
         load_recognizer(mlp_only, runtime="fast")
     # auto: the reference when the light file is missing; light: an error that says what to do
     assert load_recognizer(mlp_only).runtimes == {"mlp": ("sklearn",)}
-    with pytest.raises(DataError, match=r"no model.npz .*python -m ser_cnn.runtime"):
+    with pytest.raises(DataError, match=r"no model.npz .*python -m ser_cnn.serving.runtime"):
         load_recognizer(mlp_only, runtime="light")
     runtime.export(mlp_only)
     assert load_recognizer(mlp_only).runtimes == {"mlp": ("numpy",)}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ser_cnn.errors import ParameterError
-from ser_cnn.speaker import (
+from ser_cnn.features.speaker import (
     STD_FLOOR,
     BandAccumulator,
     band_statistics,

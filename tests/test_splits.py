@@ -1,5 +1,5 @@
-"""Splits of any labelled data (ser_cnn.splits): the labels a model learns, speaker-grouped folds,
-clip-wise folds without speakers and their warning, and what is refused; the data's cache
+"""Splits of any labelled data (ser_cnn.corpora.splits): the labels a model learns, speaker-grouped
+folds, clip-wise folds without speakers and their warning, and what is refused; the data's cache
 folder; the run record's new keys."""
 
 from __future__ import annotations
@@ -10,13 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser_cnn.classic import DEFAULT_CLASSIC
-from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.features import DEFAULT_CONFIG, FeatureConfig
-from ser_cnn.preprocess import data_cache, data_name
-from ser_cnn.ravdess import EMOTIONS
-from ser_cnn.run import Run
-from ser_cnn.splits import (
+from ser_cnn.corpora.splits import (
     OPTIMISTIC,
     DataSplit,
     data_folds,
@@ -25,6 +19,12 @@ from ser_cnn.splits import (
     label_indices,
     labels_in,
 )
+from ser_cnn.errors import DataError, ParameterError
+from ser_cnn.features.cache import data_cache, data_name
+from ser_cnn.features.classic import DEFAULT_CLASSIC
+from ser_cnn.features.logmel import DEFAULT_CONFIG, FeatureConfig
+from ser_cnn.ravdess import EMOTIONS
+from ser_cnn.run import Run
 
 
 def table(speakers, emotions, *, clips=2, corpus="mine", genders=None) -> pd.DataFrame:

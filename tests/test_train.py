@@ -16,14 +16,14 @@ import tensorflow as tf
 
 from ser_cnn.config import STUDIO, TrainConfig
 from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.inference import load_recognizer
-from ser_cnn.mlp import train_mlp
+from ser_cnn.features.cache import load_cache
+from ser_cnn.features.speaker import band_statistics, normalize_by_speaker
 from ser_cnn.model import utterance_normalize
-from ser_cnn.preprocess import load_cache
 from ser_cnn.ravdess import EMOTIONS, labels_of, select
 from ser_cnn.run import load_pipeline, load_run
-from ser_cnn.speaker import band_statistics, normalize_by_speaker
-from ser_cnn.train import build_model, fold_copies, train_cnn
+from ser_cnn.serving.inference import load_recognizer
+from ser_cnn.training.mlp import train_mlp
+from ser_cnn.training.train import build_model, fold_copies, train_cnn
 from tests.conftest import REPO, TINY_ACTORS, make_table, voice
 
 pytestmark = pytest.mark.slow
@@ -49,7 +49,7 @@ def test_train_script_writes_a_complete_run_folder(logmel_cache, tiny_features, 
     for name in (
         "saved_model/saved_model.pb",
         "model.keras",
-        "model.tflite",  # the light runtime's copy (ser_cnn.runtime), checked when written
+        "model.tflite",  # the light runtime's copy (ser_cnn.serving.runtime), checked when written
         "config.json",
         "history.csv",
         "metrics.json",
@@ -128,7 +128,7 @@ def test_mlp_run_folder_and_reload(classic_cache, tiny_split, tmp_path):
     folder = result.run_dir
     for name in (
         "model.skops",
-        "model.npz",  # the light runtime's copy (ser_cnn.runtime), checked when written
+        "model.npz",  # the light runtime's copy (ser_cnn.serving.runtime), checked when written
         "config.json",
         "metrics.json",
         "history.csv",
@@ -352,8 +352,8 @@ def test_an_ensemble_of_run_folders_averages_their_probabilities(
 def test_a_speaker_grouped_fold_of_a_table_with_its_own_labels(
     tiny_features, tmp_path, monkeypatch
 ):
-    from ser_cnn.preprocess import preprocess
-    from ser_cnn.splits import data_split, groups_of
+    from ser_cnn.corpora.splits import data_split, groups_of
+    from ser_cnn.features.cache import preprocess
 
     table = make_table(tmp_path / "mine", ("frustrated", "sad", "angry"), clips=3)
     cache = tmp_path / "cache"
@@ -374,7 +374,7 @@ def test_a_speaker_grouped_fold_of_a_table_with_its_own_labels(
     def no_audio(*args, **kwargs):
         raise AssertionError("the copies were made again from the audio")
 
-    monkeypatch.setattr("ser_cnn.audio.load_audio", no_audio)
+    monkeypatch.setattr("ser_cnn.audio.io.load_audio", no_audio)
     again = fold_copies(cache, fold, config)
     assert again.shape == (train.sum(), 1, *tiny_features.shape)
     np.testing.assert_array_equal(again, np.load(stored[0]))

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_cnn.audio.degradations import CHAIN_KINDS
 from ser_cnn.config import PLAIN, TrainConfig, changes, load_config
-from ser_cnn.degradations import CHAIN_KINDS
-from ser_cnn.preprocess import DEFAULT_OUT_DIR
+from ser_cnn.features.cache import DEFAULT_OUT_DIR
 from ser_cnn.ravdess import split
 from ser_cnn.run import load_metrics, load_run
-from ser_cnn.train import train_cnn
+from ser_cnn.training.train import train_cnn
 from ser_cnn.versions import git_commit, library_versions
 
 VARIANTS: dict[str, dict] = {

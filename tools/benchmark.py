@@ -11,23 +11,23 @@ worker and with all cores, then the no-op re-run, each as a separate process (st
 
 ``infer`` times scripts/infer.py with the shipped model, once per runtime (``--runtime light``:
 LiteRT and NumPy; ``reference``: TensorFlow's SavedModel and scikit-learn; see
-ser_cnn/runtime.py): one clip from a cold start (a new process each time) for each choice of
+ser_cnn/serving/runtime.py): one clip from a cold start (a new process each time) for each choice of
 ``--model`` (COLD_MODELS), the throughput on a folder of RAVDESS clips (FOLDER_MODELS), and a
 one-hour recording; each with its peak memory (maximum resident set size). The light runtime
-needs the run's light files (``python -m ser_cnn.runtime RUN``).
+needs the run's light files (``python -m ser_cnn.serving.runtime RUN``).
 
 ``scale`` times scoring a folder of clips (the light runtime, every file a row): ``ser-cnn infer
 --format csv`` in one process with LiteRT's interpreter on one thread and on every core
-(``ser_cnn.runtime.LITERT_THREADS``), for all the run's models and for the CNN alone; then
+(``ser_cnn.serving.runtime.LITERT_THREADS``), for all the run's models and for the CNN alone; then
 ``--engine ray`` on a local Ray cluster and on a two-node cluster on 127.0.0.1 (one CPU each),
 start-up included, and the start-up alone (one clip). It writes the key ``scale`` of
 ``results/benchmark_infer.json`` and keeps the file's other keys.
 
-``live`` plays a recording in real time through ``ser-cnn listen``'s stream (ser_cnn/live.py,
-blocks of ``BLOCK`` s as from a microphone, the light runtime) and times each update from the
-end of its window's audio (when its last sample would have been spoken) to its line written,
-for the CNN alone and for every model of the run, from a 16 kHz file and a 48 kHz one (a
-microphone's usual rate, resampled as it streams). ``--speech-rule`` also counts, on the
+``live`` plays a recording in real time through ``ser-cnn listen``'s stream
+(ser_cnn/serving/live.py, blocks of ``BLOCK`` s as from a microphone, the light runtime) and times
+each update from the end of its window's audio (when its last sample would have been spoken) to its
+line written, for the CNN alone and for every model of the run, from a 16 kHz file and a 48 kHz one
+(a microphone's usual rate, resampled as it streams). ``--speech-rule`` also counts, on the
 monologues of tools/long_recordings.py (RAVDESS), the windows whose live verdict (the recording
 so far) differs from the file's (the whole recording). It writes the key ``live`` of
 ``results/benchmark_infer.json`` and keeps the file's other keys.
@@ -120,7 +120,7 @@ def _hour_long_file(path: Path, clips: list[Path], seconds: float = 3600.0) -> d
     import numpy as np
     import soundfile as sf
 
-    from ser_cnn.audio import load_audio
+    from ser_cnn.audio.io import load_audio
 
     sr = 44_100
     pieces = [load_audio(c, target_sr=sr) for c in clips[:20]]
@@ -157,7 +157,7 @@ def bench_infer(data_dir: Path, repeats: int, run_dir: Path, runtimes=RUNTIMES) 
         ]
         if missing:
             raise SystemExit(
-                f"no light files {missing}: run `python -m ser_cnn.runtime {run_dir}` first"
+                f"no light files {missing}: run `python -m ser_cnn.serving.runtime {run_dir}` first"
             )
     script = [sys.executable, str(REPO / "scripts" / "infer.py"), "--quiet", "--run", str(run_dir)]
     cold, cold_runs, folder, hour = {}, {}, {"clips": len(clips), "path": str(data_dir)}, {}
@@ -203,10 +203,10 @@ def bench_infer(data_dir: Path, repeats: int, run_dir: Path, runtimes=RUNTIMES) 
     }
 
 
-# a child `ser-cnn infer` with LiteRT's interpreter on argv[1] threads (ser_cnn.runtime)
+# a child `ser-cnn infer` with LiteRT's interpreter on argv[1] threads (ser_cnn.serving.runtime)
 _INFER_WITH_LITERT_THREADS = (
     "import sys\n"
-    "import ser_cnn.runtime as runtime\n"
+    "import ser_cnn.serving.runtime as runtime\n"
     "runtime.LITERT_THREADS = int(sys.argv[1])\n"
     "from ser_cnn.cli.infer import main\n"
     "sys.exit(main(sys.argv[2:]))\n"
@@ -228,8 +228,8 @@ def _folder_run(cmd: list[str], n: int, env: dict | None = None) -> dict:
 
 def bench_scale(data_dir: Path, repeats: int, run_dir: Path) -> dict:
     from ser_cnn.ravdess import find_audio
-    from ser_cnn.runtime import LITERT_THREADS
     from ser_cnn.scale import local_cluster
+    from ser_cnn.serving.runtime import LITERT_THREADS
 
     clips = find_audio(data_dir)
     if not clips:
@@ -305,7 +305,7 @@ LIVE_SECONDS = 40.0  # s of recording played per setting, at least (updates ever
 def _live_recording(path: Path, sr: int) -> float:
     """Write the five example clips with 1 s pauses and room tone (-60 dBFS), again and again
     for at least LIVE_SECONDS, as 16-bit WAV at ``sr``; its seconds."""
-    from ser_cnn.audio import load_audio
+    from ser_cnn.audio.io import load_audio
 
     rng = np.random.default_rng(0)
     parts = []
@@ -323,7 +323,7 @@ def _live_recording(path: Path, sr: int) -> float:
 def _live_latency(rec, path: Path, hop: float) -> dict:
     """Play ``path`` in real time through a LiveStream; each update's latency and compute."""
     from ser_cnn.cli.listen import line
-    from ser_cnn.live import LiveStream, play
+    from ser_cnn.serving.live import LiveStream, play
 
     stream = LiveStream(rec, hop=hop)
     latency, compute = [], []
@@ -353,10 +353,10 @@ def _speech_rule_check(run_dir: Path, data_dir: Path, hop: float) -> dict:
     sys.path.insert(0, str(REPO / "tools"))
     from long_recordings import SEED, TONE_SNR_DB, monologues
 
-    from ser_cnn.audio import SAMPLE_RATE, is_voiced, windows
-    from ser_cnn.degrade import add_noise
-    from ser_cnn.inference import load_recognizer
+    from ser_cnn.audio.degrade import add_noise
+    from ser_cnn.audio.io import SAMPLE_RATE, is_voiced, windows
     from ser_cnn.ravdess import ACTORS, scan
+    from ser_cnn.serving.inference import load_recognizer
 
     rec = load_recognizer(run_dir, models=("cnn",), runtime="light")  # only its speech rule
     clips, _ = scan(data_dir)
@@ -389,8 +389,8 @@ def _speech_rule_check(run_dir: Path, data_dir: Path, hop: float) -> dict:
 
 
 def bench_live(hop: float, run_dir: Path, speech_rule_data: Path | None) -> dict:
-    from ser_cnn.inference import load_recognizer
-    from ser_cnn.live import BLOCK
+    from ser_cnn.serving.inference import load_recognizer
+    from ser_cnn.serving.live import BLOCK
 
     load = os.getloadavg()
     by_rate: dict = {}
@@ -406,7 +406,7 @@ def bench_live(hop: float, run_dir: Path, speech_rule_data: Path | None) -> dict
                     **_live_latency(rec, path, hop),
                 }
     result = {
-        "what": "ser-cnn listen's stream (ser_cnn/live.py), light runtime, one process: a "
+        "what": "ser-cnn listen's stream (ser_cnn/serving/live.py), light runtime, one process: a "
         f"recording played in real time in blocks of {BLOCK:g} s; latency: from the end of each "
         "window's audio (when its last sample would have been spoken) to its line written; "
         "compute: the stream's time per update (features, models, speech rule); per sample "
@@ -427,11 +427,11 @@ def bench_live(hop: float, run_dir: Path, speech_rule_data: Path | None) -> dict
 
 
 def bench_augment(cache_dir: Path, cv_summary: Path, copies: int, n_clips: int) -> dict:
-    from ser_cnn.audio import load_audio
-    from ser_cnn.augment import make_dataset
+    from ser_cnn.audio.io import load_audio
     from ser_cnn.config import load_config
-    from ser_cnn.preprocess import degraded_copies, load_cache
+    from ser_cnn.features.cache import degraded_copies, load_cache
     from ser_cnn.ravdess import labels_of, select, split
+    from ser_cnn.training.augment import make_dataset
 
     manifest, features, feature_config = load_cache(cache_dir)
     train = select(manifest, split(1).train)

@@ -56,12 +56,12 @@ NOTE = (
 _COLD = {
     "light": (
         "from ser_cnn.encoder.light import LightEncoder\n"
-        "from ser_cnn.features import whisper_log_mel\n",
+        "from ser_cnn.features.logmel import whisper_log_mel\n",
         "encoder = LightEncoder.load()\n",
     ),
     "keras": (
         "from ser_cnn.encoder.whisper import load_encoder\n"
-        "from ser_cnn.features import whisper_log_mel\n",
+        "from ser_cnn.features.logmel import whisper_log_mel\n",
         "encoder = load_encoder()\n",
     ),
 }
@@ -149,7 +149,7 @@ def _batch(call, n_clips: int) -> dict:
 
 
 def worker(encoder: str, n_clips: int) -> dict:
-    from ser_cnn.features import whisper_log_mel
+    from ser_cnn.features.logmel import whisper_log_mel
 
     paths, _ = batch_paths(n_clips)
     mels = [whisper_log_mel(p) for p in paths]
@@ -270,7 +270,7 @@ def summarise(runs: dict, repeats: int, n_clips: int) -> dict:
     from ser_cnn.versions import library_versions
 
     paths, source = batch_paths(n_clips)
-    from ser_cnn.features import whisper_log_mel
+    from ser_cnn.features.logmel import whisper_log_mel
 
     frames = [whisper_log_mel(p).shape[1] for p in sorted(set(paths))]
     result: dict = {

@@ -8,7 +8,7 @@
 
 Each argument is a ``--cv`` folder (``fold1/`` ... ``fold6/``), a run folder, or a folder with
 ``cnn/`` and ``mlp/`` (``checkpoints/ravdess_fold1``). Every run folder is calibrated in place
-(:func:`ser_cnn.calibrate.calibrate_run`: ``config.json`` gets the temperature,
+(:func:`ser_cnn.training.calibrate.calibrate_run`: ``config.json`` gets the temperature,
 ``metrics.json`` a "calibration" entry, and a ``reliability_diagram.png``); the model files are
 not touched. Each run is scored from the ``--cache`` made with its feature settings. With
 ``--summary``, the per-fold and mean ± std accuracy, ECE and NLL before and after, on the test
@@ -28,19 +28,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_cnn.calibrate import (
+from ser_cnn.encoder.train import CACHE_COMMAND as ENCODER_CACHE_COMMAND
+from ser_cnn.encoder.train import DEFAULT_CACHE as ENCODER_CACHE
+from ser_cnn.encoder.train import cache_fits, is_encoder_cache
+from ser_cnn.errors import DataError, SerError
+from ser_cnn.features.cache import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR, SETTINGS_FILE
+from ser_cnn.run import cv_folds, is_cv_folder, load_run, model_folders
+from ser_cnn.serving.calibration import BINS, apply_temperature, scores
+from ser_cnn.training.calibrate import (
     borrowed_calibration,
     calibrate_run,
     plot_reliability,
     pooled_calibration,
 )
-from ser_cnn.calibration import BINS, apply_temperature, scores
-from ser_cnn.encoder.train import CACHE_COMMAND as ENCODER_CACHE_COMMAND
-from ser_cnn.encoder.train import DEFAULT_CACHE as ENCODER_CACHE
-from ser_cnn.encoder.train import cache_fits, is_encoder_cache
-from ser_cnn.errors import DataError, SerError
-from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR, SETTINGS_FILE
-from ser_cnn.run import cv_folds, is_cv_folder, load_run, model_folders
 
 PARTS = ("test", "validation")
 MEASURES = ("accuracy", "ece", "ece_floor", "nll")
@@ -71,7 +71,7 @@ def run_groups(path: Path) -> dict[str, dict[str, Path]]:
 
 def cache_for(run_dir: Path, caches: list[Path]) -> Path:
     """The cache made with the run's feature settings (an encoder run: with its encoder too)."""
-    from ser_cnn.preprocess import config_from_settings
+    from ser_cnn.features.cache import config_from_settings
 
     run = load_run(run_dir)
     features = run.features
@@ -95,7 +95,8 @@ def cache_for(run_dir: Path, caches: list[Path]) -> Path:
             return cache
     raise DataError(
         f"{run_dir}: none of the caches {', '.join(map(str, caches))} was made with its feature "
-        f"settings {features.to_dict()}; make one with ser_cnn.preprocess.preprocess(config=...) "
+        f"settings {features.to_dict()}; make one with "
+        "ser_cnn.features.cache.preprocess(config=...) "
         "and give it with --cache"
     )
 
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pooled(folders: dict[str, Path], caches: list[Path]) -> dict:
     """Each validated fold's calibration, fitted on the other folds' validation clips too."""
-    from ser_cnn.cv import run_probabilities
+    from ser_cnn.training.cv import run_probabilities
 
     validation, test_actors = {}, {}
     for k, folder in folders.items():

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from ser_cnn.corpora import load_many
 from ser_cnn.encoder.cache import build_cache, fold_group_pool
 from ser_cnn.encoder.whisper import load_encoder
-from ser_cnn.features import WhisperFeatureConfig
+from ser_cnn.features.logmel import WhisperFeatureConfig
 from ser_cnn.ravdess import load_folds
 
 

@@ -31,9 +31,9 @@ import numpy as np
 from ser_cnn.encoder.cache import cache_settings
 from ser_cnn.encoder.fit import HeadTraining
 from ser_cnn.encoder.train import fit_parts, labelled, load_pooled_set, ravdess_parts
-from ser_cnn.evaluation import restrict
-from ser_cnn.metrics import SCORES, evaluate, mean_std
 from ser_cnn.ravdess import EMOTIONS, load_folds, split
+from ser_cnn.training.evaluation import restrict
+from ser_cnn.training.metrics import SCORES, evaluate, mean_std
 
 RESULTS = Path("results")
 LOGISTIC_C = 0.01  # inverse L2 strength on standardised features; fixed, not tuned on test

@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from ser_cnn.errors import SerError
-from ser_cnn.preprocess import DEFAULT_OUT_DIR
+from ser_cnn.features.cache import DEFAULT_OUT_DIR
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from ser_cnn.cv import score_ensemble
+    from ser_cnn.training.cv import score_ensemble
 
     try:
         summary = score_ensemble(args.members, args.cache, summary_path=args.summary)

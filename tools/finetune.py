@@ -10,17 +10,17 @@ from scratch on it, on the same speaker-grouped folds, seeds and epochs.
 
 ``--model encoder`` compares the head on the frozen Whisper encoder the same way
 (``ser_cnn.encoder.train.cross_validate_data``): trained from scratch, and fine-tuned from the
-source run's encoder head (ser_cnn/finetune.py's ``HeadSource``), both with the source run's
-recipe (or --config) at its learning rate and for its epochs (or --epochs), on the folds of the
-clips its encoder cache holds (``prepare_data``: made unless there; --cache names one).
+source run's encoder head (ser_cnn/training/finetune.py's ``HeadSource``), both with the source
+run's recipe (or --config) at its learning rate and for its epochs (or --epochs), on the folds of
+the clips its encoder cache holds (``prepare_data``: made unless there; --cache names one).
 
-Both arms train ``ser_cnn.train.train_cnn`` with one recipe (the shipped one, or --config; its
-architecture is the source run's), on the folds of ``ser_cnn.splits.data_folds``: from random
-weights at ``learning_rate``, and from the source run (``--from``, ser_cnn/finetune.py) at
-``finetune_learning_rate``. The data is preprocessed with the source run's feature settings
-into the cache ``ser-cnn train --data`` would use. The result file has accuracy, UAR and
-macro-F1 per fold and seed, their mean ± std (population std over the fold runs) for each arm,
-and the gain (fine-tuned minus scratch, fold by fold; mean ± std).
+Both arms train ``ser_cnn.training.train.train_cnn`` with one recipe (the shipped one, or --config;
+its architecture is the source run's), on the folds of ``ser_cnn.corpora.splits.data_folds``: from
+random weights at ``learning_rate``, and from the source run (``--from``,
+ser_cnn/training/finetune.py) at ``finetune_learning_rate``. The data is preprocessed with the
+source run's feature settings into the cache ``ser-cnn train --data`` would use. The result file has
+accuracy, UAR and macro-F1 per fold and seed, their mean ± std (population std over the fold runs)
+for each arm, and the gain (fine-tuned minus scratch, fold by fold; mean ± std).
 
 ``--check-lr`` is the small validation check that chose ``finetune_learning_rate``: the
 fine-tuned arm alone at each rate on ``--check-folds``, scored on the validation speakers only
@@ -39,12 +39,12 @@ from pathlib import Path
 import numpy as np
 
 from ser_cnn.config import TrainConfig, load_config
-from ser_cnn.cv import cross_validate, data_protocol
+from ser_cnn.corpora.splits import data_folds
 from ser_cnn.errors import ParameterError
-from ser_cnn.finetune import load_source
-from ser_cnn.metrics import SCORES
-from ser_cnn.preprocess import cache_manifest, data_cache, preprocess
-from ser_cnn.splits import data_folds
+from ser_cnn.features.cache import cache_manifest, data_cache, preprocess
+from ser_cnn.training.cv import cross_validate, data_protocol
+from ser_cnn.training.finetune import load_source
+from ser_cnn.training.metrics import SCORES
 from ser_cnn.versions import git_commit, library_versions
 
 ARMS = ("scratch", "finetuned")
@@ -251,7 +251,7 @@ def compare(
 
 def check_lr(args, config, cache, folds, data, runs: Path, out: Path) -> int:
     """The fine-tuned arm at each rate on a few folds, scored on validation speakers only."""
-    from ser_cnn.train import train_cnn
+    from ser_cnn.training.train import train_cnn
 
     rows = {}
     for lr in args.check_lr:

@@ -39,7 +39,7 @@ CLIP = REPO / "examples" / "03-01-05-02-01-01-11.flac"  # 3.5 s, angry
 CLIENTS = (4, 32, 100)
 BUDGET_S = 300.0  # most seconds one level of clients may take
 START_S = 300.0  # most seconds the app may take to start (the first start compiles caches)
-API_NAME = "/analyse"  # the app's upload endpoint (ser_cnn.app.build_app)
+API_NAME = "/analyse"  # the app's upload endpoint (ser_cnn.serving.app.build_app)
 # "hears **angry** (0.96)" and "CNN: angry (0.61)" in the verdict's Markdown
 VERDICT = re.compile(
     r"(?:The (.+?) hears \*\*(\w+)\*\* \(([\d.]+)\)|^(.+?): (\w+) \(([\d.]+)\))", re.M
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     from benchmark import machine
 
-    from ser_cnn.app import DEFAULT_QUEUE, DEFAULT_WORKERS
+    from ser_cnn.serving.app import DEFAULT_QUEUE, DEFAULT_WORKERS
     from ser_cnn.versions import library_versions
 
     load = os.getloadavg()

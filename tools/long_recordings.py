@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 from robustness import fold_runs, split_actors  # tools/robustness.py, beside this file
 
-from ser_cnn.audio import SAMPLE_RATE, check_window_hop, is_voiced, load_audio, windows
-from ser_cnn.degrade import add_noise
-from ser_cnn.inference import DEFAULT_RUN, load_recognizer
-from ser_cnn.metrics import evaluate
+from ser_cnn.audio.degrade import add_noise
+from ser_cnn.audio.io import SAMPLE_RATE, check_window_hop, is_voiced, load_audio, windows
 from ser_cnn.ravdess import EMOTIONS, scan
+from ser_cnn.serving.inference import DEFAULT_RUN, load_recognizer
+from ser_cnn.training.metrics import evaluate
 from ser_cnn.versions import git_commit, library_versions
 
 REPO = Path(__file__).resolve().parents[1]

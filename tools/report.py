@@ -160,7 +160,7 @@ ENCODER_CROSS = (
 def _multi_encoder() -> dict | None:
     """The multi-corpus trial's six-fold result: seed 0, with seeds 1 and 2 when measured (a
     second file), every fold run taken alone."""
-    from ser_cnn.metrics import mean_std
+    from ser_cnn.training.metrics import mean_std
 
     first, more = _load(ENCODER_MULTI), _load(ENCODER_MULTI_MORE)
     if first is None or more is None:
@@ -790,7 +790,7 @@ def benchmarks(root: str) -> str:
             f"{pre['all_cores_s']:.2f} s ({pre['clips_per_s_all_cores']:.0f} clips/s) | ≤ 10 s |",
             f"| preprocess no-op re-run | {pre['no_op_rerun_s']:.2f} s | ≤ 2 s |",
         ]
-    if inf is not None and "one_clip_cold" in inf:  # per runtime (ser_cnn.runtime)
+    if inf is not None and "one_clip_cold" in inf:  # per runtime (ser_cnn.serving.runtime)
         rows += _infer_rows(inf)
     if inf is not None:
         rows += _scale_rows(inf.get("scale")) + _live_rows(inf.get("live"))

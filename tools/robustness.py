@@ -9,8 +9,8 @@ A RUN is a cross-validation folder (``fold1/`` ... ``fold6/``, each a run folder
 folder (a model's, or one with ``cnn/`` and ``mlp/`` such as ``checkpoints/ravdess_fold1``);
 all RUNs of one invocation are pooled under its ``--label``. Each fold's models score the
 RAVDESS clips of that fold's test actors (from its config.json) under every condition of
-:data:`ser_cnn.conditions.CONDITIONS`, then the Urdu, ASED and nEMO corpora (cross-corpus, read
-by :mod:`ser_cnn.corpora`; each from ``--data``/urdu, ased, nemo, else $URDU_DIR, $ASED_DIR,
+:data:`ser_cnn.audio.conditions.CONDITIONS`, then the Urdu, ASED and nEMO corpora (cross-corpus,
+read by :mod:`ser_cnn.corpora`; each from ``--data``/urdu, ased, nemo, else $URDU_DIR, $ASED_DIR,
 $NEMO_DIR, else the shared data folder; skipped when absent). Each
 invocation adds or replaces its label's entry in ``--out`` and redraws the chart beside it.
 ``--part validation`` scores each run's validation actors instead, RAVDESS only (the other
@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from ser_cnn import corpora
-from ser_cnn.audio import SAMPLE_RATE, load_audio
-from ser_cnn.conditions import CONDITIONS, describe_conditions
-from ser_cnn.degrade import BABBLE_TALKERS
+from ser_cnn.audio.conditions import CONDITIONS, describe_conditions
+from ser_cnn.audio.degrade import BABBLE_TALKERS
+from ser_cnn.audio.io import SAMPLE_RATE, load_audio
 from ser_cnn.errors import DataError, SerError
-from ser_cnn.metrics import evaluate, mean_std
 from ser_cnn.ravdess import load_folds, scan
+from ser_cnn.training.metrics import evaluate, mean_std
 from ser_cnn.versions import git_commit, library_versions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ PROTOCOL = (
     "Each fold run scores the RAVDESS clips of its own test actors (16 kHz, load_audio) under "
     "each condition through Recognizer.predict (raw, uncalibrated output); condition i of "
     "clip k draws from np.random.default_rng([seed, i, k]), i its index in "
-    "ser_cnn.conditions.CONDITIONS. Babble "
+    "ser_cnn.audio.conditions.CONDITIONS. Babble "
     f"mixes {BABBLE_TALKERS[0]}-{BABBLE_TALKERS[1]} of {BABBLE_POOL} clips of the fold's other "
     "actors. Scores are pooled per fold run, then mean and population std over fold runs; "
     "'changed' is the fraction of clips whose top emotion differs from the clean one. "

@@ -16,10 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ser_cnn.metrics import SCORES, mean_std
-from ser_cnn.mlp import train_mlp
-from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR
+from ser_cnn.features.cache import DEFAULT_CLASSIC_DIR
 from ser_cnn.ravdess import EMOTIONS, split
+from ser_cnn.training.metrics import SCORES, mean_std
+from ser_cnn.training.mlp import train_mlp
 from ser_cnn.versions import git_commit, library_versions
 
 FOUR = ("calm", "happy", "fearful", "disgust")

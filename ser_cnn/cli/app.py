@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
-    from ser_cnn.app import (
+    from ser_cnn.serving.app import (
         DEFAULT_HOST,
         DEFAULT_LIVE,
         DEFAULT_MAX_MB,
@@ -98,10 +98,10 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    from ser_cnn.app import Limits, build_app, launch
     from ser_cnn.cli.infer import _native_stderr_silenced
     from ser_cnn.errors import SerError
-    from ser_cnn.inference import load_recognizer
+    from ser_cnn.serving.app import Limits, build_app, launch
+    from ser_cnn.serving.inference import load_recognizer
 
     limits = Limits(args.max_mb, args.max_minutes)
     try:

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
     from ser_cnn.errors import SerError
-    from ser_cnn.evaluation import check_out_dir, read_data, score, write_evaluation
+    from ser_cnn.training.evaluation import check_out_dir, read_data, score, write_evaluation
 
     # as infer does: one BLAS thread per feature thread, so the answers are infer's too
     threadpool_limits(limits=1, user_api="blas")

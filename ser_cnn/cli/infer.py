@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     # TensorFlow and the models load only after the arguments are known to be good
     from threadpoolctl import threadpool_limits
 
-    from ser_cnn import batch
     from ser_cnn.errors import SerError
-    from ser_cnn.inference import find_inputs
+    from ser_cnn.serving import batch
+    from ser_cnn.serving.inference import find_inputs
 
     # Features are computed by a thread per core: BLAS threads inside each would fight over the
     # same cores (measured on 2 busy cores: 200 clips in 2.5 s instead of 11 s, light runtime)
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
             + (" (few: the statistics are rough below about 30 s)" if seconds < 30 else ""),
             file=sys.stderr,
         )
-    rows = []  # --format csv: the rows of ser_cnn.batch, as the Ray engine writes them
+    rows = []  # --format csv: the rows of ser_cnn.serving.batch, as the Ray engine writes them
     for name, result in _predict_all(rec, inputs, args):
         rows.append(batch.row(name, result, rec.labels, rec.models))
         if isinstance(result, Exception):
@@ -249,7 +249,7 @@ def _main_ray(args) -> int:
 def load_from_options(args: argparse.Namespace):
     """The Recognizer that :func:`add_model_options`' arguments name (infer, listen, evaluate),
     loaded with TensorFlow's start-up lines hidden unless ``--verbose``."""
-    from ser_cnn.inference import load_recognizer
+    from ser_cnn.serving.inference import load_recognizer
 
     with _native_stderr_silenced(not args.verbose):
         return load_recognizer(
@@ -284,10 +284,10 @@ def _native_stderr_silenced(active: bool):
 
 
 def _predict_all(rec, inputs, args):
-    """:func:`ser_cnn.batch.predictions` of every input, with a progress bar."""
+    """:func:`ser_cnn.serving.batch.predictions` of every input, with a progress bar."""
     from tqdm import tqdm
 
-    from ser_cnn import batch
+    from ser_cnn.serving import batch
 
     bar = tqdm(
         total=len(inputs),

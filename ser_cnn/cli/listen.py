@@ -9,8 +9,8 @@ One line per window (the model's 3 s, every --hop seconds) as soon as its audio 
 when it ends, each model's emotion and probability ("no speech" when nobody spoke), and the
 headline model's answer over the last --smooth seconds. Ctrl-C (or the end of --input) ends it
 with a summary: the mean of the windows with speech. A recording played with --fast gives the
-windows and probabilities of `ser-cnn infer --window W --hop H FILE` (see ser_cnn/live.py for
-the one difference, a speech rule that cannot know what follows).
+windows and probabilities of `ser-cnn infer --window W --hop H FILE` (see ser_cnn/serving/live.py
+for the one difference, a speech rule that cannot know what follows).
 
 Exit status: 0 when it ends (Ctrl-C included), 1 when the recording or the model cannot be
 read, 2 for a usage error or no microphone (none found, PortAudio or sounddevice missing, no
@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
-    from ser_cnn.live import HOP, SMOOTH
+    from ser_cnn.serving.live import HOP, SMOOTH
 
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--input", default=None, help="a recording to play as if live (no microphone)")
@@ -66,10 +66,10 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     args = parse_args(argv, prog)
-    from ser_cnn.audio import BLOCK_SECONDS
+    from ser_cnn.audio.io import BLOCK_SECONDS
     from ser_cnn.cli.infer import load_from_options
     from ser_cnn.errors import ParameterError, SerError
-    from ser_cnn.live import BLOCK, LiveStream, microphone, play
+    from ser_cnn.serving.live import BLOCK, LiveStream, microphone, play
 
     try:
         rec = load_from_options(args)

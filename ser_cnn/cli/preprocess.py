@@ -20,14 +20,14 @@ import sys
 
 from ser_cnn.corpora import INPUT_HELP
 from ser_cnn.errors import SerError
-from ser_cnn.features import DEFAULT_CONFIG
-from ser_cnn.preprocess import (
+from ser_cnn.features.cache import (
     DEFAULT_CLASSIC_DIR,
     DEFAULT_OUT_DIR,
     data_cache,
     preprocess,
     ravdess_dir,
 )
+from ser_cnn.features.logmel import DEFAULT_CONFIG
 
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
             "--data (`ser-cnn train --data` makes its folds' copies) or --features classic"
         )
     if args.features == "classic":
-        from ser_cnn.classic import DEFAULT_CLASSIC as config
+        from ser_cnn.features.classic import DEFAULT_CLASSIC as config
 
         out = args.out or DEFAULT_CLASSIC_DIR
     else:
@@ -132,7 +132,7 @@ def _make_copies(out, recipe: str, jobs: int | None) -> None:
 
     from ser_cnn.config import load_config
     from ser_cnn.ravdess import load_folds, split
-    from ser_cnn.train import fold_copies
+    from ser_cnn.training.train import fold_copies
 
     config = load_config(recipe)
     if not config.degraded_copies:

@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from ser_cnn.config import TrainConfig, load_config, recipe_name
+from ser_cnn.corpora.splits import DEFAULT_FOLDS
 from ser_cnn.errors import ParameterError, SerError
-from ser_cnn.metrics import SCORES
-from ser_cnn.preprocess import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR, data_name
+from ser_cnn.features.cache import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR, data_name
 from ser_cnn.ravdess import EMOTIONS, split
-from ser_cnn.splits import DEFAULT_FOLDS
+from ser_cnn.training.metrics import SCORES
 
 DEFAULTS = TrainConfig()
 ENCODER_CACHE = "data/encoder/ravdess"  # tools/encode_cache.py's RAVDESS cache
@@ -200,7 +200,7 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
     elif args.extra_cache:
         p.error("--extra-cache is for --model encoder")
     if args.config and args.model == "mlp":
-        p.error("--config sets CNN training; the MLP's grid is fixed (ser_cnn/mlp.py)")
+        p.error("--config sets CNN training; the MLP's grid is fixed (ser_cnn/training/mlp.py)")
     if args.source and args.model == "mlp":
         p.error("--from fine-tunes the CNN or the encoder's head; the MLP trains from scratch")
     if args.folds is not None and not args.data:
@@ -250,7 +250,7 @@ def training_config(args: argparse.Namespace) -> TrainConfig:
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     args = parse_args(argv, prog)
     try:
-        from ser_cnn.preprocess import check_cache
+        from ser_cnn.features.cache import check_cache
 
         if args.model == "encoder":  # its own settings (HeadTraining) and cache
             return run_encoder(args)
@@ -317,7 +317,7 @@ def run_encoder(args: argparse.Namespace) -> int:
         settings.pop("run_name", None)  # names the runs (run_name above), not a setting
         config = HeadTraining.from_dict(settings | overrides)
     else:  # --data --from: the source run's own recipe
-        from ser_cnn.finetune import load_source
+        from ser_cnn.training.finetune import load_source
 
         config = HeadTraining.from_dict(
             load_source(args.source, "encoder").run.training.to_dict() | overrides
@@ -352,11 +352,11 @@ def run_encoder_data(args: argparse.Namespace, config) -> int:
     """--model encoder --data: read and check the data and its split (nothing is written when
     refused), encode it into its encoder cache unless there, then train the head of a fold, or
     of each (--cv, with a summary)."""
+    from ser_cnn.corpora.splits import check_ravdess_fold
     from ser_cnn.encoder.train import cross_validate_data, prepare_data, train_encoder
-    from ser_cnn.splits import check_ravdess_fold
 
     if args.source:
-        from ser_cnn.finetune import load_source
+        from ser_cnn.training.finetune import load_source
 
         load_source(args.source, "encoder")  # refused before anything is encoded
     cache, folds, data = prepare_data(
@@ -422,17 +422,23 @@ def _print_result(result) -> None:
 def run_data(args: argparse.Namespace, config: TrainConfig) -> int:
     """--data: read and check the data and its split (nothing is written when refused),
     preprocess it into its cache unless there, then train as on any cache."""
-    from ser_cnn.preprocess import cache_keys, cache_manifest, data_cache, preprocess, read_inputs
-    from ser_cnn.splits import check_ravdess_fold, data_folds, is_ravdess
+    from ser_cnn.corpora.splits import check_ravdess_fold, data_folds, is_ravdess
+    from ser_cnn.features.cache import (
+        cache_keys,
+        cache_manifest,
+        data_cache,
+        preprocess,
+        read_inputs,
+    )
 
     if args.source:
-        from ser_cnn.finetune import load_source
+        from ser_cnn.training.finetune import load_source
 
         feature_config = load_source(args.source).run.features  # the source run's settings
     elif args.model == "mlp":
-        from ser_cnn.classic import DEFAULT_CLASSIC as feature_config
+        from ser_cnn.features.classic import DEFAULT_CLASSIC as feature_config
     else:
-        from ser_cnn.features import DEFAULT_CONFIG as feature_config
+        from ser_cnn.features.logmel import DEFAULT_CONFIG as feature_config
 
     def folds_of(manifest):
         """RAVDESS alone: None (its published folds); else every fold of the data."""
@@ -473,9 +479,9 @@ def run_data(args: argparse.Namespace, config: TrainConfig) -> int:
 def run(
     args: argparse.Namespace, config: TrainConfig, *, data: dict | None = None, folds=None
 ) -> int:
-    from ser_cnn.cv import cross_validate
-    from ser_cnn.mlp import train_mlp
-    from ser_cnn.train import train_cnn
+    from ser_cnn.training.cv import cross_validate
+    from ser_cnn.training.mlp import train_mlp
+    from ser_cnn.training.train import train_cnn
 
     verbose = 0 if args.quiet else 2
     if args.cv:

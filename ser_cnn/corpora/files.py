@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ser_cnn.audio import audio_info
+from ser_cnn.audio.io import audio_info
 from ser_cnn.corpora.manifest import SHOWN, make_manifest
 from ser_cnn.errors import AudioError, DataError, NameFormatError
 from ser_cnn.ravdess import find_audio

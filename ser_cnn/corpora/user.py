@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ser_cnn.audio import AUDIO_SUFFIXES
+from ser_cnn.audio.io import AUDIO_SUFFIXES
 from ser_cnn.corpora.files import absolute
 from ser_cnn.corpora.manifest import SHOWN, make_manifest, read_utf8
 from ser_cnn.errors import DataError

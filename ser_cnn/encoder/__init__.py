@@ -3,8 +3,8 @@
 :mod:`ser_cnn.encoder.ct2` reads CTranslate2's ``model.bin`` into NumPy arrays;
 :mod:`ser_cnn.encoder.whisper` builds Whisper's audio encoder in Keras, loads those weights
 from the pinned package (extra ``encoder``: Whisper tiny.en) and checks that they are the ones
-a run expects. Its input is :class:`ser_cnn.features.WhisperFeatureConfig`'s log-mel. Importing
-this package does not import Keras.
+a run expects. Its input is :class:`ser_cnn.features.logmel.WhisperFeatureConfig`'s log-mel.
+Importing this package does not import Keras.
 """
 
 from ser_cnn.encoder.ct2 import Ct2Header, read_ct2, read_header

@@ -2,7 +2,7 @@
 
 The encoder is frozen, so what it makes of a clip never changes: each clip (and each of its
 degraded copies) is encoded once and every head, fold and seed reads the cache. Data flows one
-way: manifest → audio → degraded copies (:func:`ser_cnn.degrade.augment`) → Whisper log-mel →
+way: manifest → audio → degraded copies (:func:`ser_cnn.audio.degrade.augment`) → Whisper log-mel →
 encoder → cache. Layout::
 
     settings.json    feature settings, encoder source (package, version, sha256), copies, seed
@@ -16,7 +16,7 @@ encoder → cache. Layout::
 Copy j of a clip is drawn from ``default_rng([seed, crc32(key), j])``, so adding clips to a
 manifest changes no other clip's copies. Babble in a copy is made only of the clips
 ``babble_pool`` offers for it (for RAVDESS: the actors tested in the same fold, so a test actor's
-voice never lies under a training clip; for any other data split by :mod:`ser_cnn.splits`:
+voice never lies under a training clip; for any other data split by :mod:`ser_cnn.corpora.splits`:
 :func:`data_fold_pool`, the same rule). Interrupted runs resume: every array is written under
 a temporary name and renamed, and finished arrays are not redone; the manifest is written last,
 so a cache without one is unfinished.
@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ser_cnn.errors import AudioError, DataError
-from ser_cnn.preprocess import RAVDESS, atomic_save, atomic_write_text, cache_keys
+from ser_cnn.features.cache import RAVDESS, atomic_save, atomic_write_text, cache_keys
 
 SETTINGS_FILE = "settings.json"
 MANIFEST_FILE = "manifest.csv"
@@ -48,7 +48,7 @@ BUCKET_FRAMES = 100  # log-mel frames (1 s): padded lengths come in steps of thi
 
 def clip_keys(manifest: pd.DataFrame) -> list[str]:
     """Each clip's name in the cache: its corpus and file stem (stable across machines), a hash
-    of its path added where two clips would share one (:func:`ser_cnn.preprocess.cache_keys`,
+    of its path added where two clips would share one (:func:`ser_cnn.features.cache.cache_keys`,
     whose RAVDESS keys lack the corpus: it is added here, as these caches always named them)."""
     return [
         f"{RAVDESS}-{k}" if c == RAVDESS else k
@@ -84,7 +84,7 @@ def build_cache(
         The cache folder; an existing cache must have been made with the same settings.
     encoder : ser_cnn.encoder.whisper.Encoder
         The frozen encoder (its source is recorded).
-    feature_config : ser_cnn.features.WhisperFeatureConfig
+    feature_config : ser_cnn.features.logmel.WhisperFeatureConfig
     copies, seed : int
         Degraded copies per clip and the seed of their draws.
     babble_pool : callable, optional
@@ -108,8 +108,8 @@ def build_cache(
         Two clips with one key, a cache of other settings in ``out_dir``, or (``strict``) a clip
         that cannot be analysed.
     """
-    from ser_cnn.audio import load_audio
-    from ser_cnn.degrade import augment
+    from ser_cnn.audio.degrade import augment
+    from ser_cnn.audio.io import load_audio
 
     out_dir = Path(out_dir)
     manifest = manifest.reset_index(drop=True).copy()
@@ -285,11 +285,11 @@ def fold_group_pool(test_groups: dict[int, Sequence[int]]):
 
 
 def data_fold_pool(folds: Sequence) -> Callable[[pd.DataFrame, int], Sequence[int]]:
-    """Babble for data split by :func:`ser_cnn.splits.data_folds`: the other speakers (or, where
-    speakers are unknown, clips) tested in the same fold, so that no fold's training or
+    """Babble for data split by :func:`ser_cnn.corpora.splits.data_folds`: the other speakers (or,
+    where speakers are unknown, clips) tested in the same fold, so that no fold's training or
     validation clip has a test speaker's voice under it (as :func:`fold_group_pool` for RAVDESS).
     """
-    from ser_cnn.splits import groups_of
+    from ser_cnn.corpora.splits import groups_of
 
     fold_of = {g: s.fold for s in folds for g in s.test}
     memo: dict[int, tuple[np.ndarray, np.ndarray]] = {}

@@ -92,7 +92,7 @@ def fit_head(
         ``train`` (fine-tuning passes the source run's).
     start : callable, optional
         ``start(model)`` before training: fine-tuning copies a run's weights into the new head
-        (:meth:`ser_cnn.finetune.HeadSource.transfer`); default: random weights.
+        (:meth:`ser_cnn.training.finetune.HeadSource.transfer`); default: random weights.
 
     Returns
     -------

@@ -2,7 +2,7 @@
 
 Importing TensorFlow alone takes seconds, so a one-clip answer through
 :mod:`ser_cnn.encoder.whisper` cannot start fast. :class:`LightEncoder` is its light twin, as
-``model.tflite`` is the CNN's and ``model.npz`` the MLP's (:mod:`ser_cnn.runtime`): the same
+``model.tflite`` is the CNN's and ``model.npz`` the MLP's (:mod:`ser_cnn.serving.runtime`): the same
 forward pass in NumPy alone, float32, from the same CTranslate2 tensors
 (:func:`ser_cnn.encoder.ct2.read_ct2`), returning what the model of
 :func:`~ser_cnn.encoder.whisper.build_encoder` returns: every hidden state,
@@ -395,7 +395,7 @@ class LightEncoder:
         Parameters
         ----------
         log_mels : sequence of np.ndarray, each shape (n_mels, frames_i)
-            Whisper log-mels as :func:`ser_cnn.features.whisper_log_mel` returns them.
+            Whisper log-mels as :func:`ser_cnn.features.logmel.whisper_log_mel` returns them.
 
         Returns
         -------

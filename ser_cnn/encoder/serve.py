@@ -4,7 +4,7 @@ An encoder run folder (``ser-cnn train --model encoder``, :mod:`ser_cnn.encoder.
 the head only, never the encoder's weights: those come from the installed weights package, and
 the run records which (package, version, sha256 of ``model.bin``), so it is refused with both
 named when the installed ones differ (:func:`ser_cnn.encoder.whisper.check_source`). The head
-is kept twice, as :mod:`ser_cnn.runtime` keeps the CNN and the MLP::
+is kept twice, as :mod:`ser_cnn.serving.runtime` keeps the CNN and the MLP::
 
     <encoder run>/model.keras   the head in Keras (loaded in safe mode): the reference
     <encoder run>/head.npz      the same head as plain arrays (NumPy's .npz, no pickle): light
@@ -238,7 +238,7 @@ def load_encoder_model(run_dir: str | os.PathLike, *, light: bool) -> EncoderMod
 
 def export_head(run_dir: str | os.PathLike) -> Path:
     """Write an encoder run's ``head.npz`` from its ``model.keras`` and check it: for a folder
-    whose light file is missing (``python -m ser_cnn.runtime RUN``). Raises
+    whose light file is missing (``python -m ser_cnn.serving.runtime RUN``). Raises
     :class:`DataError` (and leaves no file) beyond :data:`HEAD_TOLERANCE`."""
     from ser_cnn.run import LIGHT_FILES, MODEL_FILES, load_run
 

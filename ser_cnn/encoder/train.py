@@ -12,10 +12,11 @@ epoch, the test speakers are scored once. Two kinds of split, as for the CNN:
 * **Any labelled data** (``ser-cnn train --model encoder --data PATH``): the corpus layer's
   manifest, encoded into a cache of its own by :func:`prepare_data` (resumed when interrupted;
   the degraded copies' babble from speakers tested in the same fold), split by
-  :func:`ser_cnn.splits.data_folds` (:class:`~ser_cnn.splits.DataSplit`: speaker-grouped folds,
-  validation speakers out of the training ones), the data's own labels. ``source`` fine-tunes
-  the head of a trained encoder run (:class:`ser_cnn.finetune.HeadSource`);
-  :func:`cross_validate_data` trains every fold and writes a summary.
+  :func:`ser_cnn.corpora.splits.data_folds` (:class:`~ser_cnn.corpora.splits.DataSplit`:
+  speaker-grouped folds, validation speakers out of the training ones), the data's own labels.
+  ``source`` fine-tunes the head of a trained encoder run
+  (:class:`ser_cnn.training.finetune.HeadSource`); :func:`cross_validate_data` trains every fold and
+  writes a summary.
 
 The run folder (:mod:`ser_cnn.run`, model "encoder") holds the head twice, ``model.keras`` and
 ``head.npz`` (:mod:`ser_cnn.encoder.serve`), and names the encoder's weights without holding
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ser_cnn.corpora.splits import DEFAULT_FOLDS, DataSplit, label_indices, labels_in
 from ser_cnn.encoder.cache import (
     ERRORS_FILE,
     MANIFEST_FILE,
@@ -47,7 +49,6 @@ from ser_cnn.encoder.fit import HeadTraining, fit_head, pooled_statistics
 from ser_cnn.encoder.head import build_head, clip_normalize
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.ravdess import EMOTIONS, Split, load_folds, split
-from ser_cnn.splits import DEFAULT_FOLDS, DataSplit, label_indices, labels_in
 
 DEFAULT_CACHE = Path("data/encoder/ravdess")
 DATA_ROOT = Path("data/encoder")  # --data's encoder caches: <name>-whisper_logmel-<hash>
@@ -107,8 +108,8 @@ def fit_parts(x, y, tr, va, config: HeadTraining, n_classes: int = len(EMOTIONS)
 
 
 def data_manifest(cache_dir: str | os.PathLike) -> pd.DataFrame:
-    """An encoder cache's manifest as :mod:`ser_cnn.splits` reads it: unknown fields (empty in
-    the CSV) as None, each clip's cache key as its ``stem``."""
+    """An encoder cache's manifest as :mod:`ser_cnn.corpora.splits` reads it: unknown fields (empty
+    in the CSV) as None, each clip's cache key as its ``stem``."""
     manifest = load_manifest(cache_dir)
     for column in TEXT_COLUMNS:
         if column in manifest.columns:
@@ -118,10 +119,10 @@ def data_manifest(cache_dir: str | os.PathLike) -> pd.DataFrame:
 
 def data_cache_dir(data: Sequence[str | os.PathLike], root: str | os.PathLike = DATA_ROOT) -> Path:
     """Where ``ser-cnn train --model encoder --data`` encodes ``data`` (as
-    :func:`ser_cnn.preprocess.data_cache` names a log-mel cache): the same data, the same
+    :func:`ser_cnn.features.cache.data_cache` names a log-mel cache): the same data, the same
     folder."""
-    from ser_cnn.features import WhisperFeatureConfig
-    from ser_cnn.preprocess import data_cache
+    from ser_cnn.features.cache import data_cache
+    from ser_cnn.features.logmel import WhisperFeatureConfig
 
     return data_cache(data, WhisperFeatureConfig(), root)
 
@@ -154,7 +155,7 @@ def prepare_data(
     copies : int
         Degraded copies of each clip the recipe draws from.
     folds : int, optional
-        Speaker-grouped folds (:data:`ser_cnn.splits.DEFAULT_FOLDS`); RAVDESS alone refuses
+        Speaker-grouped folds (:data:`ser_cnn.corpora.splits.DEFAULT_FOLDS`); RAVDESS alone refuses
         any other count than its six.
     strict : bool
         Refuse the data when any file is missing or cannot be analysed.
@@ -171,16 +172,16 @@ def prepare_data(
     Raises
     ------
     DataError, ParameterError
-        See :func:`ser_cnn.corpora.load_many` and :func:`ser_cnn.splits.data_folds`.
+        See :func:`ser_cnn.corpora.load_many` and :func:`ser_cnn.corpora.splits.data_folds`.
     """
     from threadpoolctl import threadpool_limits
 
     from ser_cnn.corpora import summary
+    from ser_cnn.corpora.splits import check_ravdess_fold, data_folds, is_ravdess
     from ser_cnn.encoder.cache import build_cache, data_fold_pool, fold_group_pool
     from ser_cnn.encoder.whisper import load_encoder
-    from ser_cnn.features import WhisperFeatureConfig
-    from ser_cnn.preprocess import read_inputs
-    from ser_cnn.splits import check_ravdess_fold, data_folds, is_ravdess
+    from ser_cnn.features.cache import read_inputs
+    from ser_cnn.features.logmel import WhisperFeatureConfig
 
     manifest, problems = read_inputs(data, strict=strict)
     for line in problems:
@@ -194,7 +195,7 @@ def prepare_data(
         k = folds or DEFAULT_FOLDS
         splits = data_folds(manifest.assign(stem=keys), k)  # refused before anything is written
         pool = data_fold_pool(splits)
-        babble = f"speakers tested in the same one of {k} folds (ser_cnn.splits)"
+        babble = f"speakers tested in the same one of {k} folds (ser_cnn.corpora.splits)"
     cache_dir = Path(cache_dir) if cache_dir is not None else data_cache_dir(data)
     old = _finished(cache_dir)
     if old is not None and old.get("copies", 0) >= copies and set(keys) == old["keys"]:
@@ -284,16 +285,16 @@ def train_encoder(
         RAVDESS's actor-wise split (:func:`ser_cnn.ravdess.split`): the cache's degraded copies
         take their babble from the actors tested in the same published fold, so a published
         fold's training never hears a test actor's voice. Or a fold of any data
-        (:func:`ser_cnn.splits.data_folds` of :func:`data_manifest`): the classes are then the
-        data's own (:func:`ser_cnn.splits.labels_in`; in the source run's order when it has
-        the same ones).
+        (:func:`ser_cnn.corpora.splits.data_folds` of :func:`data_manifest`): the classes are then
+        the data's own (:func:`ser_cnn.corpora.splits.labels_in`; in the source run's order when it
+        has the same ones).
     config : HeadTraining
     extra : sequence of path
         Encoder caches of other corpora (URDU, ASED, nEMO) whose every clip trains beside
         RAVDESS (they never hold a RAVDESS actor); validation and test stay RAVDESS's.
     source : path, optional
         Fine-tune: start from this encoder run's head (a run folder, or one with
-        ``encoder/``) instead of random weights (:class:`ser_cnn.finetune.HeadSource`): its
+        ``encoder/``) instead of random weights (:class:`ser_cnn.training.finetune.HeadSource`): its
         architecture, weights and input statistics; the cache must hold the same encoder's
         states with its feature settings.
     data : dict, optional
@@ -308,9 +309,9 @@ def train_encoder(
     import keras
 
     from ser_cnn.encoder.serve import export_head
-    from ser_cnn.features import WhisperFeatureConfig
-    from ser_cnn.metrics import SCORES, evaluate
+    from ser_cnn.features.logmel import WhisperFeatureConfig
     from ser_cnn.run import FrozenEncoder, Run, RunResult, fresh_dir, write_run
+    from ser_cnn.training.metrics import SCORES, evaluate
     from ser_cnn.versions import git_commit, library_versions
 
     started = time.perf_counter()
@@ -324,7 +325,7 @@ def train_encoder(
     feature_config = WhisperFeatureConfig.from_dict(features)
     start = None
     if source is not None:
-        from ser_cnn.finetune import load_source
+        from ser_cnn.training.finetune import load_source
 
         start = load_source(source, "encoder")
         start.check(settings, config, cache_dir)
@@ -474,11 +475,11 @@ def cross_validate_data(
 ) -> dict:
     """A run folder per fold of any data (``out_dir/fold1`` ...), and a summary written to
     ``summary_path`` (default ``out_dir/cv_summary.json``) in the shape of
-    :func:`ser_cnn.cv.cross_validate`'s: per-fold and mean ± std scores, cost per fold, the
+    :func:`ser_cnn.training.cv.cross_validate`'s: per-fold and mean ± std scores, cost per fold, the
     training settings, the protocol; a pooled confusion matrix picture beside it."""
-    from ser_cnn.cv import data_protocol
-    from ser_cnn.metrics import SCORES, summarize_folds, write_summary
     from ser_cnn.run import load_run
+    from ser_cnn.training.cv import data_protocol
+    from ser_cnn.training.metrics import SCORES, summarize_folds, write_summary
     from ser_cnn.versions import git_commit, library_versions
 
     out_dir = Path(out_dir)
@@ -549,7 +550,7 @@ def encoder_probabilities(
     parts: Sequence[str] = ("val", "test"),
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """An encoder run's raw probabilities on its actors of ``parts``, from an encoder cache
-    made with its feature settings and encoder (as :func:`ser_cnn.cv.run_probabilities` for
+    made with its feature settings and encoder (as :func:`ser_cnn.training.cv.run_probabilities` for
     the CNN and the MLP; ``tools/calibrate.py`` fits temperatures with it). Its head.npz scores
     the clips as recorded."""
     from ser_cnn.encoder.serve import NumpyHead

@@ -6,9 +6,9 @@ backends alike. :func:`load_weights` fills it with the tensors of a CTranslate2 
 (read by :mod:`ser_cnn.encoder.ct2`, no CTranslate2 needed); :func:`load_encoder` does both for
 the pinned weights package, tiny.en, after checking that the installed file is the one pinned.
 
-The encoder sees Whisper's log-mel (:class:`ser_cnn.features.WhisperFeatureConfig`) at the clip's
-own length, not padded to 30 s: the positional table is cut to the frames used, and a batch of
-clips of different lengths gives each clip what it gives alone (see :func:`build_encoder`).
+The encoder sees Whisper's log-mel (:class:`ser_cnn.features.logmel.WhisperFeatureConfig`) at the
+clip's own length, not padded to 30 s: the positional table is cut to the frames used, and a batch
+of clips of different lengths gives each clip what it gives alone (see :func:`build_encoder`).
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def build_encoder(dims: WhisperDimensions = WhisperDimensions(), *, name: str = 
     -------
     keras.Model
         Inputs ``{"log_mel": (batch, frames, n_mels) float32, "lengths": (batch,) int32}``:
-        Whisper's log-mel (:func:`ser_cnn.features.whisper_log_mel`, transposed), time first,
+        Whisper's log-mel (:func:`ser_cnn.features.logmel.whisper_log_mel`, transposed), time first,
         zero-padded to the longest clip, frames <= ``dims.max_frames``; lengths in frames.
         Output ``hidden_states`` (batch, n_audio_layer + 1, S, n_audio_state) float32 with
         S = ceil(frames / 2) (frames // 2 for an even count, as Whisper's 3000 → 1500): state
@@ -432,7 +432,7 @@ class Encoder(NamedTuple):
         Parameters
         ----------
         log_mels : sequence of np.ndarray, each shape (n_mels, frames_i)
-            Whisper log-mels as :func:`ser_cnn.features.whisper_log_mel` returns them.
+            Whisper log-mels as :func:`ser_cnn.features.logmel.whisper_log_mel` returns them.
 
         Returns
         -------

@@ -1,7 +1,7 @@
 """Rooms: simulated impulse responses from a talker to a microphone in shoebox rooms.
 
-Used by :func:`ser_cnn.degrade.reverb` (the training chain, ``TRAIN_ROOMS``) and by the
-benchmark's reverberation (:mod:`ser_cnn.conditions`, other rooms).
+Used by :func:`ser_cnn.audio.degrade.reverb` (the training chain, ``TRAIN_ROOMS``) and by the
+benchmark's reverberation (:mod:`ser_cnn.audio.conditions`, other rooms).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pyroomacoustics as pra
 from ser_cnn.errors import ParameterError
 
 # Shoebox rooms of the training chain, (length, width, height) in m; RT60s are Sabine's. The
-# benchmark's rooms (ser_cnn/conditions.py) are others.
+# benchmark's rooms (ser_cnn/audio/conditions.py) are others.
 TRAIN_ROOMS = {
     "bathroom": (2.6, 2.2, 2.4),
     "small office": (3.4, 2.9, 2.6),

@@ -1,14 +1,14 @@
 """Six-fold cross-validation, and scoring seed ensembles of cross-validated runs.
 
 :func:`cross_validate` trains one model per published fold (``ser_cnn/ravdess_folds.json``),
-or per fold of any data (``splits``: :func:`ser_cnn.splits.data_folds`), and writes per-fold and
-mean ± std scores to one result file. :func:`score_ensemble` averages
+or per fold of any data (``splits``: :func:`ser_cnn.corpora.splits.data_folds`), and writes per-fold
+and mean ± std scores to one result file. :func:`score_ensemble` averages
 the probabilities of several such runs fold by fold: in every fold the members must share the
 split, so the ensemble is tested on actors none of its members has heard, and the feature
 settings, so one cache feeds them all. Averaging models trained with other seeds is the
 cheapest accuracy lever that needs no change to training; its price is one training run and
 one forward pass per member. :func:`run_probabilities` scores one run from a cache the same
-way (:mod:`ser_cnn.calibrate` fits its temperature on them).
+way (:mod:`ser_cnn.training.calibrate` fits its temperature on them).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from ser_cnn.config import TrainConfig
+from ser_cnn.corpora.splits import DataSplit
 from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.metrics import SCORES, evaluate, mean_std, summarize_folds, write_summary
+from ser_cnn.features.speaker import normalize_by_speaker
 from ser_cnn.ravdess import EMOTIONS, labels_of, select, split
 from ser_cnn.run import Run, check_compatible, cv_folds, load_metrics, load_run
-from ser_cnn.runtime import load_model
-from ser_cnn.speaker import normalize_by_speaker
-from ser_cnn.splits import DataSplit
+from ser_cnn.serving.runtime import load_model
+from ser_cnn.training.metrics import SCORES, evaluate, mean_std, summarize_folds, write_summary
 from ser_cnn.versions import git_commit, library_versions
 
 CV_PROTOCOL = (
@@ -60,10 +60,10 @@ def cross_validate(
     run folders.
 
     ``folds`` are RAVDESS's published ones; ``splits`` (the folds of
-    :func:`ser_cnn.splits.data_folds`) replace them for any other data. ``source`` fine-tunes
-    every fold's CNN from that run, ``data`` is recorded in every run (see
-    :func:`ser_cnn.train.train_cnn`). Returns the summary written to ``summary_path`` (default
-    ``out_dir/cv_summary.json``), with a pooled confusion matrix picture beside it.
+    :func:`ser_cnn.corpora.splits.data_folds`) replace them for any other data. ``source``
+    fine-tunes every fold's CNN from that run, ``data`` is recorded in every run (see
+    :func:`ser_cnn.training.train.train_cnn`). Returns the summary written to ``summary_path``
+    (default ``out_dir/cv_summary.json``), with a pooled confusion matrix picture beside it.
     """
     if model not in ("cnn", "mlp"):
         raise ParameterError(f"model must be 'cnn' or 'mlp', got {model!r}")
@@ -140,13 +140,13 @@ def cross_validate(
 def train_fold(model, cache_dir, fold_dir, part, config, verbose, source, data) -> tuple:
     """Train one fold of :func:`cross_validate` into ``fold_dir``; its test metrics and cost."""
     if model == "cnn":
-        from ser_cnn.train import train_cnn
+        from ser_cnn.training.train import train_cnn
 
         result = train_cnn(
             cache_dir, fold_dir, part, config, verbose=verbose, source=source, data=data
         )
     else:
-        from ser_cnn.mlp import train_mlp
+        from ser_cnn.training.mlp import train_mlp
 
         result = train_mlp(cache_dir, fold_dir, part, seed=config.seed, data=data)
     cost = {
@@ -164,17 +164,18 @@ def _one_after_another(jobs):
 
 
 def data_protocol(first: DataSplit, labels: Sequence[str], data: dict | None) -> str:
-    """A --cv summary's protocol for data split by :mod:`ser_cnn.splits`."""
+    """A --cv summary's protocol for data split by :mod:`ser_cnn.corpora.splits`."""
     where = ", ".join((data or {}).get("corpora", {})) or "data"
     if first.kind == "speaker-wise":
         how = (
-            f"speaker-independent {first.folds}-fold (speaker-grouped, ser_cnn.splits); "
+            f"speaker-independent {first.folds}-fold (speaker-grouped, ser_cnn.corpora.splits); "
             "validation speakers from the training speakers of each fold"
         )
     else:
         how = (
             f"{first.folds}-fold over clips (speakers unknown: OPTIMISTIC, speakers may be on "
-            "both sides; ser_cnn.splits); validation clips from the training clips of each fold"
+            "both sides; ser_cnn.corpora.splits); validation clips from the training clips of "
+            "each fold"
         )
     return f"{where}, {len(labels)} emotions ({', '.join(labels)}), {how}"
 
@@ -225,7 +226,7 @@ def score_ensemble(
     DataError
         Members that differ in split or feature settings, or a cache made with other settings.
     """
-    from ser_cnn.preprocess import load_cache
+    from ser_cnn.features.cache import load_cache
 
     folds = member_folds(cv_dirs)
     manifest, features, feature_config = load_cache(cache_dir)
@@ -313,7 +314,7 @@ def load_scorer(run_dir: str | os.PathLike, run: Run) -> Callable[[np.ndarray], 
     """A run folder's model as a function: cached features ``(n, ...)`` -> its raw
     probabilities ``(n, len(run.labels))``, before any calibration.
 
-    The reference models that inference loads too (:func:`ser_cnn.runtime.load_model`): the
+    The reference models that inference loads too (:func:`ser_cnn.serving.runtime.load_model`): the
     CNN's SavedModel, fed 128 clips at a time, and the MLP's skops pipeline.
     """
     model, _ = load_model(run_dir, run.model, "reference")
@@ -361,7 +362,7 @@ def run_probabilities(
         A split that is not actor-wise, a cache made with other settings, or a part without
         actors or without clips in the cache.
     """
-    from ser_cnn.preprocess import load_cache
+    from ser_cnn.features.cache import load_cache
 
     run = load_run(run_dir)
     if run.model == "encoder":  # its cache holds pooled encoder states (tools/encode_cache.py)
@@ -374,7 +375,7 @@ def run_probabilities(
     if feature_config != run.features:
         raise DataError(
             f"{run_dir} was trained on other feature settings than the cache {cache_dir}: "
-            f"make one with ser_cnn.preprocess.preprocess(config=<the run's features>)"
+            f"make one with ser_cnn.features.cache.preprocess(config=<the run's features>)"
         )
     x = model_inputs(manifest, features, run)  # every clip of an actor, as in training
     keep = manifest["emotion"].isin(run.labels).to_numpy()

@@ -15,9 +15,9 @@ from typing import ClassVar
 import numpy as np
 import scipy.fft
 
-from ser_cnn.audio import SAMPLE_RATE, AudioSource, load_audio
+from ser_cnn.audio.io import SAMPLE_RATE, AudioSource, load_audio
 from ser_cnn.errors import ParameterError
-from ser_cnn.features import mel_filters, power_spectrogram, power_to_db
+from ser_cnn.features.logmel import mel_filters, power_spectrogram, power_to_db
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def classic_features(
     Parameters
     ----------
     source : path or np.ndarray
-        Anything :func:`ser_cnn.audio.load_audio` takes.
+        Anything :func:`ser_cnn.audio.io.load_audio` takes.
     sr : float, optional
         Sample rate of an array ``source``.
 

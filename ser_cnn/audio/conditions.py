@@ -1,6 +1,6 @@
 """The robustness benchmark's fixed conditions: how ``tools/robustness.py`` changes a clip.
 
-Built from :mod:`ser_cnn.degrade`, plus three things the training chain never uses, so the
+Built from :mod:`ser_cnn.audio.degrade`, plus three things the training chain never uses, so the
 benchmark measures generalisation, not memory: the ``UNSEEN_NOISE`` (mains hum), the
 ``BENCHMARK_ROOMS`` (no training room has their size) and the ``BENCHMARK_CODEC`` (Opus).
 Each condition is called as ``condition(y, sr, rng, babble=pool)`` and returns float32 samples.
@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ser_cnn.degradations import BENCHMARK_CODEC, UNSEEN_NOISE
-from ser_cnn.degrade import (
+from ser_cnn.audio.degradations import BENCHMARK_CODEC, UNSEEN_NOISE
+from ser_cnn.audio.degrade import (
     CODECS,
     add_noise,
     apply_rir,
@@ -23,10 +23,10 @@ from ser_cnn.degrade import (
     pad,
     telephone,
 )
-from ser_cnn.rooms import room_impulse_response
+from ser_cnn.audio.rooms import room_impulse_response
 
-# UNSEEN_NOISE (mains hum and buzz) and BENCHMARK_CODEC (Opus) are ser_cnn.degradations' names.
-# Shoebox rooms (length, width, height) in m that share no size with rooms.TRAIN_ROOMS; the
+# UNSEEN_NOISE (mains hum and buzz) and BENCHMARK_CODEC (Opus) are ser_cnn.audio.degradations'
+# names. Shoebox rooms (length, width, height) in m that share no size with rooms.TRAIN_ROOMS; the
 # hall is larger than any of them. Simulated decay (T20): 0.26-0.32 s and 0.81-0.83 s.
 BENCHMARK_ROOMS = {
     "meeting room": (6.3, 4.9, 2.8),

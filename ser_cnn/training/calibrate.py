@@ -1,12 +1,12 @@
 """Calibrate run folders: fit a run's temperature, store it, and show what it changed.
 
-The temperature T of :mod:`ser_cnn.calibration` (inference applies ``softmax(log p / T)``)
+The temperature T of :mod:`ser_cnn.serving.calibration` (inference applies ``softmax(log p / T)``)
 is fitted here (:func:`fit_temperature`: the NLL minimised over log T) on the run's validation
 actors only, never its test actors, and stored in its ``config.json``
 (:class:`ser_cnn.run.Calibration`). :func:`calibrate_run` does it all and records the expected
 calibration error (ECE) and NLL before and after, on validation and test actors, in
 ``metrics.json`` (key "calibration"), with a reliability diagram. It scores the run from a
-cache (:func:`ser_cnn.cv.run_probabilities`): training-time data, which is why serving code
+cache (:func:`ser_cnn.training.cv.run_probabilities`): training-time data, which is why serving code
 never imports this module.
 
 A refit run has trained on its validation actors, and no actor but the test actors is left to
@@ -27,14 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_cnn.calibration import (
-    BINS,
-    apply_temperature,
-    check_probabilities,
-    log_probabilities,
-    reliability,
-    scores,
-)
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.run import (
     Calibration,
@@ -43,6 +35,14 @@ from ser_cnn.run import (
     load_metrics,
     load_run,
     save_metrics,
+)
+from ser_cnn.serving.calibration import (
+    BINS,
+    apply_temperature,
+    check_probabilities,
+    log_probabilities,
+    reliability,
+    scores,
 )
 
 BOUNDS = (0.05, 20.0)  # the temperatures fit_temperature searches
@@ -196,8 +196,8 @@ def calibrate_run(
     """Fit a run's temperature on its validation actors and store it in its folder.
 
     The run's raw probabilities on its validation and test actors come from the cache
-    (:func:`ser_cnn.cv.run_probabilities`, the code that scores ensembles); T is fitted on the
-    validation actors alone. A refit run, which trained on them, keeps T = 1 with the reason
+    (:func:`ser_cnn.training.cv.run_probabilities`, the code that scores ensembles); T is fitted on
+    the validation actors alone. A refit run, which trained on them, keeps T = 1 with the reason
     (:data:`NOT_FITTED_REFIT`) unless ``calibration`` is given. The run's ``config.json`` gets
     the :class:`Calibration`, its ``metrics.json`` a "calibration" entry (T, where it came from,
     and accuracy, ECE and NLL before and after on the test actors and on the validation actors),
@@ -224,7 +224,7 @@ def calibrate_run(
     DataError
         A run that is not split by actors, or a cache that does not fit it.
     """
-    from ser_cnn.cv import run_probabilities
+    from ser_cnn.training.cv import run_probabilities
 
     run_dir = Path(run_dir)
     run = load_run(run_dir)

@@ -1,8 +1,8 @@
 """Score a trained run on labelled data: accuracy, UAR, macro-F1, per-class recall and the
 confusion matrix of every model in it, as ``ser-cnn evaluate`` reports and writes them.
 
-This is serving-side code: each clip is judged by :class:`ser_cnn.inference.Recognizer` alone,
-exactly as ``ser-cnn infer`` judges that file (batched model calls; calibrated unless asked
+This is serving-side code: each clip is judged by :class:`ser_cnn.serving.inference.Recognizer`
+alone, exactly as ``ser-cnn infer`` judges that file (batched model calls; calibrated unless asked
 otherwise; a recording with more than 6 s of speech in windows), so the scores are those of the
 answers a user gets. The data is read by the corpus layer (:func:`ser_cnn.corpora.load_many`);
 no training code and no feature cache is involved. Nothing is dropped silently: clips whose file
@@ -41,9 +41,9 @@ import pandas as pd
 
 from ser_cnn import corpora
 from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.inference import Recognizer, load_recognizer
-from ser_cnn.metrics import evaluate, plot_confusion
 from ser_cnn.run import load_run
+from ser_cnn.serving.inference import Recognizer, load_recognizer
+from ser_cnn.training.metrics import evaluate, plot_confusion
 from ser_cnn.versions import library_versions
 
 EVALUATION_FORMAT = 1
@@ -68,7 +68,7 @@ class Evaluation:
 
     run: list[str]  # the run folder(s) given
     data: list[str]  # the data inputs given (empty for a manifest)
-    models: dict[str, dict]  # model -> scores of ser_cnn.metrics.evaluate, first one first
+    models: dict[str, dict]  # model -> scores of ser_cnn.training.metrics.evaluate, first one first
     classes: list[str]  # the classes scored, in the run's order
     run_labels: list[str]  # every emotion the run knows, in its output order
     clips: dict  # {"given": n, "scored": n, "left_out": n}
@@ -155,7 +155,7 @@ def evaluate_run(
     batch_size : int
         Clips per model call.
     models, calibrated, runtime
-        As for :class:`ser_cnn.inference.Recognizer`.
+        As for :class:`ser_cnn.serving.inference.Recognizer`.
     progress : bool
         A progress bar on stderr.
 

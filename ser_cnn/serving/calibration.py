@@ -15,8 +15,8 @@ This module is what serving needs and nothing that fits: :func:`apply_temperatur
 applies the T a run folder stores, :class:`ser_cnn.run.Calibration`) and the measures, the
 expected calibration error (ECE, 15 equal-width confidence bins), its floor, and the NLL.
 Fitting T to a run (on its validation actors, never its test actors), pooled and borrowed
-temperatures and the reliability diagrams are :mod:`ser_cnn.calibrate`'s, which reads training
-data; inference never imports it.
+temperatures and the reliability diagrams are :mod:`ser_cnn.training.calibrate`'s, which reads
+training data; inference never imports it.
 """
 
 from __future__ import annotations

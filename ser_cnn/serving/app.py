@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ser_cnn.audio import audio_info, load_audio
+from ser_cnn.audio.io import audio_info, load_audio
 from ser_cnn.errors import AudioError, ParameterError, SerError
-from ser_cnn.features import clip_log_mel
-from ser_cnn.live import HOP, LiveStream, Update
-from ser_cnn.prediction import Prediction, Window
+from ser_cnn.features.logmel import clip_log_mel
+from ser_cnn.serving.live import HOP, LiveStream, Update
+from ser_cnn.serving.prediction import Prediction, Window
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860

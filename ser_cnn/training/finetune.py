@@ -1,8 +1,8 @@
 """Fine-tuning: start a model from a trained run instead of from random weights.
 
 ``ser-cnn train --data mine.csv --from RUN`` fine-tunes the CNN (:class:`Source`, used by
-:func:`ser_cnn.train.train_cnn`); with ``--model encoder`` it fine-tunes the head on the frozen
-Whisper encoder (:class:`HeadSource`, used by :func:`ser_cnn.encoder.train.train_encoder`).
+:func:`ser_cnn.training.train.train_cnn`); with ``--model encoder`` it fine-tunes the head on the
+frozen Whisper encoder (:class:`HeadSource`, used by :func:`ser_cnn.encoder.train.train_encoder`).
 Either way the network the run describes is built (its stored architecture and input
 statistics), its weights are loaded from the run's ``model.keras`` and copied into the new
 network:
@@ -260,7 +260,7 @@ def load_source(path: str | os.PathLike, model: str = "cnn") -> Source | HeadSou
 
 def _speakers(split: dict, part: str) -> set[str]:
     """A split record's speakers of ``part`` as ``corpus/speaker`` (RAVDESS actor numbers as
-    ``ravdess/N``, as :func:`ser_cnn.splits.groups_of` names them)."""
+    ``ravdess/N``, as :func:`ser_cnn.corpora.splits.groups_of` names them)."""
     values = split.get(part) or ()
     if split.get("kind") == "actor-wise":
         return {f"ravdess/{a}" for a in values}

@@ -3,7 +3,7 @@
 Importing TensorFlow takes 3–4 s and scikit-learn (with skops) about 2 s more on the 2-core
 development machine: most of a cold ``ser-cnn infer`` on one clip. So a run folder also holds
 each model in a form a small runtime can execute, written at the end of training (or by
-``python -m ser_cnn.runtime RUN_DIR...`` for an existing run folder)::
+``python -m ser_cnn.serving.runtime RUN_DIR...`` for an existing run folder)::
 
     <cnn run>/model.tflite   the SavedModel converted by TensorFlow's own TFLiteConverter,
                              run by LiteRT (the ``ai-edge-litert`` package: its interpreter,
@@ -179,7 +179,8 @@ def uses_light(run_dir: str | os.PathLike, model: str, runtime: str) -> bool:
     if not path.is_file():
         raise DataError(
             f"{run_dir} has no {LIGHT_FILES[model]} (the {model.upper()} for the light runtime): "
-            f"write it with `python -m ser_cnn.runtime {run_dir}`, or use runtime 'reference'"
+            f"write it with `python -m ser_cnn.serving.runtime {run_dir}`, or use runtime "
+            "'reference'"
         )
     if not installed:
         raise DataError(
@@ -338,8 +339,8 @@ def export_after_training(run_dir: str | os.PathLike) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ser_cnn.runtime RUN_DIR...``: write the light files of existing run folders
-    (a run folder, or a folder with cnn/ and mlp/)."""
+    """``python -m ser_cnn.serving.runtime RUN_DIR...``: write the light files of existing run
+    folders (a run folder, or a folder with cnn/ and mlp/)."""
     import argparse
 
     p = argparse.ArgumentParser(description=main.__doc__.splitlines()[0].strip("`: "))

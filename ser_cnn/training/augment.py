@@ -4,7 +4,7 @@ Augmentations act on raw log-mel tensors (dB) of the training actors only. Every
 a stateless op keyed by a seed stream derived from ``config.seed``, so the same seed gives the
 same augmentations, epoch by epoch, whatever the thread scheduling. The degraded copies of the
 training clips (audio degradations) are not made here: they come from the cache
-(:func:`ser_cnn.preprocess.training_copies`).
+(:func:`ser_cnn.features.cache.training_copies`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from ser_cnn.config import TrainConfig
 from ser_cnn.errors import ParameterError
-from ser_cnn.features import FeatureConfig
+from ser_cnn.features.logmel import FeatureConfig
 
 SPEED_STEPS = 21  # speed factors on a grid over 1 ± speed (one warp matrix each)
 
@@ -34,7 +34,7 @@ def make_dataset(
     ``feature_config`` gives the mel scale), random circular time shift, SpecAugment frequency
     and time masks (filled with the clip's mean), Gaussian noise, and mixup of pairs within a
     batch (labels mixed alike). With ``copies`` (shape (n, k, n_mels, n_frames), the cache's
-    :func:`ser_cnn.preprocess.training_copies`), each clip is drawn clean or as one of its k
+    :func:`ser_cnn.features.cache.training_copies`), each clip is drawn clean or as one of its k
     copies, uniformly.
     """
     import tensorflow as tf
@@ -50,7 +50,7 @@ def make_dataset(
     ds = ds.shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
     n_mels, n_frames = x.shape[-2:]
     if config.speed:
-        from ser_cnn.features import DEFAULT_CONFIG, mel_warp_matrix
+        from ser_cnn.features.logmel import DEFAULT_CONFIG, mel_warp_matrix
 
         factors = np.linspace(1 - config.speed, 1 + config.speed, SPEED_STEPS)
         mel_config = feature_config or DEFAULT_CONFIG

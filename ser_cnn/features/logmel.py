@@ -35,7 +35,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.fft
 
-from ser_cnn.audio import SAMPLE_RATE, AudioSource, load_audio
+from ser_cnn.audio.io import SAMPLE_RATE, AudioSource, load_audio
 from ser_cnn.errors import ParameterError
 
 
@@ -136,7 +136,7 @@ def log_mel(
     Parameters
     ----------
     source : str, os.PathLike or np.ndarray
-        A file or an array of samples (see :func:`ser_cnn.audio.load_audio`).
+        A file or an array of samples (see :func:`ser_cnn.audio.io.load_audio`).
     sr : float, optional
         Sample rate of an array ``source`` in Hz.
     config : FeatureConfig
@@ -481,7 +481,7 @@ def whisper_log_mel(
     Parameters
     ----------
     source : str, os.PathLike or np.ndarray
-        A file or an array of samples (see :func:`ser_cnn.audio.load_audio`).
+        A file or an array of samples (see :func:`ser_cnn.audio.io.load_audio`).
     sr : float, optional
         Sample rate of an array ``source`` in Hz.
     config : WhisperFeatureConfig

@@ -41,8 +41,8 @@ def message(name: str, err: Exception | str) -> str:
 
 
 def row(name: str, result, labels: Sequence[str], models: Sequence[str]) -> dict:
-    """The row of one file: ``result`` is its :class:`~ser_cnn.prediction.Prediction`, or the
-    exception (or error text) that stopped it."""
+    """The row of one file: ``result`` is its :class:`~ser_cnn.serving.prediction.Prediction`, or
+    the exception (or error text) that stopped it."""
     out = dict.fromkeys(columns(labels, models))
     out["file"] = name
     if isinstance(result, Exception | str):
@@ -68,10 +68,10 @@ def predictions(
 ) -> Iterator[tuple[str, object]]:
     """``(name, Prediction or the error that stopped it)`` for every input, in input order.
 
-    ``inputs`` are ``(name, path, error)`` as :func:`ser_cnn.inference.find_inputs` yields them.
-    Clips are scored ``batch_size`` at a time (:meth:`Recognizer.iter_predict`). Should a batch
-    fail for anything but a bad file (a model error, memory), the files it had not answered yet
-    are scored one by one, so the failure stays with the file that causes it.
+    ``inputs`` are ``(name, path, error)`` as :func:`ser_cnn.serving.inference.find_inputs` yields
+    them. Clips are scored ``batch_size`` at a time (:meth:`Recognizer.iter_predict`). Should a
+    batch fail for anything but a bad file (a model error, memory), the files it had not answered
+    yet are scored one by one, so the failure stays with the file that causes it.
     """
     inputs = list(inputs)
     readable = [path for _, path, err in inputs if err is None]
@@ -111,9 +111,9 @@ def score_batch(
     """Rows (:func:`row`) of audio files, one per file and in their order, scored by ``rec``.
 
     A missing or unreadable file gives an error row. A folder among ``files`` gives a row per
-    audio file in it (:func:`~ser_cnn.inference.find_inputs`).
+    audio file in it (:func:`~ser_cnn.serving.inference.find_inputs`).
     """
-    from ser_cnn.inference import find_inputs
+    from ser_cnn.serving.inference import find_inputs
 
     if isinstance(files, str):
         raise ParameterError("files: expected a sequence of paths, got one string")

@@ -3,12 +3,12 @@
 Training actors fit the weights and the input normalisation, validation actors pick the best
 epoch (or, with ``refit``, join training), test actors are scored once. RAVDESS is split by
 its actor numbers (:func:`ser_cnn.ravdess.split`), any other data by speakers
-(:func:`ser_cnn.splits.data_split`); the classes are the data's own
-(:func:`ser_cnn.splits.labels_in`: RAVDESS's eight, as always). Training may start from a
-trained run instead of random weights (``source``: fine-tuning, :mod:`ser_cnn.finetune`). The
-folder's layout and schema are :mod:`ser_cnn.run`'s; the data pipeline and augmentation are
-:mod:`ser_cnn.augment`'s. The degraded copies of the training clips are read from the cache
-(:func:`ser_cnn.preprocess.training_copies`, made there first if missing): training never
+(:func:`ser_cnn.corpora.splits.data_split`); the classes are the data's own
+(:func:`ser_cnn.corpora.splits.labels_in`: RAVDESS's eight, as always). Training may start from a
+trained run instead of random weights (``source``: fine-tuning, :mod:`ser_cnn.training.finetune`).
+The folder's layout and schema are :mod:`ser_cnn.run`'s; the data pipeline and augmentation are
+:mod:`ser_cnn.training.augment`'s. The degraded copies of the training clips are read from the cache
+(:func:`ser_cnn.features.cache.training_copies`, made there first if missing): training never
 reads audio.
 """
 
@@ -21,16 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_cnn.augment import make_dataset
 from ser_cnn.config import TrainConfig
+from ser_cnn.corpora.splits import DataSplit, label_indices, labels_in
 from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.features import FeatureConfig
-from ser_cnn.metrics import SCORES, evaluate
+from ser_cnn.features.logmel import FeatureConfig
+from ser_cnn.features.speaker import band_statistics, normalize_by_speaker
 from ser_cnn.ravdess import Split
 from ser_cnn.run import Normalization, Run, RunResult, fresh_dir, write_run
-from ser_cnn.runtime import export_after_training
-from ser_cnn.speaker import band_statistics, normalize_by_speaker
-from ser_cnn.splits import DataSplit, label_indices, labels_in
+from ser_cnn.serving.runtime import export_after_training
+from ser_cnn.training.augment import make_dataset
+from ser_cnn.training.metrics import SCORES, evaluate
 from ser_cnn.versions import git_commit, library_versions
 
 
@@ -55,17 +55,17 @@ def train_cnn(
         Output folder; created, or replaced if it holds an earlier run.
     split : Split or DataSplit
         RAVDESS's actor-wise split (:func:`ser_cnn.ravdess.split`), or a fold of any data
-        (:func:`ser_cnn.splits.data_split`: speakers, or clips where speakers are unknown).
+        (:func:`ser_cnn.corpora.splits.data_split`: speakers, or clips where speakers are unknown).
     config : TrainConfig
     verbose : int
         Keras verbosity: 2 prints one line per epoch, 0 nothing.
     labels : tuple of str, optional
-        The classes, in output order; default the cache's (:func:`ser_cnn.splits.labels_in`:
+        The classes, in output order; default the cache's (:func:`ser_cnn.corpora.splits.labels_in`:
         RAVDESS's eight in their order), in the source run's order when ``source`` has the
         same ones.
     source : path, optional
         Fine-tune: start from this CNN run (a run folder, or one with ``cnn/``) instead of
-        random weights (:mod:`ser_cnn.finetune`); its architecture and input normalisation
+        random weights (:mod:`ser_cnn.training.finetune`); its architecture and input normalisation
         are kept, and the cache must have its feature settings.
     data : dict, optional
         What the cache was made from, stored in the run (``ser-cnn train --data``).
@@ -76,13 +76,13 @@ def train_cnn(
     """
     import keras  # TensorFlow loads here, not at import time of ser_cnn
 
-    from ser_cnn.preprocess import load_cache
+    from ser_cnn.features.cache import load_cache
 
     started = time.perf_counter()
     manifest, features, feature_config = load_cache(cache_dir)
     start = None
     if source is not None:
-        from ser_cnn.finetune import load_source
+        from ser_cnn.training.finetune import load_source
 
         start = load_source(source)
         start.check(feature_config, config, cache_dir)
@@ -180,7 +180,7 @@ def train_cnn(
     plain.set_weights(model.get_weights())
     probabilities = plain.predict(x_test, batch_size=128, verbose=0)
     # UAR and macro-F1 over the classes the test speakers have (RAVDESS's have all eight: the
-    # same numbers); a data set's fold may lack an emotion (ser_cnn.splits)
+    # same numbers); a data set's fold may lack an emotion (ser_cnn.corpora.splits)
     metrics = evaluate(y_test, probabilities.argmax(axis=1), labels, present_only=True)
     if config.refit:
         validation, epochs_run = None, len(history["loss"])
@@ -297,13 +297,14 @@ def fold_copies(
 ) -> np.ndarray | None:
     """The degraded copies :func:`train_cnn` trains on for ``split`` and ``config`` (None
     when the recipe has none): those of its training clips (with refit, validation ones too;
-    never test ones), from the cache's copies stage (:func:`ser_cnn.preprocess.training_copies`),
-    which makes them from the source audio the first time.
+    never test ones), from the cache's copies stage
+    (:func:`ser_cnn.features.cache.training_copies`), which makes them from the source audio the
+    first time.
 
     ``manifest`` and ``feature_config`` (the cache's manifest and feature settings) are read from
-    ``cache_dir`` when not given; ``jobs`` as for :func:`ser_cnn.preprocess.degraded_copies`.
+    ``cache_dir`` when not given; ``jobs`` as for :func:`ser_cnn.features.cache.degraded_copies`.
     """
-    from ser_cnn.preprocess import cache_config, cache_manifest, training_copies
+    from ser_cnn.features.cache import cache_config, cache_manifest, training_copies
 
     if not config.degraded_copies:
         return None

@@ -1,14 +1,14 @@
 """Live emotion: audio goes in as it is recorded, an answer comes out every hop (`ser-cnn listen`).
 
     >>> import ser_cnn
-    >>> from ser_cnn.live import LiveStream, microphone
+    >>> from ser_cnn.serving.live import LiveStream, microphone
     >>> stream = LiveStream(ser_cnn.load_recognizer(), hop=0.5)
     >>> for block, sr in microphone():              # or any blocks of samples, e.g. a call's
     ...     for update in stream.push(block, sr=sr):
     ...         print(update.end, update.scores, update.smoothed)
     >>> summary = stream.close()                    # the overall answer, and the last updates
 
-A stream is cut into the windows a long recording is cut into (:func:`ser_cnn.audio.windows`:
+A stream is cut into the windows a long recording is cut into (:func:`ser_cnn.audio.io.windows`:
 the model's window, every ``hop`` seconds, and a last, shorter one at the end), and each window
 is scored by the same step as a long file's (``Recognizer._score_windows``), so
 ``ser-cnn listen --input FILE --fast`` gives, window for window, the probabilities of
@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from ser_cnn.audio import stream_audio, to_mono_float, windows
+from ser_cnn.audio.io import stream_audio, to_mono_float, windows
 from ser_cnn.errors import AudioError, ParameterError
-from ser_cnn.prediction import Scores, Window
+from ser_cnn.serving.prediction import Scores, Window
 
 HOP = 0.5  # s between updates: twice a second, while a 3 s window still holds a whole phrase
 SMOOTH = 3.0  # s: the smoothed answer averages the windows with speech that ended this recently
@@ -65,7 +65,7 @@ class Update:
 
     @property
     def window(self) -> Window:
-        """This window as a long recording's :class:`~ser_cnn.prediction.Window`."""
+        """This window as a long recording's :class:`~ser_cnn.serving.prediction.Window`."""
         return Window(self.start, self.end, self.scores or {}, silent=self.scores is None)
 
     def to_dict(self) -> dict:
@@ -260,7 +260,7 @@ def play(
     """A file's samples at ``sr`` in blocks of about ``block`` seconds, as if it were being
     recorded: with ``realtime``, each block no sooner than its last sample would have been
     spoken, counted from ``start`` (a ``clock`` time; default: when the first block is asked
-    for). Memory stays bounded (:func:`ser_cnn.audio.stream_audio`)."""
+    for). Memory stays bounded (:func:`ser_cnn.audio.io.stream_audio`)."""
     played = 0  # samples yielded so far
     for y in stream_audio(path, block_seconds=block, target_sr=sr):
         if realtime:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_cnn.audio import (
+from ser_cnn.audio.io import (
     AUDIO_SUFFIXES,
     BLOCK_SECONDS,
     MIN_SPEECH,
@@ -34,24 +34,24 @@ from ser_cnn.audio import (
     stream_audio,
     windows,
 )
-from ser_cnn.calibration import apply_temperature
-from ser_cnn.classic import classic_from_samples
 from ser_cnn.encoder.light import default_threads
 from ser_cnn.encoder.serve import weights_installed
 from ser_cnn.errors import AudioError, DataError, ParameterError
-from ser_cnn.features import (
+from ser_cnn.features.classic import classic_from_samples
+from ser_cnn.features.logmel import (
     clip_log_mel,
     clip_whisper_log_mel,
     frame_levels,
     speech_frames,
     trim_silence,
 )
-from ser_cnn.prediction import Prediction, Scores, Window
+from ser_cnn.features.speaker import BandAccumulator, normalize
 from ser_cnn.run import MODELS, check_compatible, load_run, model_folders
-from ser_cnn.runtime import check_runtime, load_model
-from ser_cnn.speaker import BandAccumulator, normalize
+from ser_cnn.serving.calibration import apply_temperature
+from ser_cnn.serving.prediction import Prediction, Scores, Window
+from ser_cnn.serving.runtime import check_runtime, load_model
 
-DEFAULT_RUN = Path(__file__).resolve().parents[1] / "checkpoints" / "ravdess_fold1"
+DEFAULT_RUN = Path(__file__).resolve().parents[2] / "checkpoints" / "ravdess_fold1"
 WINDOW_BATCH = 32  # windows per model call
 
 
@@ -72,12 +72,12 @@ class Recognizer:
         the first is the headline (:attr:`Prediction.emotion`).
     calibrated : bool
         Report calibrated probabilities (default): each run's temperature, fitted on its
-        validation actors by :mod:`ser_cnn.calibrate` and stored in its ``config.json``, is
+        validation actors by :mod:`ser_cnn.training.calibrate` and stored in its ``config.json``, is
         applied to its model's output before ensemble members are averaged. A run without one
         (the shipped model) gives its raw output either way. False: every model's raw output.
         (Not to be confused with :meth:`calibrate`, which takes a speaker's statistics.)
     runtime : {'auto', 'light', 'reference'}
-        What runs the models (:mod:`ser_cnn.runtime`). 'auto' (default): each run folder's
+        What runs the models (:mod:`ser_cnn.serving.runtime`). 'auto' (default): each run folder's
         light file (``model.tflite`` run by LiteRT, ``model.npz`` by NumPy) where it has one
         and LiteRT is installed, else the reference; 'light': the light files or an error;
         'reference': the SavedModel (TensorFlow) and the skops pipeline (scikit-learn). The
@@ -88,9 +88,10 @@ class Recognizer:
         member uses.
     threads : int, optional
         CPU threads that read and prepare clips (:meth:`iter_predict`) and that run each light
-        model (LiteRT's interpreter, the NumPy encoder; see :func:`ser_cnn.runtime.load_model`).
-        Default: the cores this process may run on (its CPU affinity: a container's share, not
-        the machine's); a Ray actor of :mod:`ser_cnn.scale` uses 1.
+        model (LiteRT's interpreter, the NumPy encoder; see
+        :func:`ser_cnn.serving.runtime.load_model`). Default: the cores this process may run on (its
+        CPU affinity: a container's share, not the machine's); a Ray actor of :mod:`ser_cnn.scale`
+        uses 1.
     """
 
     def __init__(
@@ -410,7 +411,7 @@ class Recognizer:
         """Whether one voiced window (its :meth:`_levels`) holds at least ``MIN_SPEECH`` s of
         speech, judged against ``reference``: the frame levels of the recording it belongs to
         (the whole recording's voiced windows for a file, those heard so far for a live stream,
-        :mod:`ser_cnn.live`). Always True for the MLP alone, which trims nothing."""
+        :mod:`ser_cnn.serving.live`). Always True for the MLP alone, which trims nothing."""
         config = self._framing
         if config is None:
             return True
@@ -473,8 +474,8 @@ class Recognizer:
         self, pending: list[tuple[int, np.ndarray]]
     ) -> list[tuple[int, int, dict[str, Scores] | None, np.ndarray | None]]:
         """The one per-window step of long recordings (:meth:`_predict_long`) and live streams
-        (:mod:`ser_cnn.live`): windows ``(start, samples)`` of one recording, at 16 kHz, scored
-        with one batched call per model.
+        (:mod:`ser_cnn.serving.live`): windows ``(start, samples)`` of one recording, at 16 kHz,
+        scored with one batched call per model.
 
         Returns
         -------

@@ -45,9 +45,9 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from ser_cnn import corpora
-from ser_cnn.audio import audio_info
+from ser_cnn.audio.io import audio_info
 from ser_cnn.errors import DataError, NameFormatError, SerError
-from ser_cnn.features import DEFAULT_CONFIG, FeatureConfig
+from ser_cnn.features.logmel import DEFAULT_CONFIG, FeatureConfig
 from ser_cnn.ravdess import ZENODO_HELP, parse_name, resolve_data_dir
 from ser_cnn.versions import library_versions
 
@@ -421,8 +421,8 @@ def training_copies(
     DataError
         A training clip's source audio is gone (and its copies are not cached yet).
     """
-    from ser_cnn.degradations import CHAIN_KINDS
-    from ser_cnn.degrade import AUGMENT_P, SNR_RANGE
+    from ser_cnn.audio.degradations import CHAIN_KINDS
+    from ser_cnn.audio.degrade import AUGMENT_P, SNR_RANGE
 
     speakers = np.asarray(speakers)
     settings = {
@@ -457,7 +457,7 @@ def training_copies(
             f"degraded copies need the cache's source audio; {len(missing)} files are gone, "
             f"e.g. {missing[0]}"
         )
-    from ser_cnn.audio import load_audio
+    from ser_cnn.audio.io import load_audio
 
     audio = [load_audio(path, target_sr=feature_config.sample_rate) for path in rows["path"]]
     made = degraded_copies(
@@ -490,7 +490,7 @@ def degraded_copies(
     snr_range: tuple[float, float] | None = None,
     jobs: int | None = None,
 ) -> np.ndarray:
-    """Log-mels of ``copies`` degraded versions of every training clip (ser_cnn/degrade.py).
+    """Log-mels of ``copies`` degraded versions of every training clip (ser_cnn/audio/degrade.py).
 
     Parameters
     ----------
@@ -526,9 +526,9 @@ _WORK = None  # what degraded_copies' workers read (inherited through fork, neve
 
 
 def _degrade_clip(i: int) -> np.ndarray:
-    from ser_cnn.degradations import CHAIN_KINDS
-    from ser_cnn.degrade import AUGMENT_P, SNR_RANGE, augment
-    from ser_cnn.features import clip_log_mel
+    from ser_cnn.audio.degradations import CHAIN_KINDS
+    from ser_cnn.audio.degrade import AUGMENT_P, SNR_RANGE, augment
+    from ser_cnn.features.logmel import clip_log_mel
 
     audio, speakers, config, copies, seed, kinds, p, snr_range = _WORK
     out = []
@@ -583,7 +583,7 @@ def config_from_settings(settings: dict):
     if kind == "logmel":
         return FeatureConfig.from_dict(settings["features"])
     if kind == "classic":
-        from ser_cnn.classic import ClassicConfig
+        from ser_cnn.features.classic import ClassicConfig
 
         return ClassicConfig.from_dict(settings["features"])
     raise DataError(f"unknown feature kind {kind!r}; expected 'logmel' or 'classic'")

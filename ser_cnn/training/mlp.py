@@ -1,8 +1,8 @@
 """The MLP baseline: StandardScaler + MLPClassifier on the classic 180-number features.
 
 Same splits, same metrics and the same run-folder layout as the CNN (``model.skops`` instead of
-the SavedModel); the same classes (:func:`ser_cnn.splits.labels_in`). Hidden sizes, alpha and
-the number of epochs are chosen on the validation actors' UAR. It is not fine-tuned from other
+the SavedModel); the same classes (:func:`ser_cnn.corpora.splits.labels_in`). Hidden sizes, alpha
+and the number of epochs are chosen on the validation actors' UAR. It is not fine-tuned from other
 runs: it trains from scratch in seconds.
 """
 
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_cnn.corpora.splits import DataSplit, labels_in
 from ser_cnn.errors import DataError, ParameterError
-from ser_cnn.metrics import SCORES, evaluate
 from ser_cnn.ravdess import EMOTIONS, Split
 from ser_cnn.run import MODEL_FILES, Run, RunResult, fresh_dir, save_pipeline, write_run
-from ser_cnn.runtime import export_after_training
-from ser_cnn.splits import DataSplit, labels_in
+from ser_cnn.serving.runtime import export_after_training
+from ser_cnn.training.metrics import SCORES, evaluate
 from ser_cnn.versions import git_commit, library_versions
 
 HIDDEN_GRID = ((256,), (512,), (256, 128))
@@ -143,17 +143,17 @@ def train_mlp(
     run_dir : path
         Output folder: ``model.skops`` instead of the SavedModel, otherwise as for the CNN.
     split : Split, DataSplit or None
-        RAVDESS's actor-wise split, or a fold of any data (:func:`ser_cnn.splits.data_split`);
-        must be None with ``random_split``.
+        RAVDESS's actor-wise split, or a fold of any data
+        (:func:`ser_cnn.corpora.splits.data_split`); must be None with ``random_split``.
     emotions : tuple of str, optional
         Keep only these emotions (e.g. the seed project's calm, happy, fearful, disgust);
-        default every emotion of the cache (:func:`ser_cnn.splits.labels_in`).
+        default every emotion of the cache (:func:`ser_cnn.corpora.splits.labels_in`).
     random_split : bool
         Split clips at random (75 % train of which a tenth validates, 25 % test), as the seed
         projects did. Speakers then occur in both training and test data: the result is
         labelled as leaking speakers and is not comparable with actor-wise figures.
     """
-    from ser_cnn.preprocess import load_cache
+    from ser_cnn.features.cache import load_cache
 
     if random_split == (split is not None):
         raise ParameterError("give an actor-wise split, or random_split=True, not both")

@@ -6,11 +6,11 @@ two uses that must stay apart:
 
 * :func:`augment` — the training chain: random gain, noise (white, pink, babble), band limit,
   reverberation in ``TRAIN_ROOMS``, the ``TRAIN_CODEC``, speed and room-tone padding.
-* :mod:`ser_cnn.conditions` — the fixed, seeded benchmark of ``tools/robustness.py``, built
+* :mod:`ser_cnn.audio.conditions` — the fixed, seeded benchmark of ``tools/robustness.py``, built
   from the same functions plus things training never sees (a noise kind, rooms, a codec).
 
 Every kind's name (the chain's kinds, noises, band limits, codecs) is
-:mod:`ser_cnn.degradations`'s.
+:mod:`ser_cnn.audio.degradations`'s.
 
 Every function takes ``y`` (shape (n,), float, at ``sr`` Hz), never changes it, returns a new
 float32 array, and draws all randomness from the ``np.random.Generator`` it is given.
@@ -26,7 +26,7 @@ import scipy.signal
 import soundfile as sf
 import soxr
 
-from ser_cnn.degradations import (
+from ser_cnn.audio.degradations import (
     CHAIN_KINDS,
     CODEC_KINDS,
     COLOURS,
@@ -34,8 +34,8 @@ from ser_cnn.degradations import (
     TRAIN_CODEC,
     TRAIN_NOISES,
 )
+from ser_cnn.audio.rooms import TRAIN_ROOMS, room_impulse_response
 from ser_cnn.errors import ParameterError
-from ser_cnn.rooms import TRAIN_ROOMS, room_impulse_response
 
 # -- measuring speech --------------------------------------------------------------------------
 FRAME = 0.02  # s: frames in which the active-speech level is measured

@@ -1,0 +1,1 @@
+"""Features: the log-mel, the MLP's classic summary, speaker statistics, the cache."""

@@ -1,0 +1,1 @@
+"""Serving a run folder: the Recognizer, light runtimes, live streams, batches, the app."""

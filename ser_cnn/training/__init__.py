@@ -1,0 +1,1 @@
+"""Training and scoring: the CNN and MLP, cross-validation, fine-tuning, calibration fits."""
