@@ -148,6 +148,7 @@ ENCODER_TRIALS = (
     "encoder_clipnorm",
     "encoder_concat_multi",
     "encoder_clipnorm_multi",
+    "encoder_concat_c4",
 )
 # cross-corpus result files: (file prefix, what was trained)
 ENCODER_CROSS = (
