@@ -249,6 +249,14 @@ def test_live_tab_gives_the_windows_of_the_file(rec, tmp_path):
     smoothed = live[-1].smoothed or live[-2].smoothed
     assert f"**{smoothed[first].emotion}**" in live_text(live, first) or live[-1].smoothed is None
     assert windows_html([], first, rec.labels) == '<div class="windows"></div>'
+    # stopping the microphone: the mean over every window with speech (the last, shorter one
+    # that stopping gives included), as `listen` ends
+    ended = session
+    now, session = handlers(demo)["live_stop"](ended)
+    spoken = [u.scores[first].probabilities for u in ended.updates if u.scores]
+    mean = {lab: np.mean([p[lab] for p in spoken]) for lab in rec.labels}
+    assert session is None and f"**{max(mean, key=mean.get)}**" in now
+    assert f"{len(spoken)} of {len(ended.updates)} windows" in now
 
 
 @pytest.mark.skipif(not HAS_GRADIO, reason="Gradio is not installed (pip install '.[app]')")

@@ -31,7 +31,7 @@ import pandas as pd
 from ser_cnn.audio.io import audio_info, load_audio
 from ser_cnn.errors import AudioError, ParameterError, SerError
 from ser_cnn.features.logmel import clip_log_mel
-from ser_cnn.serving.live import HOP, LiveStream, Update
+from ser_cnn.serving.live import HOP, LiveStream, Summary, Update
 from ser_cnn.serving.prediction import Prediction, Window
 
 DEFAULT_HOST = "127.0.0.1"
@@ -280,6 +280,19 @@ def live_text(updates: list[Update], model: str) -> str:
     return text + f"\n\n{last.start:.1f}–{last.end:.1f} s: {now}"
 
 
+def summary_text(summary: Summary, model: str) -> str:
+    """The end of a live session in Markdown: ``model``'s mean answer over the windows with
+    speech (the summary ``ser-cnn listen`` prints at Ctrl-C)."""
+    heard = f"{summary.duration:.0f} s, {summary.speech_windows} of {summary.windows} windows"
+    if summary.scores is None:
+        return f"### Session over: no speech heard ({heard})"
+    s = summary.scores[model]
+    return (
+        f"### Session over: {MODEL_NAMES[model]} heard **{s.emotion}** ({s.probability:.2f}) "
+        f"over the windows with speech ({heard} with speech)"
+    )
+
+
 def windows_html(updates: list[Update], model: str, labels: tuple[str, ...]) -> str:
     """Each window's emotion from ``model`` as a strip of cells, paler where less sure, grey
     without speech; each cell carries its times, emotion and probability as ``data-`` attributes.
@@ -387,6 +400,13 @@ def build_app(
             session,
         )
 
+    def live_stop(session):
+        if session is None:  # stopped before any audio
+            return gr.skip(), None
+        summary = session.stream.close()
+        session.updates += summary.last
+        return summary_text(summary, first), None
+
     intro = (
         "# ser_cnn: which emotion is in this voice?\n"
         "Upload a recording or record one with your microphone. It tells apart "
@@ -452,6 +472,9 @@ def build_app(
         )
         live_outputs = [live_now, live_windows, live_timeline, session]
         live_audio.start_recording(live_start, None, live_outputs, api_name=False, queue=False)
+        live_audio.stop_recording(
+            live_stop, session, [live_now, session], api_name="live_stop", queue=False
+        )
         live_audio.stream(
             live_update,
             [live_audio, session],
