@@ -49,11 +49,9 @@ from ser_cnn.run import LIGHT_FILES, MODEL_FILES, load_pipeline, load_run, model
 
 RUNTIMES = ("auto", "light", "reference")
 TOLERANCE = 1e-4  # largest probability difference an export may have from its reference
-# LiteRT's interpreter threads; None: the Recognizer's (every core; 1 in a Ray actor). Its
-# threads were suspected of oversubscribing the cores beside the feature threads, but they run
-# after them, not beside: one thread scored 1,440 RAVDESS clips on 2 cores at 70 clips/s with
-# all three models and 215 with the CNN alone, every core at 75 and 273
-# (tools/benchmark.py scale: results/benchmark_infer.json, key scale)
+# LiteRT's interpreter threads; None: the Recognizer's (every core; 1 in a Ray actor). They run
+# after the feature threads have prepared a batch, not beside them, so one thread only slowed
+# batches down (`tools/benchmark.py scale`: results/benchmark_infer.json, key scale)
 LITERT_THREADS = None
 # what runs each model's light file and reference, as recorded in Recognizer.runtimes
 LIGHT_NAMES = {"encoder": "numpy", "cnn": "litert", "mlp": "numpy"}
