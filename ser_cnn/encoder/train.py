@@ -27,9 +27,10 @@ serve it like the CNN, with its own labels.
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,7 @@ from ser_cnn.encoder.fit import HeadTraining, fit_head, pooled_statistics
 from ser_cnn.encoder.head import build_head, clip_normalize
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.ravdess import EMOTIONS, Split, load_folds, split
+from ser_cnn.training.cv import one_after_another
 
 DEFAULT_CACHE = Path("data/encoder/ravdess")
 DATA_ROOT = Path("data/encoder")  # --data's encoder caches: <name>-whisper_logmel-<hash>
@@ -450,16 +452,28 @@ def cross_validate_encoder(
     *,
     extra: Sequence[str | os.PathLike] = (),
     verbose: bool = True,
+    fold_map: Callable[[list[Callable]], Iterable] | None = None,
 ) -> dict[int, dict]:
     """A run folder per published fold (``out_dir/fold1`` ... ``fold6``); each fold's test
-    metrics. The summary over seeds and the figures are ``tools/encoder_cv.py``'s."""
+    metrics. The summary over seeds and the figures are ``tools/encoder_cv.py``'s.
+    ``fold_map`` runs the folds' jobs, as for :func:`ser_cnn.training.cv.cross_validate`
+    (default: one after another here; :func:`ser_cnn.scale.fold_map`: as Ray tasks)."""
     out_dir = Path(out_dir)
-    return {
-        fold: train_encoder(
-            cache_dir, out_dir / f"fold{fold}", split(fold), config, extra=extra, verbose=verbose
-        ).metrics
-        for fold in sorted(load_folds())
-    }
+    folds = sorted(load_folds())
+    jobs = [
+        functools.partial(
+            train_encoder,
+            cache_dir,
+            out_dir / f"fold{fold}",
+            split(fold),
+            config,
+            extra=extra,
+            verbose=verbose,
+        )
+        for fold in folds
+    ]
+    results = (fold_map or one_after_another)(jobs)
+    return {fold: r.metrics for fold, r in zip(folds, results, strict=True)}
 
 
 def cross_validate_data(
@@ -472,6 +486,7 @@ def cross_validate_data(
     data: dict | None = None,
     summary_path: str | os.PathLike | None = None,
     verbose: bool = True,
+    fold_map: Callable[[list[Callable]], Iterable] | None = None,
 ) -> dict:
     """A run folder per fold of any data (``out_dir/fold1`` ...), and a summary written to
     ``summary_path`` (default ``out_dir/cv_summary.json``) in the shape of
@@ -485,8 +500,9 @@ def cross_validate_data(
     out_dir = Path(out_dir)
     started = time.perf_counter()
     per_fold, cost = {}, {}
-    for part in splits:
-        result = train_encoder(
+    jobs = [
+        functools.partial(
+            train_encoder,
             cache_dir,
             out_dir / f"fold{part.fold}",
             part,
@@ -495,6 +511,9 @@ def cross_validate_data(
             data=data,
             verbose=False,
         )
+        for part in splits
+    ]
+    for part, result in zip(splits, (fold_map or one_after_another)(jobs), strict=True):
         per_fold[str(part.fold)] = result.metrics
         cost[str(part.fold)] = {
             "seconds": round(result.seconds, 1),

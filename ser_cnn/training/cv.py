@@ -81,7 +81,7 @@ def cross_validate(
         )
         for k, part in parts.items()
     ]
-    done = (fold_map or _one_after_another)(jobs)
+    done = (fold_map or one_after_another)(jobs)
     for k, (metrics, fold_cost) in zip(parts, done, strict=True):
         per_fold[str(k)], cost[str(k)] = metrics, fold_cost
         print(
@@ -158,7 +158,8 @@ def train_fold(model, cache_dir, fold_dir, part, config, verbose, source, data) 
     return result.metrics, cost
 
 
-def _one_after_another(jobs):
+def one_after_another(jobs):
+    """The default ``fold_map``: each fold's job in turn, in this process."""
     for job in jobs:
         yield job()
 
