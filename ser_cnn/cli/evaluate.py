@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ser_cnn.cli.infer import MODEL_CHOICES, load_from_options
+from ser_cnn.cli.infer import add_model_options, load_from_options
 
 
 def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
@@ -29,14 +29,7 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--run",
-        action="append",
-        default=None,
-        help="run folder: one model's, or one with encoder/, cnn/ and mlp/ (each scored, the "
-        "encoder first, then the CNN); "
-        "default: the shipped model. Give it several times for an ensemble, as for infer",
-    )
+    add_model_options(p)
     p.add_argument(
         "--data",
         action="append",
@@ -67,23 +60,6 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         "emotion the run lacks, not analysable)",
     )
     p.add_argument("--batch", type=int, default=64, metavar="N", help="clips per model call (64)")
-    p.add_argument(
-        "--model",
-        choices=tuple(MODEL_CHOICES),
-        default="all",
-        help="models to score, as for infer (all: every model the run has)",
-    )
-    p.add_argument(
-        "--raw",
-        action="store_true",
-        help="the models' raw probabilities, without the temperature a calibrated run stores",
-    )
-    p.add_argument(
-        "--runtime",
-        choices=("auto", "light", "reference"),
-        default="auto",
-        help="what runs the models, as for infer (auto)",
-    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up messages")
     args = p.parse_args(argv)

@@ -37,7 +37,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    """--run, --model, --raw and --runtime: which models answer, and how (infer, listen)."""
+    """--run, --model, --raw and --runtime: which models answer, and how (infer, listen,
+    evaluate)."""
     p.add_argument(
         "--run",
         action="append",

@@ -555,12 +555,5 @@ def run(
             random_split=args.split == "random",
             data=data,
         )
-    m = result.metrics
-    print(
-        f"test: accuracy {m['accuracy']:.3f}  UAR {m['uar']:.3f}  macro-F1 {m['macro_f1']:.3f}  "
-        f"(best epoch {result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s)"
-    )
-    for note in m.get("notes") or ():
-        print(f"warning: {note}")
-    print(f"run folder: {result.run_dir}")
+    _print_result(result)
     return 0
