@@ -31,7 +31,7 @@ from ser_cnn.encoder.serve import (
     write_head_arrays,
 )
 from ser_cnn.encoder.whisper import PINNED, WhisperDimensions
-from ser_cnn.errors import DataError
+from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.features.logmel import WhisperFeatureConfig
 from ser_cnn.ravdess import EMOTIONS, Split
 from ser_cnn.run import LIGHT_FILES, MODEL_FILES, MODELS, Run, load_run, model_folders
@@ -88,6 +88,48 @@ def test_head_arrays_refuse_what_they_are_not(tmp_path):
     np.savez(tmp_path / "other.npz", pooling=np.array("concat"))
     with pytest.raises(DataError, match="not a ser_cnn encoder head file"):
         NumpyHead(tmp_path / "other.npz")
+
+
+def _separable(rng, n_classes, n=60):
+    """Pooled-shaped clips (versions, n, 5, 12) whose class shifts a few numbers, and labels."""
+    y = np.arange(n) % n_classes
+    x = rng.normal(0, 1, (2, n, 5, 12)).astype(np.float32)
+    x[:, :, 0, :n_classes] += 1.5 * np.eye(n_classes, dtype=np.float32)[y]
+    return x, y
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_a_logistic_head_is_scikit_learns_regression(n_classes):
+    from sklearn.linear_model import LogisticRegression
+
+    from ser_cnn.encoder.fit import fit_head, pooled_statistics
+
+    rng = np.random.default_rng(3)
+    x, y = _separable(rng, n_classes)
+    config = HeadTraining(fit="logistic", logistic_c=0.1, head=HeadConfig("concat", hidden=0))
+    model, history = fit_head(x, y, x[0, :10], y[:10], 5, config)  # class 4 never trains
+    mean, std = pooled_statistics(x)
+    flat = ((x - mean) / std).reshape(2 * len(y), -1)
+    reference = LogisticRegression(C=0.1, max_iter=5000, class_weight="balanced")
+    expected = reference.fit(flat, np.tile(y, 2)).predict_proba(flat[: len(y)])
+    got = model.predict(x[0], verbose=0)
+    # float32 head vs float64 scikit-learn, the same coefficients: rounding only
+    np.testing.assert_allclose(got[:, :n_classes], expected, atol=1e-5)
+    assert got[:, n_classes:].max() < 1e-10  # classes without a training clip
+    assert len(history) == 1 and history[0]["accuracy"] > 1 / n_classes
+
+
+def test_a_logistic_head_refuses_what_it_cannot_be():
+    with pytest.raises(ParameterError, match="linear head"):
+        HeadTraining(fit="logistic", head=HeadConfig(hidden=16))
+    with pytest.raises(ParameterError, match="fit must be one of"):
+        HeadTraining(fit="adam")
+    from ser_cnn.encoder.fit import fit_head
+
+    x, y = _separable(np.random.default_rng(0), 2)
+    config = HeadTraining(fit="logistic", head=HeadConfig(hidden=0))
+    with pytest.raises(ParameterError, match='fine-tune with fit = "gradient"'):
+        fit_head(x, y, x[0], y, 2, config, start=lambda model: None)
 
 
 # -- a run trained here -------------------------------------------------------------------------
@@ -456,10 +498,13 @@ def test_fine_tune_the_shipped_encoder_head_keeps_what_it_knows(data_runs):
     run, shipped = load_run(tuned), load_run(DEFAULT_RUN / "encoder")
     assert run.labels == ("neutral", "angry", "frustrated")
     assert run.training.head == shipped.training.head  # the run's own recipe
+    # ... but trained by gradient steps from its weights: a logistic fit would start afresh
+    assert shipped.training.fit == "logistic" and run.training.fit == "gradient"
     assert run.source["path"] == str(DEFAULT_RUN / "encoder") and run.source["model"] == "encoder"
     kept = run.source["kept"]
     assert kept["output"] == "new" and kept["output_rows_kept"] == ["neutral", "angry"]
-    assert kept["output_rows_new"] == ["frustrated"] and kept["layers"]
+    assert kept["output_rows_new"] == ["frustrated"]
+    assert kept["layers"] == []  # the shipped head is linear: its one layer is the output
     # the input statistics are the shipped head's, exactly
     mine = head_statistics(load_keras_head(tuned / MODEL_FILES["encoder"]))
     theirs = head_statistics(load_keras_head(DEFAULT_RUN / "encoder" / MODEL_FILES["encoder"]))

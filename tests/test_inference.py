@@ -46,8 +46,8 @@ def test_shipped_model_is_self_describing():
         assert config["labels"] == list(EMOTIONS)
         assert config["split"]["test"] == [1, 11, 20, 21]
     assert (DEFAULT_RUN / "cnn" / "saved_model" / "saved_model.pb").exists()
-    # CNN 6 MB and MLP 2 MB, as before; the encoder's head 8 MB (Keras and arrays, 4 MB each:
-    # 3,840 pooled numbers × 256 hidden units), never the encoder's weights (the package's)
+    # CNN 6 MB and MLP 2 MB, as before; the encoder's head 0.5 MB (Keras and arrays: 3,840
+    # pooled numbers × 8 emotions), never the encoder's weights (the package's)
     size = sum(f.stat().st_size for f in DEFAULT_RUN.rglob("*") if f.is_file())
     assert size < 20_000_000
     assert not list(DEFAULT_RUN.rglob("*.bin"))

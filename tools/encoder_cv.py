@@ -1,8 +1,7 @@
 """Cross-validate heads on the frozen encoder's cached states: RAVDESS six folds, other corpora.
 
     python tools/encoder_cv.py CACHE --config configs/encoder.toml --seeds 0 1 2
-    python tools/encoder_cv.py CACHE --logistic      # the issue's probe: every layer's mean and
-                                                     # std, a logistic regression
+    python tools/encoder_cv.py CACHE --config configs/encoder_probe.toml   # the issue's probe
     python tools/encoder_cv.py CACHE --config C --extra OTHER_CACHE        # + other corpora
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco       # leave one corpus out
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco --only-ravdess
@@ -36,21 +35,15 @@ from ser_cnn.training.evaluation import restrict
 from ser_cnn.training.metrics import SCORES, evaluate, mean_std
 
 RESULTS = Path("results")
-LOGISTIC_C = 0.01  # inverse L2 strength on standardised features; fixed, not tuned on test
 VAL_EVERY = 10  # LOCO: every tenth speaker (sorted ids) of a training corpus validates
 
 
 def fit_and_score(x, y, tr, va, te, config, seed, *, restrict=None) -> dict:
     """Train on ``tr`` (all versions), select on ``va``, score ``te``: one run's record."""
     started = time.perf_counter()
-    if config is None:
-        probs_val, probs = _logistic(x[0, tr], y[tr], x[0, va], x[0, te], seed)
-        epochs = None
-    else:
-        cfg = HeadTraining.from_dict(config.to_dict() | {"seed": seed})
-        model, history = fit_parts(x, y, tr, va, cfg)
-        probs_val, probs = model.predict(x[0, va], verbose=0), model.predict(x[0, te], verbose=0)
-        epochs = len(history)
+    cfg = HeadTraining.from_dict(config.to_dict() | {"seed": seed})
+    model, history = fit_parts(x, y, tr, va, cfg)
+    probs_val, probs = model.predict(x[0, va], verbose=0), model.predict(x[0, te], verbose=0)
     val = evaluate(y[va], probs_val.argmax(1), EMOTIONS)
     if restrict is None:
         test = evaluate(y[te], probs.argmax(1), EMOTIONS)
@@ -59,7 +52,7 @@ def fit_and_score(x, y, tr, va, te, config, seed, *, restrict=None) -> dict:
     return {
         **{k: test[k] for k in (*SCORES, "n", "labels", "confusion_matrix")},
         "val": {k: val[k] for k in SCORES},
-        "epochs": epochs,
+        "epochs": len(history),
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -104,22 +97,6 @@ def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False) ->
     return out
 
 
-def _logistic(x_train, y_train, x_val, x_test, seed):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    def flat(a):
-        return a.reshape(len(a), -1)
-
-    clf = make_pipeline(
-        StandardScaler(),
-        LogisticRegression(C=LOGISTIC_C, max_iter=2000, class_weight="balanced", random_state=seed),
-    )
-    clf.fit(flat(x_train), y_train)
-    return clf.predict_proba(flat(x_val)), clf.predict_proba(flat(x_test))
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("cache", type=Path, help="the RAVDESS encoder cache")
@@ -128,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--only-ravdess", action="store_true", help="(--loco) train on RAVDESS alone instead"
     )
-    p.add_argument("--config", type=Path, help="TOML of HeadTraining settings")
-    p.add_argument("--logistic", action="store_true", help="the logistic-regression probe")
-    p.add_argument("--clip-norm", action="store_true", help="(--logistic) per-clip layer norm")
+    p.add_argument("--config", type=Path, required=True, help="TOML of HeadTraining settings")
     p.add_argument(
         "--corpus-norm",
         action="store_true",
@@ -139,17 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--name", help="result name (default: the config's stem)")
     args = p.parse_args(argv)
-    if args.logistic == (args.config is not None):
-        p.error("give --config or --logistic")
     if args.loco and not args.extra:
         p.error("--loco needs --extra corpora")
-    config = None
-    if args.config:
-        config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
-    clip_norm = config.head.clip_norm if config else args.clip_norm
-    copies = config.copies if config else 0
+    config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
     manifest, x = load_pooled_set(
-        [args.cache, *args.extra], copies, clip_norm=clip_norm, corpus_norm=args.corpus_norm
+        [args.cache, *args.extra],
+        config.copies,
+        clip_norm=config.head.clip_norm,
+        corpus_norm=args.corpus_norm,
     )
     manifest, x, y = labelled(manifest, x)
     if args.loco:
@@ -159,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = {str(seed): protocol(manifest, x, y, config, seed) for seed in args.seeds}
     every = [r for run in runs.values() for r in run.values()]
     summary = {
-        "model": "encoder head" if config else "logistic regression",
+        "model": "encoder head",
         "protocol": (
             ("trained on RAVDESS alone" if args.only_ravdess else "leave one corpus out")
             if args.loco
@@ -167,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "corpora": {c: int(n) for c, n in manifest["corpus"].value_counts().items()},
         "caches": {str(c): cache_settings(c) for c in [args.cache, *args.extra]},
-        "training": config.to_dict() if config else {"C": LOGISTIC_C, "clip_norm": clip_norm},
+        "training": config.to_dict(),
         "corpus_norm": args.corpus_norm,
         "seeds": args.seeds,
         "labels": list(EMOTIONS),
@@ -180,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["per_corpus"] = {
             c: mean_std(run[c] for run in runs.values()) for c in next(iter(runs.values()))
         }
-    name = args.name or (args.config.stem if args.config else "logistic")
+    name = args.name or args.config.stem
     kind = ("ravdess_only" if args.only_ravdess else "loco") if args.loco else "cv"
     kind += "_corpusnorm" if args.corpus_norm else ""
     out = RESULTS / f"{kind}_encoder_{name}.json"

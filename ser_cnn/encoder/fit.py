@@ -2,7 +2,9 @@
 
 Each epoch every training clip is seen once, as itself or as one of its degraded copies (drawn
 uniformly, seeded), as the CNN's robust recipe does. The epoch whose weights score best on the
-validation speakers is kept; test speakers are never seen here.
+validation speakers is kept; test speakers are never seen here. Or (``fit = "logistic"``, the
+shipped recipe) a linear head is fitted in one go as a logistic regression on every clip and
+every copy: no epochs to select, so validation speakers only report.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ import numpy as np
 
 from ser_cnn.encoder.head import HeadConfig, build_head
 from ser_cnn.errors import ParameterError
+
+FITS = ("gradient", "logistic")
+LOGISTIC_ITER = 5000  # L-BFGS steps: the fit runs to convergence, not to a budget
+ABSENT_LOGIT = -30.0  # bias of a class no training clip has: its probability is ~1e-13
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,11 @@ class HeadTraining:
     seed: int = 0
     class_weights: bool = True  # neutral has half as many clips as every other emotion
     copies: int = 2  # degraded copies of each training clip drawn from (0: clean only)
+    # "gradient": AdamW epochs as above. "logistic": a linear head's softmax layer (hidden = 0)
+    # fitted as a multinomial logistic regression on every version of every training clip:
+    # convex and deterministic, so epochs, learning rate, seed and select do not apply.
+    fit: str = "gradient"
+    logistic_c: float = 0.01  # inverse L2 strength (scikit-learn's C) on standardised statistics
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
 
     def __post_init__(self) -> None:
@@ -39,6 +50,13 @@ class HeadTraining:
             raise ParameterError("epochs, batch_size and patience must be at least 1")
         if self.copies < 0:
             raise ParameterError(f"copies must be 0 or more, got {self.copies}")
+        if self.fit not in FITS:
+            raise ParameterError(f"fit must be one of {FITS}, got {self.fit!r}")
+        if self.fit == "logistic" and (self.head.hidden or self.logistic_c <= 0):
+            raise ParameterError(
+                "a logistic fit needs a linear head (hidden = 0) and logistic_c > 0, got "
+                f"hidden = {self.head.hidden}, logistic_c = {self.logistic_c}"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -107,6 +125,12 @@ def fit_head(
     # training speakers only
     mean, std = pooled_statistics(train) if statistics is None else statistics
     model = build_head(*train.shape[2:], n_classes, config.head, mean=mean, std=std)
+    if config.fit == "logistic":
+        if start is not None:
+            raise ParameterError(
+                'a logistic fit starts from nothing: fine-tune with fit = "gradient" (the default)'
+            )
+        return _fit_logistic(model, train, y_train, val, y_val, config, mean, std)
     if start is not None:
         start(model)
     model.compile(
@@ -148,3 +172,33 @@ def fit_head(
     if config.select:
         model.set_weights(best)
     return model, history
+
+
+def _fit_logistic(model, train, y_train, val, y_val, config: HeadTraining, mean, std):
+    """Set the linear head's softmax layer to a multinomial logistic regression's fit on the
+    standardised statistics of every version of every training clip; one history row."""
+    from sklearn.linear_model import LogisticRegression
+
+    versions, n = train.shape[:2]
+    x = ((train - mean) / std).reshape(versions * n, -1)  # the head's Flatten order
+    y = np.tile(y_train, versions)
+    fit = LogisticRegression(
+        C=config.logistic_c,
+        max_iter=LOGISTIC_ITER,
+        class_weight="balanced" if config.class_weights else None,
+    ).fit(x, y)
+    coef, intercept = fit.coef_, fit.intercept_
+    if len(fit.classes_) == 2:  # scikit-learn keeps one row: the second class's log-odds
+        coef, intercept = np.vstack([0 * coef, coef]), np.concatenate([[0.0], intercept])
+    output = model.get_layer("probabilities")
+    kernel = np.zeros(output.kernel.shape, "float32")
+    bias = np.full(output.bias.shape, ABSENT_LOGIT, "float32")
+    kernel[:, fit.classes_], bias[fit.classes_] = coef.T, intercept
+    output.set_weights([kernel, bias])
+    p = model.predict(train.reshape(versions * n, *train.shape[2:]), verbose=0)
+    history = {
+        "loss": float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12))),
+        "accuracy": float(np.mean(p.argmax(1) == y)),
+        "val_accuracy": float(np.mean(model.predict(val, verbose=0).argmax(1) == y_val)),
+    }
+    return model, [history]

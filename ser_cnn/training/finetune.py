@@ -188,8 +188,10 @@ class HeadSource(RunSource):
             )
 
     def config_for(self, config):
-        """``config`` (a :class:`~ser_cnn.encoder.fit.HeadTraining`) with the source's head."""
-        return dataclasses.replace(config, head=self.run.training.head)
+        """``config`` (a :class:`~ser_cnn.encoder.fit.HeadTraining`) with the source's head,
+        trained by gradient steps from the source's weights: a logistic fit starts from
+        nothing, so it would forget what the source knows."""
+        return dataclasses.replace(config, head=self.run.training.head, fit="gradient")
 
     def keras_head(self):
         from ser_cnn.encoder.serve import load_keras_head
