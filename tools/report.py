@@ -157,6 +157,8 @@ ENCODER_TRIALS = (
     "encoder_logistic",
     "encoder_logistic_multi",
     "encoder_logistic_c4",
+    "encoder_logistic_strong",  # C 0.003 and 0.03: sensitivity, never a choice
+    "encoder_logistic_weak",
 )
 # cross-corpus result files: (file prefix, what was trained)
 ENCODER_CROSS = (
