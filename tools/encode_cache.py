@@ -2,6 +2,8 @@
 
     python tools/encode_cache.py --data $RAVDESS_DIR --out data/encoder/ravdess --copies 2
     python tools/encode_cache.py --data $URDU_DIR --data $ASED_DIR --out data/encoder/other
+    python tools/encode_cache.py --data $RAVDESS_DIR --out data/encoder/ravdess_base \
+        --weights /tmp/whisper_base/model.bin     # another Whisper's weights (trials)
 
 Inputs are anything the corpus layer reads (``ser_cnn.corpora``). Babble in a RAVDESS clip's
 copies comes from the actors tested in the same published fold, so no fold ever trains on a
@@ -20,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from ser_cnn.corpora import load_many
 from ser_cnn.encoder.cache import build_cache, fold_group_pool
+from ser_cnn.encoder.light import LightEncoder
 from ser_cnn.encoder.whisper import load_encoder
 from ser_cnn.features.logmel import WhisperFeatureConfig
 from ser_cnn.ravdess import load_folds
@@ -31,16 +34,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="the cache folder")
     p.add_argument("--copies", type=int, default=2, help="degraded copies per clip (2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the copies' draws (0)")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        help="a CTranslate2 Whisper model.bin (or its folder) instead of the pinned package: "
+        "encoded by the NumPy encoder, the cache names the file's sha256",
+    )
     args = p.parse_args(argv)
     manifest, problems = load_many(args.data)
     for line in problems:
         print(f"left out: {line}", file=sys.stderr)
     started = time.perf_counter()
-    with threadpool_limits(limits=1):  # NumPy's BLAS would fight TensorFlow's threads
+    # NumPy's BLAS would fight TensorFlow's threads; the NumPy encoder (--weights) needs them
+    with threadpool_limits(limits=1 if args.weights is None else None):
         build_cache(
             manifest,
             args.out,
-            encoder=load_encoder(),
+            encoder=load_encoder() if args.weights is None else LightEncoder.load(args.weights),
             feature_config=WhisperFeatureConfig(),
             copies=args.copies,
             seed=args.seed,

@@ -5,6 +5,7 @@
     python tools/encoder_cv.py CACHE --config C --extra OTHER_CACHE        # + other corpora
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco       # leave one corpus out
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco --only-ravdess
+    python tools/encoder_cv.py CACHE --config C --beside OTHER_ENCODER_CACHE  # two encoders
 
 ``CACHE`` holds RAVDESS (tools/encode_cache.py). Six folds: the published test actors, the
 validation actors of ``ser_cnn.ravdess.split``, the other actors train, with every clip of the
@@ -97,6 +98,18 @@ def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False) ->
     return out
 
 
+def side_by_side(manifest, x: np.ndarray, other: Path, config: HeadTraining) -> np.ndarray:
+    """``x`` (versions, n, states, width) and the ``other`` encoder cache's statistics of the
+    same clips, flattened into one vector each: (versions, n, 1, width_x + width_other)."""
+    if config.head.pooling != "concat" or config.head.clip_norm:
+        raise SystemExit("--beside needs a concat head without clip_norm")
+    theirs, y = load_pooled_set([other], config.copies, clip_norm=False)
+    if list(theirs["key"]) != list(manifest["key"]):
+        raise SystemExit(f"{other} does not hold the same clips in the same order")
+    flat = [a.reshape(*a.shape[:2], 1, -1) for a in (x, y)]
+    return np.concatenate(flat, axis=-1)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("cache", type=Path, help="the RAVDESS encoder cache")
@@ -106,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         "--only-ravdess", action="store_true", help="(--loco) train on RAVDESS alone instead"
     )
     p.add_argument("--config", type=Path, required=True, help="TOML of HeadTraining settings")
+    p.add_argument(
+        "--beside",
+        type=Path,
+        help="another encoder's cache of the same clips: each clip's statistics from both, "
+        "side by side (as one hidden state: a concat head only)",
+    )
     p.add_argument(
         "--corpus-norm",
         action="store_true",
@@ -123,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         clip_norm=config.head.clip_norm,
         corpus_norm=args.corpus_norm,
     )
+    caches = [args.cache, *args.extra]
+    if args.beside:
+        x = side_by_side(manifest, x, args.beside, config)
+        caches.append(args.beside)
     manifest, x, y = labelled(manifest, x)
     if args.loco:
         protocol = functools.partial(leave_one_corpus_out, only_ravdess=args.only_ravdess)
@@ -138,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             else "RAVDESS six folds"
         ),
         "corpora": {c: int(n) for c, n in manifest["corpus"].value_counts().items()},
-        "caches": {str(c): cache_settings(c) for c in [args.cache, *args.extra]},
+        "caches": {str(c): cache_settings(c) for c in caches},
         "training": config.to_dict(),
         "corpus_norm": args.corpus_norm,
         "seeds": args.seeds,

@@ -159,6 +159,8 @@ ENCODER_TRIALS = (
     "encoder_logistic_c4",
     "encoder_logistic_strong",  # C 0.003 and 0.03: sensitivity, never a choice
     "encoder_logistic_weak",
+    "encoder_logistic_base",  # multilingual Whisper base instead of tiny.en
+    "encoder_logistic_tiny_base",  # both encoders side by side
 )
 # cross-corpus result files: (file prefix, what was trained)
 ENCODER_CROSS = (
