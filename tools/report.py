@@ -249,7 +249,7 @@ def encoder_cross(root: str) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for prefix, trained in ENCODER_CROSS:
-        for head in (ENCODER_HEAD, "encoder_concat", "encoder_clipnorm"):
+        for head in (ENCODER_HEAD, "encoder_logistic_base", "encoder_concat", "encoder_clipnorm"):
             name = f"{prefix}_encoder_{head}.json"
             s = _load(name)
             if s is None:
