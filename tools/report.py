@@ -128,17 +128,14 @@ def headline(root: str) -> str:
     return "\n".join(_score_rows(root, lines))
 
 
-# The encoder model's recipes: the shipped one (the issue's probe trained on the degraded copies
-# too: the plan of configs/encoder_logistic.toml), the head shipped before it (the one the plan
-# of configs/encoder.toml chose on validation actors), the multi-corpus trial with its three
-# seeds (the plan of configs/encoder_clipnorm.toml kept neither per-clip normalisation nor the
-# other corpora), and the issue's probe.
+# The encoder model's recipes in the README: the shipped one (the issue's probe trained on the
+# degraded copies too: the plan of configs/encoder_logistic.toml) and the multi-corpus trial with
+# its three seeds (the plan of configs/encoder_clipnorm.toml kept neither per-clip normalisation
+# nor the other corpora).
 ENCODER_MULTI = "cv_encoder_encoder_clipnorm_multi.json"
 ENCODER_MULTI_MORE = "cv_encoder_encoder_clipnorm_multi_seeds12.json"  # its seeds 1 and 2
 ENCODER_HEAD = "encoder_logistic"  # the shipped recipe's config stem
 ENCODER_CHOSEN = f"cv_encoder_{ENCODER_HEAD}.json"
-ENCODER_BEFORE = "cv_encoder_encoder_concat.json"
-ENCODER_PROBE = "cv_encoder_encoder_probe.json"
 ENCODER = "frozen Whisper tiny.en encoder"
 # tools/encoder_cv.py result files of the encoder's trials on RAVDESS, in the order tried
 ENCODER_TRIALS = (
@@ -184,24 +181,19 @@ def _multi_encoder() -> dict | None:
 
 
 def _encoder_lines() -> list[tuple[str, str, dict | None]]:
-    """The encoder model's rows: the shipped head and the one before it over their seeds, the
-    multi-corpus trial over its seeds, and the issue's probe."""
-    chosen, multi, probe = _load(ENCODER_CHOSEN), _multi_encoder(), _load(ENCODER_PROBE)
+    """The encoder model's README rows: the shipped head and the multi-corpus trial over their
+    seeds (the head shipped before and the issue's probe are rows of docs/results.md's encoder
+    table, with every other trial)."""
     lines = []
     for summary, name, what in (
         (
-            chosen,
+            _load(ENCODER_CHOSEN),
             ENCODER_CHOSEN,
             "**shipped**: a logistic regression on every layer, trained on the degraded copies "
             "too (`configs/encoder_logistic.toml`; deterministic, so its seeds agree)",
         ),
         (
-            _load(ENCODER_BEFORE),
-            ENCODER_BEFORE,
-            "shipped before: a 256-unit hidden layer (`configs/encoder_concat.toml`)",
-        ),
-        (
-            multi,
+            _multi_encoder(),
             ENCODER_MULTI,
             "per-clip normalised, trained with URDU, ASED and nEMO too (not kept; "
             f"seeds 1, 2 in `results/{ENCODER_MULTI_MORE}`)",
@@ -212,9 +204,6 @@ def _encoder_lines() -> list[tuple[str, str, dict | None]]:
             runs = sum(len(r) for r in summary["runs"].values())
             label = f"{ENCODER} + head, {what}, seeds {seeds}: each run alone ({runs} fold runs)"
             lines.append((label, name, summary))
-    if probe:
-        label = f"{ENCODER} + logistic regression on the clips as recorded (the issue's probe)"
-        lines.append((label, ENCODER_PROBE, probe))
     return lines
 
 
