@@ -4,7 +4,7 @@ The shipped head sees each hidden state pooled into its mean and std over the cl
 This trial gives the head the frames themselves: every layer standardised, weighed by learned
 softmax weights, projected, one convolution over time, attentive statistics pooling (masked to
 the clip's own frames), a dense layer. Same data, copies, class weights, optimiser, epoch
-selection and splits as the shipped recipe (configs/encoder_concat.toml).
+selection and splits as the concat head (configs/encoder_concat.toml, shipped when tried).
 
 Plan, fixed before scoring: RAVDESS six folds, seed 0, decided on the 12 validation actors
 (test read only after). Kept for a three-seed run only if its mean validation accuracy beats the
@@ -17,6 +17,7 @@ shipped head's seed-0 figure (results/cv_encoder_encoder_concat.json, per_seed[0
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_cnn.encoder.cache import load_manifest, state_file
+from ser_cnn.encoder.fit import HeadTraining, train_epochs
 from ser_cnn.encoder.train import ravdess_parts
 from ser_cnn.ravdess import EMOTIONS, load_folds, split
 from ser_cnn.training.metrics import SCORES, evaluate, mean_std
@@ -34,8 +36,8 @@ COPIES = 2  # as the shipped recipe
 STRIDE = 2  # frames averaged in pairs: 25 per second (40 ms) is fine for prosody, halves cost
 WIDTH = 128  # projected frame width and convolution channels
 KERNEL = 5  # frames (200 ms after the stride)
-EPOCHS, PATIENCE, BATCH = 60, 15, 32  # as HeadTraining
-LEARNING_RATE, WEIGHT_DECAY, DROPOUT = 1e-3, 1e-2, 0.3
+TRAINING = HeadTraining(copies=COPIES)  # epochs, patience, batch, AdamW rates: the shipped heads'
+DROPOUT = 0.3
 
 
 def load_frames(cache: Path, copies: int) -> tuple:
@@ -95,37 +97,16 @@ def fit_fold(x, lengths, y, tr, va, seed):
     mean = frames.mean(axis=0)[:, None, :]
     std = frames.std(axis=0)[:, None, :] + 1e-6
     model = build(*x.shape[2:], len(EMOTIONS), mean, std)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(LEARNING_RATE, weight_decay=WEIGHT_DECAY),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    y_tr, l_tr = y[tr], lengths[:, tr]
-    counts = np.bincount(y_tr, minlength=len(EMOTIONS))
-    class_weight = {c: len(y_tr) / (len(EMOTIONS) * counts[c]) for c in range(len(EMOTIONS))}
+    l_tr = lengths[:, tr]
+    index = np.arange(train.shape[1])
+
+    def draw():
+        version = rng.integers(len(train), size=len(index))
+        return [train[version, index].astype("f4"), l_tr[version, index]]
+
     val = [x[0, va].astype("f4"), lengths[0, va]]
-    best, best_acc, since, history = None, -1.0, 0, []
-    index = np.arange(len(y_tr))
-    for _ in range(EPOCHS):
-        version = rng.integers(len(train), size=len(y_tr))
-        xb = train[version, index].astype("f4")
-        h = model.fit(
-            [xb, l_tr[version, index]],
-            y_tr,
-            batch_size=BATCH,
-            epochs=1,
-            class_weight=class_weight,
-            verbose=0,
-        ).history
-        acc = float(np.mean(model.predict(val, verbose=0).argmax(1) == y[va]))
-        history.append({"loss": h["loss"][0], "val_accuracy": acc})
-        if acc > best_acc:
-            best, best_acc, since = model.get_weights(), acc, 0
-        else:
-            since += 1
-            if since >= PATIENCE:
-                break
-    model.set_weights(best)
+    config = dataclasses.replace(TRAINING, seed=seed)
+    history = train_epochs(model, draw, y[tr], val, y[va], len(EMOTIONS), config)
     return model, history
 
 
@@ -144,11 +125,11 @@ def summarise(runs: dict, seed: int) -> dict:
             "stride": STRIDE,
             "width": WIDTH,
             "kernel": KERNEL,
-            "epochs": EPOCHS,
-            "patience": PATIENCE,
-            "batch_size": BATCH,
-            "learning_rate": LEARNING_RATE,
-            "weight_decay": WEIGHT_DECAY,
+            "epochs": TRAINING.epochs,
+            "patience": TRAINING.patience,
+            "batch_size": TRAINING.batch_size,
+            "learning_rate": TRAINING.learning_rate,
+            "weight_decay": TRAINING.weight_decay,
             "dropout": DROPOUT,
         },
         "seeds": [seed],

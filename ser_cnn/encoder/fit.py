@@ -133,6 +133,29 @@ def fit_head(
         return _fit_logistic(model, train, y_train, val, y_val, config, mean, std)
     if start is not None:
         start(model)
+    index = np.arange(len(y_train))
+    history = train_epochs(
+        model,
+        lambda: train[rng.integers(len(train), size=len(y_train)), index],
+        y_train,
+        val,
+        y_val,
+        n_classes,
+        config,
+    )
+    return model, history
+
+
+def train_epochs(model, draw: Callable, y_train, val, y_val, n_classes: int, config: HeadTraining):
+    """Compile ``model`` (AdamW, ``config``'s rates) and train it epoch by epoch on ``draw()``'s
+    inputs for ``y_train`` (each epoch draws again: a clip as recorded or one of its copies),
+    with class weights when ``config.class_weights``; keep the weights of the epoch with the best
+    accuracy on ``val`` (``config.select``, stopping after ``config.patience`` epochs without
+    one), else the last. Returns the history: per epoch the loss, accuracy and validation
+    accuracy. Any model whose inputs ``draw`` and ``val`` give trains so (tools/frames_trial.py's
+    frame-level head too)."""
+    import keras
+
     model.compile(
         optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
         loss="sparse_categorical_crossentropy",
@@ -145,11 +168,9 @@ def fit_head(
         else None
     )
     best, best_acc, since, history = None, -1.0, 0, []
-    index = np.arange(len(y_train))
     for _ in range(config.epochs):
-        x = train[rng.integers(len(train), size=len(y_train)), index]
         h = model.fit(
-            x,
+            draw(),
             y_train,
             batch_size=config.batch_size,
             epochs=1,
@@ -171,7 +192,7 @@ def fit_head(
                 break
     if config.select:
         model.set_weights(best)
-    return model, history
+    return history
 
 
 def _fit_logistic(model, train, y_train, val, y_val, config: HeadTraining, mean, std):
