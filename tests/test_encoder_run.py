@@ -132,6 +132,54 @@ def test_a_logistic_head_refuses_what_it_cannot_be():
         fit_head(x, y, x[0], y, 2, config, start=lambda model: None)
 
 
+def test_corpus_shares_weigh_each_corpus_and_balance_its_classes():
+    from ser_cnn.encoder.fit import corpus_weights
+
+    corpora = np.array(["ravdess"] * 6 + ["a"] * 3 + ["b"] * 5)
+    y = np.array([0, 0, 1, 1, 1, 1, 0, 1, 1, 2, 2, 2, 2, 3])
+    w = corpus_weights(corpora, y, {"ravdess": 0.5})
+    share = {c: w[corpora == c].sum() / w.sum() for c in ("ravdess", "a", "b")}
+    # ravdess its half, the two others the rest alike; sums of a few floats: rounding only
+    assert share == pytest.approx({"ravdess": 0.5, "a": 0.25, "b": 0.25}, abs=1e-12)
+    assert w.mean() == pytest.approx(1.0, abs=1e-12)
+    for c in ("ravdess", "a", "b"):  # within a corpus every class present weighs alike
+        mine = corpora == c
+        per_class = [w[mine & (y == k)].sum() for k in np.unique(y[mine])]
+        np.testing.assert_allclose(per_class, per_class[0], rtol=1e-12)
+    # a named corpus absent: the shares of those present, scaled to the whole
+    alone = corpus_weights(corpora[6:], y[6:], {"ravdess": 0.5})
+    assert alone[:3].sum() == pytest.approx(alone[3:].sum(), abs=1e-12)
+
+
+def test_corpus_shares_change_the_logistic_fit_as_sample_weights():
+    from sklearn.linear_model import LogisticRegression
+
+    from ser_cnn.encoder.fit import corpus_weights, fit_head, pooled_statistics
+
+    x, y = _separable(np.random.default_rng(5), 3)
+    corpora = np.where(np.arange(len(y)) < 45, "big", "small")
+    share = {"small": 0.8}
+    config = HeadTraining(
+        fit="logistic", logistic_c=0.1, corpus_share=share, head=HeadConfig("concat", hidden=0)
+    )
+    model, _ = fit_head(x, y, x[0], y, 3, config, corpora=corpora)
+    mean, std = pooled_statistics(x)
+    flat = ((x - mean) / std).reshape(2 * len(y), -1)
+    weights = np.tile(corpus_weights(corpora, y, share), 2)
+    reference = LogisticRegression(C=0.1, max_iter=5000).fit(flat, np.tile(y, 2), weights)
+    # float32 head vs float64 scikit-learn, the same coefficients: rounding only
+    expected = reference.predict_proba(flat[: len(y)])
+    np.testing.assert_allclose(model.predict(x[0], verbose=0), expected, atol=1e-5)
+    plain = fit_head(x, y, x[0], y, 3, HeadTraining(**{**config.__dict__, "corpus_share": {}}))[0]
+    assert np.abs(plain.predict(x[0], verbose=0) - expected).max() > 1e-3  # the weights matter
+    with pytest.raises(ParameterError, match="each training clip's corpus"):
+        fit_head(x, y, x[0], y, 3, config)
+    with pytest.raises(ParameterError, match="corpus_share needs"):
+        HeadTraining(corpus_share={"a": 0.5})  # a gradient fit
+    with pytest.raises(ParameterError, match="corpus_share needs"):
+        HeadTraining(fit="logistic", head=HeadConfig(hidden=0), corpus_share={"a": 0.7, "b": 0.6})
+
+
 # -- a run trained here -------------------------------------------------------------------------
 
 
@@ -407,6 +455,45 @@ def test_babble_of_data_copies_comes_from_the_same_folds_test_speakers(tmp_path)
         talkers = set(groups[np.asarray(pool(manifest, i), dtype=int)])
         fold = next(f for f in folds if groups[i] in f.test)
         assert talkers and talkers <= set(fold.test) - {groups[i]}
+
+
+def test_clip_version_gives_the_very_audio_the_cache_encoded(encoder_cache):
+    """Another view of the cached clips (tools/view_trial.py) sees the same degraded copies."""
+    from ser_cnn.corpora import load_many
+    from ser_cnn.encoder.cache import (
+        _same_corpus_other_speakers,
+        cache_settings,
+        clip_keys,
+        clip_version,
+        state_file,
+    )
+    from ser_cnn.encoder.light import LightEncoder
+
+    manifest, _ = load_many([str(REPO / "examples")])
+    manifest["key"] = clip_keys(manifest)
+    config = WhisperFeatureConfig()
+
+    def samples(k):
+        return load_audio(manifest.at[k, "path"], target_sr=config.sample_rate)
+
+    encoder, seed, degraded = LightEncoder.load(), cache_settings(encoder_cache)["seed"], 0
+    for i, key in enumerate(manifest["key"]):
+        y = clip_version(
+            manifest,
+            i,
+            1,
+            sr=config.sample_rate,
+            seed=seed,
+            pool=_same_corpus_other_speakers,
+            samples=samples,
+            usable=lambda k: True,
+        )
+        degraded += not np.array_equal(y, samples(i))  # a draw may leave a clip as it was
+        states = encoder.encode([config.compute(y, sr=config.sample_rate)])[0]
+        cached = np.load(encoder_cache / state_file(key, 1)).astype(np.float32)
+        # the cache stores float16: its rounding (~5e-4 relative) of states up to ~10
+        np.testing.assert_allclose(states, cached, atol=0.02)
+    assert degraded >= 3
 
 
 def test_a_data_cache_resumes_grows_its_copies_and_leaves_out_what_it_cannot_read(tmp_path):

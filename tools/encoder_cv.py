@@ -6,6 +6,7 @@
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco       # leave one corpus out
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco --only-ravdess
     python tools/encoder_cv.py CACHE --config C --beside OTHER_ENCODER_CACHE  # two encoders
+    python tools/encoder_cv.py CACHE --config C --view    # + the CNN's view (tools/view_trial.py)
 
 ``CACHE`` holds RAVDESS (tools/encode_cache.py). Six folds: the published test actors, the
 validation actors of ``ser_cnn.ravdess.split``, the other actors train, with every clip of the
@@ -39,11 +40,11 @@ RESULTS = Path("results")
 VAL_EVERY = 10  # LOCO: every tenth speaker (sorted ids) of a training corpus validates
 
 
-def fit_and_score(x, y, tr, va, te, config, seed, *, restrict=None) -> dict:
+def fit_and_score(x, y, tr, va, te, config, seed, *, corpora, restrict=None) -> dict:
     """Train on ``tr`` (all versions), select on ``va``, score ``te``: one run's record."""
     started = time.perf_counter()
     cfg = HeadTraining.from_dict(config.to_dict() | {"seed": seed})
-    model, history = fit_parts(x, y, tr, va, cfg)
+    model, history = fit_parts(x, y, tr, va, cfg, corpora=corpora)
     probs_val, probs = model.predict(x[0, va], verbose=0), model.predict(x[0, te], verbose=0)
     val = evaluate(y[va], probs_val.argmax(1), EMOTIONS)
     if restrict is None:
@@ -71,7 +72,9 @@ def six_folds(manifest, x, y, config, seed) -> dict:
     out = {}
     for fold in sorted(load_folds()):
         tr, va, te = ravdess_parts(manifest, split(fold))
-        out[str(fold)] = fit_and_score(x, y, tr, va, te, config, seed)
+        out[str(fold)] = fit_and_score(
+            x, y, tr, va, te, config, seed, corpora=manifest["corpus"].to_numpy()
+        )
         r = out[str(fold)]
         print(f"seed {seed} fold {fold}: test {r['accuracy']:.3f} val {r['val']['accuracy']:.3f}")
     return out
@@ -91,7 +94,15 @@ def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False) ->
         train = corpus == "ravdess" if only_ravdess else ~te
         emotions = tuple(e for e in EMOTIONS if e in set(manifest.loc[te, "emotion"]))
         out[left] = fit_and_score(
-            x, y, train & ~is_val, train & is_val, te, config, seed, restrict=emotions
+            x,
+            y,
+            train & ~is_val,
+            train & is_val,
+            te,
+            config,
+            seed,
+            corpora=corpus,
+            restrict=emotions,
         )
         r = out[left]
         print(f"seed {seed} left out {left}: UAR {r['uar']:.3f} val {r['val']['accuracy']:.3f}")
@@ -110,6 +121,21 @@ def side_by_side(manifest, x: np.ndarray, other: Path, config: HeadTraining) -> 
     return np.concatenate(flat, axis=-1)
 
 
+def with_view(x: np.ndarray, caches: list[Path], config: HeadTraining) -> np.ndarray:
+    """``x`` (versions, n, states, width) flattened, each clip's CNN view (``tools/view_trial.py``:
+    ``<cache>/view.copy<j>.npy``, the caches' clips one after another) beside it:
+    (versions, n, 1, width_x + view)."""
+    if config.head.pooling != "concat":
+        raise SystemExit("--view needs a concat head")
+    view = np.stack(
+        [
+            np.concatenate([np.load(c / f"view.copy{j}.npy") for c in caches])
+            for j in range(config.copies + 1)
+        ]
+    )[:, :, None, :]
+    return np.concatenate([x.reshape(*x.shape[:2], 1, -1), view], axis=-1)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("cache", type=Path, help="the RAVDESS encoder cache")
@@ -124,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="another encoder's cache of the same clips: each clip's statistics from both, "
         "side by side (as one hidden state: a concat head only)",
+    )
+    p.add_argument(
+        "--view",
+        action="store_true",
+        help="each clip's CNN view (tools/view_trial.py) beside its statistics (a concat head)",
     )
     p.add_argument(
         "--corpus-norm",
@@ -146,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.beside:
         x = side_by_side(manifest, x, args.beside, config)
         caches.append(args.beside)
+    if args.view:
+        x = with_view(x, [args.cache, *args.extra], config)
     manifest, x, y = labelled(manifest, x)
     if args.loco:
         protocol = functools.partial(leave_one_corpus_out, only_ravdess=args.only_ravdess)
@@ -164,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "caches": {str(c): cache_settings(c) for c in caches},
         "training": config.to_dict(),
         "corpus_norm": args.corpus_norm,
+        "view": args.view,
         "seeds": args.seeds,
         "labels": list(EMOTIONS),
         **mean_std(every),

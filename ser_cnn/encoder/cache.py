@@ -108,7 +108,6 @@ def build_cache(
         Two clips with one key, a cache of other settings in ``out_dir``, or (``strict``) a clip
         that cannot be analysed.
     """
-    from ser_cnn.audio.degrade import augment
     from ser_cnn.audio.io import load_audio
 
     out_dir = Path(out_dir)
@@ -171,11 +170,9 @@ def build_cache(
     for i, j in todo:
         if not usable(i):
             continue
-        y = samples(i)
-        if j > 0:
-            rng = np.random.default_rng([seed, zlib.crc32(manifest.at[i, "key"].encode()), j])
-            talkers = [k for k in _draw(pool(manifest, i), rng) if usable(k)]
-            y = augment(y, sr, rng=rng, babble=[samples(k) for k in talkers])
+        y = clip_version(
+            manifest, i, j, sr=sr, seed=seed, pool=pool, samples=samples, usable=usable
+        )
         try:
             log_mel = feature_config.compute(y, sr=sr)
         except AudioError as err:  # e.g. silent: no speech to trim to
@@ -210,6 +207,34 @@ def build_cache(
             stale.unlink()
     atomic_write_text(out_dir / MANIFEST_FILE, text)
     return out_dir
+
+
+def clip_version(
+    manifest: pd.DataFrame,
+    i: int,
+    j: int,
+    *,
+    sr: int,
+    seed: int,
+    pool: Callable[[pd.DataFrame, int], Sequence[int]],
+    samples: Callable[[int], np.ndarray],
+    usable: Callable[[int], bool],
+) -> np.ndarray:
+    """Version ``j`` of clip ``i`` of a cache's ``manifest`` (with its ``key``): the samples as
+    recorded (``j`` = 0) or degraded copy ``j``, drawn as the cache draws it, so any other view
+    of the cached clips can be computed from the very same audio.
+
+    ``samples(k)`` gives clip ``k``'s samples at ``sr``; ``usable(k)`` whether it loads (a clip
+    that does not is no babble talker); ``pool`` as :func:`build_cache`'s ``babble_pool``.
+    """
+    from ser_cnn.audio.degrade import augment
+
+    y = samples(i)
+    if j == 0:
+        return y
+    rng = np.random.default_rng([seed, zlib.crc32(manifest.at[i, "key"].encode()), j])
+    talkers = [k for k in _draw(pool(manifest, i), rng) if usable(k)]
+    return augment(y, sr, rng=rng, babble=[samples(k) for k in talkers])
 
 
 def load_states(
