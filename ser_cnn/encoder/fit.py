@@ -43,6 +43,10 @@ class HeadTraining:
     # convex and deterministic, so epochs, learning rate, seed and select do not apply.
     fit: str = "gradient"
     logistic_c: float = 0.01  # inverse L2 strength (scikit-learn's C) on standardised statistics
+    # Fixed shares of the (logistic) fit for named corpora, e.g. {"ravdess": 0.5}: the training
+    # corpora not named share the rest equally, classes balanced within each corpus (sample
+    # weights). Empty: every clip counts alike (class_weights over all of them).
+    corpus_share: dict[str, float] = dataclasses.field(default_factory=dict)
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
 
     def __post_init__(self) -> None:
@@ -56,6 +60,13 @@ class HeadTraining:
             raise ParameterError(
                 "a logistic fit needs a linear head (hidden = 0) and logistic_c > 0, got "
                 f"hidden = {self.head.hidden}, logistic_c = {self.logistic_c}"
+            )
+
+        shares = self.corpus_share.values()
+        if shares and (self.fit != "logistic" or min(shares) <= 0 or sum(shares) > 1):
+            raise ParameterError(
+                'corpus_share needs fit = "logistic" and shares above 0 that sum to at most 1, '
+                f"got fit = {self.fit!r}, corpus_share = {self.corpus_share}"
             )
 
     def to_dict(self) -> dict:
@@ -93,6 +104,7 @@ def fit_head(
     *,
     statistics: tuple[np.ndarray, np.ndarray] | None = None,
     start: Callable | None = None,
+    corpora: np.ndarray | None = None,
 ):
     """Train a head and return it at its best validation epoch (or its last, see ``select``).
 
@@ -111,6 +123,8 @@ def fit_head(
     start : callable, optional
         ``start(model)`` before training: fine-tuning copies a run's weights into the new head
         (:meth:`ser_cnn.training.finetune.HeadSource.transfer`); default: random weights.
+    corpora : np.ndarray of str, shape (n,), optional
+        Each training clip's corpus: needed where ``config.corpus_share`` names shares.
 
     Returns
     -------
@@ -130,7 +144,12 @@ def fit_head(
             raise ParameterError(
                 'a logistic fit starts from nothing: fine-tune with fit = "gradient" (the default)'
             )
-        return _fit_logistic(model, train, y_train, val, y_val, config, mean, std)
+        weights = None
+        if config.corpus_share:
+            if corpora is None:
+                raise ParameterError("corpus_share needs each training clip's corpus")
+            weights = corpus_weights(corpora, y_train, config.corpus_share, config.class_weights)
+        return _fit_logistic(model, train, y_train, val, y_val, config, mean, std, weights)
     if start is not None:
         start(model)
     index = np.arange(len(y_train))
@@ -195,9 +214,37 @@ def train_epochs(model, draw: Callable, y_train, val, y_val, n_classes: int, con
     return history
 
 
-def _fit_logistic(model, train, y_train, val, y_val, config: HeadTraining, mean, std):
+def corpus_weights(
+    corpora: np.ndarray, y: np.ndarray, share: dict[str, float], balanced: bool = True
+) -> np.ndarray:
+    """Sample weights giving each corpus present its share of the total: the ``share`` of the
+    corpora it names (scaled up where named corpora are absent), the rest split equally among
+    the others; within a corpus, each class present alike (``balanced``) or each clip alike.
+
+    Returns
+    -------
+    np.ndarray, shape (n,), float64, mean 1
+    """
+    names = sorted(set(corpora))
+    others = [c for c in names if c not in share]
+    rest = max(1.0 - sum(share[c] for c in names if c in share), 0.0)
+    part = {c: share[c] if c in share else rest / len(others) for c in names}
+    total = sum(part.values())
+    w = np.zeros(len(y))
+    for c in names:
+        mine = corpora == c
+        if balanced:
+            counts = np.bincount(y[mine])
+            w[mine] = part[c] / (np.count_nonzero(counts) * counts[y[mine]])
+        else:
+            w[mine] = part[c] / mine.sum()
+    return w * len(y) / total
+
+
+def _fit_logistic(model, train, y_train, val, y_val, config: HeadTraining, mean, std, weights):
     """Set the linear head's softmax layer to a multinomial logistic regression's fit on the
-    standardised statistics of every version of every training clip; one history row."""
+    standardised statistics of every version of every training clip (``weights``: each clip's
+    sample weight instead of balanced classes); one history row."""
     from sklearn.linear_model import LogisticRegression
 
     versions, n = train.shape[:2]
@@ -206,8 +253,8 @@ def _fit_logistic(model, train, y_train, val, y_val, config: HeadTraining, mean,
     fit = LogisticRegression(
         C=config.logistic_c,
         max_iter=LOGISTIC_ITER,
-        class_weight="balanced" if config.class_weights else None,
-    ).fit(x, y)
+        class_weight="balanced" if config.class_weights and weights is None else None,
+    ).fit(x, y, sample_weight=None if weights is None else np.tile(weights, versions))
     coef, intercept = fit.coef_, fit.intercept_
     if len(fit.classes_) == 2:  # scikit-learn keeps one row: the second class's log-odds
         coef, intercept = np.vstack([0 * coef, coef]), np.concatenate([[0.0], intercept])

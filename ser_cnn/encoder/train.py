@@ -99,11 +99,15 @@ def ravdess_parts(manifest: pd.DataFrame, parts: Split) -> tuple[np.ndarray, ...
     return tr, np.isin(actors, parts.val), np.isin(actors, parts.test)
 
 
-def fit_parts(x, y, tr, va, config: HeadTraining, n_classes: int = len(EMOTIONS), **start):
+def fit_parts(
+    x, y, tr, va, config: HeadTraining, n_classes: int = len(EMOTIONS), corpora=None, **start
+):
     """Fit a head on ``tr`` (every version: as recorded and degraded) and select it on ``va``
-    (as recorded): :func:`ser_cnn.encoder.fit.fit_head`'s model and history (``start``: its
-    ``statistics`` and ``start`` for fine-tuning)."""
-    return fit_head(x[:, tr], y[tr], x[0, va], y[va], n_classes, config, **start)
+    (as recorded): :func:`ser_cnn.encoder.fit.fit_head`'s model and history (``corpora``: every
+    clip's corpus, for ``config.corpus_share``; ``start``: its ``statistics`` and ``start`` for
+    fine-tuning)."""
+    mine = None if corpora is None else np.asarray(corpora)[tr]
+    return fit_head(x[:, tr], y[tr], x[0, va], y[va], n_classes, config, corpora=mine, **start)
 
 
 # -- any labelled data: its cache and its folds ------------------------------------------------
@@ -363,7 +367,8 @@ def train_encoder(
             "statistics": start.statistics(),
             "start": lambda model: kept.update(start.transfer(model, labels)),
         }
-    model, history = fit_parts(x, y, tr, va, config, len(labels), **fine_tune)
+    corpora = manifest["corpus"].to_numpy()
+    model, history = fit_parts(x, y, tr, va, config, len(labels), corpora, **fine_tune)
     # Saved: the head without its optimizer state, the same weights and statistics
     mean, std = fine_tune.get("statistics") or pooled_statistics(x[:, tr])
     plain = build_head(*x.shape[2:], len(labels), config.head, mean=mean, std=std)
