@@ -6,7 +6,7 @@
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco       # leave one corpus out
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco --only-ravdess
     python tools/encoder_cv.py CACHE --config C --beside OTHER_ENCODER_CACHE  # two encoders
-    python tools/encoder_cv.py CACHE --config C --view    # + the CNN's view (tools/view_trial.py)
+    python tools/encoder_cv.py CACHE --config C --view view   # + <cache>/view.copy<j>.npy
 
 ``CACHE`` holds RAVDESS (tools/encode_cache.py). Six folds: the published test actors, the
 validation actors of ``ser_cnn.ravdess.split``, the other actors train, with every clip of the
@@ -121,15 +121,15 @@ def side_by_side(manifest, x: np.ndarray, other: Path, config: HeadTraining) -> 
     return np.concatenate(flat, axis=-1)
 
 
-def with_view(x: np.ndarray, caches: list[Path], config: HeadTraining) -> np.ndarray:
-    """``x`` (versions, n, states, width) flattened, each clip's CNN view (``tools/view_trial.py``:
-    ``<cache>/view.copy<j>.npy``, the caches' clips one after another) beside it:
-    (versions, n, 1, width_x + view)."""
+def with_view(x: np.ndarray, caches: list[Path], name: str, config: HeadTraining) -> np.ndarray:
+    """``x`` (versions, n, states, width) flattened, each clip's other numbers beside it
+    (``<cache>/<name>.copy<j>.npy``: tools/view_trial.py's CNN view, tools/delta_trial.py's
+    dynamics; the caches' clips one after another): (versions, n, 1, width_x + theirs)."""
     if config.head.pooling != "concat":
         raise SystemExit("--view needs a concat head")
     view = np.stack(
         [
-            np.concatenate([np.load(c / f"view.copy{j}.npy") for c in caches])
+            np.concatenate([np.load(c / f"{name}.copy{j}.npy") for c in caches])
             for j in range(config.copies + 1)
         ]
     )[:, :, None, :]
@@ -153,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--view",
-        action="store_true",
-        help="each clip's CNN view (tools/view_trial.py) beside its statistics (a concat head)",
+        metavar="NAME",
+        help="each clip's <cache>/NAME.copy<j>.npy beside its statistics (a concat head): "
+        "view (tools/view_trial.py), delta (tools/delta_trial.py)",
     )
     p.add_argument(
         "--corpus-norm",
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         x = side_by_side(manifest, x, args.beside, config)
         caches.append(args.beside)
     if args.view:
-        x = with_view(x, [args.cache, *args.extra], config)
+        x = with_view(x, [args.cache, *args.extra], args.view, config)
     manifest, x, y = labelled(manifest, x)
     if args.loco:
         protocol = functools.partial(leave_one_corpus_out, only_ravdess=args.only_ravdess)

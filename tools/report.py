@@ -158,7 +158,11 @@ ENCODER_TRIALS = (
     "encoder_logistic_weak",
     "encoder_logistic_base",  # multilingual Whisper base instead of tiny.en
     "encoder_logistic_tiny_base",  # both encoders side by side
+    "encoder_logistic_view",  # the CNN's view beside (tools/view_trial.py)
+    "encoder_logistic_share50",  # + URDU, ASED, nEMO, RAVDESS half of the fit
+    "encoder_logistic_share25",  # ... a quarter, every corpus alike
 )
+CORPUS_NAMES = {"ravdess": "RAVDESS", "urdu": "URDU", "ased": "ASED", "nemo": "nEMO"}
 # cross-corpus result files: (file prefix, what was trained)
 ENCODER_CROSS = (
     ("ravdess_only", "RAVDESS alone"),
@@ -220,7 +224,10 @@ def encoder(root: str) -> str:
             continue
         first = str(s["seeds"][0])
         val = sum(f["val"]["accuracy"] for f in s["runs"][first].values()) / len(s["runs"][first])
-        extra = " + URDU, ASED, nEMO" if trial.endswith("_multi") else ""
+        others = [
+            n for c, n in CORPUS_NAMES.items() if c in s.get("corpora", ()) and n != "RAVDESS"
+        ]
+        extra = f" + {', '.join(others)}" if others else ""
         cells = " | ".join(_pm(s, k) for k, _ in SCORES)
         seeds = ", ".join(str(x) for x in s["seeds"])
         rows.append(
@@ -238,7 +245,15 @@ def encoder_cross(root: str) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for prefix, trained in ENCODER_CROSS:
-        for head in (ENCODER_HEAD, "encoder_logistic_base", "encoder_concat", "encoder_clipnorm"):
+        for head in (
+            ENCODER_HEAD,
+            "encoder_logistic_share50",
+            "encoder_logistic_share25",
+            "encoder_logistic_view",
+            "encoder_logistic_base",
+            "encoder_concat",
+            "encoder_clipnorm",
+        ):
             name = f"{prefix}_encoder_{head}.json"
             s = _load(name)
             if s is None:

@@ -2,14 +2,14 @@
 
     python tools/view_trial.py --data $RAVDESS_DIR --cache data/encoder/ravdess
     python tools/encoder_cv.py data/encoder/ravdess --config configs/encoder_logistic_view.toml \
-        --view
+        --view view
 
 For every clip of an encoder cache and each of its degraded copies (the very same audio:
 :func:`ser_cnn.encoder.cache.clip_version`), a summary of what the from-scratch CNN sees and
 the encoder may not keep: the CNN's 64-band log-mel of the trimmed, level-set clip (each band's
 mean and spread over frames, and the spread of its frame-to-frame change) and the clip's pitch
 and loudness contour (YIN). Written to ``<cache>/view.copy<j>.npy`` (clips in the cache
-manifest's order), read by ``tools/encoder_cv.py --view``. ``--data`` is what the cache was
+manifest's order), read by ``tools/encoder_cv.py --view view``. ``--data`` is what the cache was
 made from (the babble of a copy is drawn from its rows).
 """
 
