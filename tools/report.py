@@ -17,7 +17,9 @@ import argparse
 import functools
 import importlib.util
 import json
+import math
 import re
+import statistics
 import sys
 import textwrap
 from collections.abc import Callable
@@ -565,18 +567,42 @@ def _encoder_robustness(encoder: dict, cnn: dict, accuracy, cost) -> str:
     conditions = [c for c in encoder["conditions"] if c != "clean"]
     worse = [c for c in conditions if cost(encoder, c) > cost(cnn, c)]
     below = [c for c in conditions if accuracy(encoder, c) < accuracy(cnn, c)]
+    margin = ""
+    if worse:
+        extra = [cost(encoder, c) - cost(cnn, c) for c in worse]
+        errors = max(_paired_errors(encoder, cnn, c, accuracy) for c in worse)
+        margin = (
+            f" (by {_span(extra)}: at most {errors:.1f} standard errors of the folds' paired "
+            "differences)"
+        )
     return (
         "noise at 20 dB SNR, a phone line, a hall or a codec cost it "
         f"{_span([cost(encoder, c) for c in LIMIT_CONDITIONS])}, noise at 10 dB SNR "
         f"{_quoted(cost(encoder, 'white 10 dB'))}, babble at 10 dB SNR "
         f"{_quoted(cost(encoder, 'babble 10 dB'))} (the target: within 0.08 of clean); it loses "
-        f"more than the CNN under {', '.join(worse) or 'no condition'}, and its accuracy is "
+        f"more than the CNN under {', '.join(worse) or 'no condition'}{margin}, and its "
+        "accuracy is "
         + (
             f"below the CNN's under {', '.join(below)}. "
             if below
             else "above the CNN's under every condition. "
         )
     )
+
+
+def _paired_errors(a: dict, b: dict, condition: str, accuracy) -> float:
+    """How many standard errors above zero ``a``'s extra cost under ``condition`` is, over the
+    fold numbers both entries scored (each fold's cost of ``a`` minus that of ``b``)."""
+
+    def costs(entry: dict) -> dict[str, float]:
+        return {
+            f.rsplit("/", 1)[-1]: accuracy(entry, "clean", f) - accuracy(entry, condition, f)
+            for f in entry["folds"]
+        }
+
+    mine, theirs = costs(a), costs(b)
+    d = [mine[f] - theirs[f] for f in sorted(mine.keys() & theirs.keys())]
+    return statistics.mean(d) / (statistics.stdev(d) / math.sqrt(len(d)))
 
 
 def _quoted(x: float | Decimal) -> Decimal:
