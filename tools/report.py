@@ -161,6 +161,7 @@ ENCODER_TRIALS = (
     "encoder_logistic_base",  # multilingual Whisper base instead of tiny.en
     "encoder_logistic_tiny_base",  # both encoders side by side
     "encoder_logistic_view",  # the CNN's view beside (tools/view_trial.py)
+    "encoder_logistic_delta",  # the states' frame-to-frame change beside (tools/delta_trial.py)
     "encoder_logistic_share50",  # + URDU, ASED, nEMO, RAVDESS half of the fit
     "encoder_logistic_share25",  # ... a quarter, every corpus alike
 )
@@ -252,6 +253,7 @@ def encoder_cross(root: str) -> str:
             "encoder_logistic_share50",
             "encoder_logistic_share25",
             "encoder_logistic_view",
+            "encoder_logistic_delta",
             "encoder_logistic_base",
             "encoder_concat",
             "encoder_clipnorm",
