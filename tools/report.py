@@ -165,6 +165,7 @@ ENCODER_TRIALS = (
     "encoder_logistic_share50",  # + URDU, ASED, nEMO, RAVDESS half of the fit
     "encoder_logistic_share25",  # ... a quarter, every corpus alike
     "encoder_logistic_noisy",  # two more copies, always noisy (data/encoder/ravdess_noisy)
+    "top_block",  # tools/block_trial.py: the encoder's last block fine-tuned
 )
 CORPUS_NAMES = {"ravdess": "RAVDESS", "urdu": "URDU", "ased": "ASED", "nemo": "nEMO"}
 # cross-corpus result files: (file prefix, what was trained)
