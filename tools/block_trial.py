@@ -29,7 +29,7 @@ from ser_cnn.encoder.cache import cache_settings, state_file
 from ser_cnn.encoder.fit import HeadTraining, pooled_statistics
 from ser_cnn.encoder.head import POOL_EPS, HeadConfig
 from ser_cnn.encoder.train import fit_parts, labelled, load_pooled_set, ravdess_parts
-from ser_cnn.encoder.whisper import LN_EPS, _layers, load_encoder
+from ser_cnn.encoder.whisper import encoder_block, final_norm, load_encoder
 from ser_cnn.ravdess import EMOTIONS, load_folds, split
 from ser_cnn.training.metrics import SCORES, evaluate, mean_std
 
@@ -48,25 +48,12 @@ def top_block_model(encoder, kernel, bias, mean, std):
     import keras
     from keras import layers, ops
 
-    model, dims = encoder.model, encoder.dims
-    own, n, last = _layers(), dims.n_audio_state, dims.n_audio_layer - 1
+    dims = encoder.dims
+    n = dims.n_audio_state
     states = keras.Input((None, n), name="states")
     lengths = keras.Input((), dtype="int32", name="lengths")
     frozen = keras.Input((4 * 2 * n,), name="frozen")
-    copied = {}
-
-    def like(layer):
-        copied[layer.name] = layer
-        return layer
-
-    x = states
-    h = like(layers.LayerNormalization(epsilon=LN_EPS, name=f"block{last}_attn_ln"))(x)
-    h = like(own.SelfAttention(n, dims.n_audio_head, name=f"block{last}_attn"))(h, lengths)
-    x = x + h
-    h = like(layers.LayerNormalization(epsilon=LN_EPS, name=f"block{last}_mlp_ln"))(x)
-    h = like(layers.Dense(4 * n, activation="gelu", name=f"block{last}_mlp_fc1"))(h)
-    h = like(layers.Dense(n, name=f"block{last}_mlp_fc2"))(h)
-    x = like(layers.LayerNormalization(epsilon=LN_EPS, name="ln_post"))(x + h)
+    x = final_norm(encoder_block(states, lengths, dims.n_audio_layer - 1, dims))
 
     class Statistics(layers.Layer):
         """Each state's mean and std over the clip's own frames, as ser_cnn.encoder.head.pool,
@@ -84,8 +71,10 @@ def top_block_model(encoder, kernel, bias, mean, std):
     z = Statistics(name="statistics")(x, lengths, frozen)
     out = layers.Dense(len(EMOTIONS), activation="softmax", name="probabilities")(z)
     tuned = keras.Model({"states": states, "lengths": lengths, "frozen": frozen}, out)
-    for name, layer in copied.items():
-        layer.set_weights(model.get_layer(name).get_weights())
+    whisper = {layer.name for layer in encoder.model.layers}
+    for layer in tuned.layers:  # the block and ln_post: Whisper's weights, by name
+        if layer.name in whisper and layer.weights:
+            layer.set_weights(encoder.model.get_layer(layer.name).get_weights())
     tuned.get_layer("probabilities").set_weights([kernel, bias])
     return tuned
 

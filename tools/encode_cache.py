@@ -55,11 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         help="--noise-p and --snr for copies from this one on (1: all; the others as default)",
     )
     args = p.parse_args(argv)
-    chain = {"from_copy": args.from_copy} if args.from_copy > 1 else {}
+    chain = {}  # the copies' chain where it differs from the default (recorded in the cache)
     if args.noise_p is not None:
         chain["p"] = {"noise": args.noise_p}
     if args.snr is not None:
         chain["snr_range"] = list(args.snr)
+    if chain and args.from_copy > 1:
+        chain["from_copy"] = args.from_copy
     manifest, problems = load_many(args.data)
     for line in problems:
         print(f"left out: {line}", file=sys.stderr)

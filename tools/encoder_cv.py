@@ -130,7 +130,7 @@ def with_view(x: np.ndarray, caches: list[Path], name: str, config: HeadTraining
     view = np.stack(
         [
             np.concatenate([np.load(c / f"{name}.copy{j}.npy") for c in caches])
-            for j in range(config.copies + 1)
+            for j in range(len(x))
         ]
     )[:, :, None, :]
     return np.concatenate([x.reshape(*x.shape[:2], 1, -1), view], axis=-1)
@@ -168,18 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.loco and not args.extra:
         p.error("--loco needs --extra corpora")
     config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
+    caches = [args.cache, *args.extra]  # one corpus or more each
     manifest, x = load_pooled_set(
-        [args.cache, *args.extra],
-        config.copies,
-        clip_norm=config.head.clip_norm,
-        corpus_norm=args.corpus_norm,
+        caches, config.copies, clip_norm=config.head.clip_norm, corpus_norm=args.corpus_norm
     )
-    caches = [args.cache, *args.extra]
     if args.beside:
         x = side_by_side(manifest, x, args.beside, config)
-        caches.append(args.beside)
     if args.view:
-        x = with_view(x, [args.cache, *args.extra], args.view, config)
+        x = with_view(x, caches, args.view, config)
     manifest, x, y = labelled(manifest, x)
     if args.loco:
         protocol = functools.partial(leave_one_corpus_out, only_ravdess=args.only_ravdess)
@@ -195,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             else "RAVDESS six folds"
         ),
         "corpora": {c: int(n) for c, n in manifest["corpus"].value_counts().items()},
-        "caches": {str(c): cache_settings(c) for c in caches},
+        "caches": {str(c): cache_settings(c) for c in [*caches, args.beside] if c},
         "training": config.to_dict(),
         "corpus_norm": args.corpus_norm,
         "view": args.view,

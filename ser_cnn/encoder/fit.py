@@ -61,7 +61,6 @@ class HeadTraining:
                 "a logistic fit needs a linear head (hidden = 0) and logistic_c > 0, got "
                 f"hidden = {self.head.hidden}, logistic_c = {self.logistic_c}"
             )
-
         shares = self.corpus_share.values()
         if shares and (self.fit != "logistic" or min(shares) <= 0 or sum(shares) > 1):
             raise ParameterError(

@@ -230,17 +230,34 @@ def build_encoder(dims: WhisperDimensions = WhisperDimensions(), *, name: str = 
 
     states = [x]
     for i in range(dims.n_audio_layer):
-        h = layers.LayerNormalization(epsilon=LN_EPS, name=f"block{i}_attn_ln")(x)
-        h = own.SelfAttention(n_state, dims.n_audio_head, name=f"block{i}_attn")(h, half)
-        x = layers.Add(name=f"block{i}_attn_res")([x, h])
-        h = layers.LayerNormalization(epsilon=LN_EPS, name=f"block{i}_mlp_ln")(x)
-        h = layers.Dense(4 * n_state, activation="gelu", name=f"block{i}_mlp_fc1")(h)
-        h = layers.Dense(n_state, name=f"block{i}_mlp_fc2")(h)
-        x = layers.Add(name=f"block{i}_mlp_res")([x, h])
+        x = encoder_block(x, half, i, dims)
         states.append(x)
-    states[-1] = layers.LayerNormalization(epsilon=LN_EPS, name="ln_post")(x)
+    states[-1] = final_norm(x)
     out = own.HiddenStates(name="hidden_states")(states, half)
     return keras.Model({"log_mel": mel, "lengths": lengths}, out, name=name)
+
+
+def encoder_block(x, lengths, index: int, dims: WhisperDimensions):
+    """Block ``index`` of the encoder on ``x`` (batch, frames, n_state), keys at or past
+    ``lengths`` ignored: x + attention(LN(x)), then x + MLP(LN(x)). Its layers are named as
+    :func:`load_weights` fills them, so a model holding a block takes its weights by name."""
+    from keras import layers
+
+    n_state = dims.n_audio_state
+    attention = _layers().SelfAttention(n_state, dims.n_audio_head, name=f"block{index}_attn")
+    h = layers.LayerNormalization(epsilon=LN_EPS, name=f"block{index}_attn_ln")(x)
+    x = layers.Add(name=f"block{index}_attn_res")([x, attention(h, lengths)])
+    h = layers.LayerNormalization(epsilon=LN_EPS, name=f"block{index}_mlp_ln")(x)
+    h = layers.Dense(4 * n_state, activation="gelu", name=f"block{index}_mlp_fc1")(h)
+    h = layers.Dense(n_state, name=f"block{index}_mlp_fc2")(h)
+    return layers.Add(name=f"block{index}_mlp_res")([x, h])
+
+
+def final_norm(x):
+    """The encoder's final LayerNorm (``ln_post``), applied to the last block's output."""
+    from keras import layers
+
+    return layers.LayerNormalization(epsilon=LN_EPS, name="ln_post")(x)
 
 
 def dimensions_from_tensors(tensors: dict[str, np.ndarray]) -> WhisperDimensions:

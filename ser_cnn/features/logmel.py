@@ -158,13 +158,29 @@ def clip_log_mel(y: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG) -> np.nd
     -------
     np.ndarray, shape (config.n_mels, config.n_frames), float32
     """
+    y, power = levelled_speech(y, config)
+    if config.loudest_window and len(y) > config.n_samples:
+        y = _loudest_stretch(y, power, config)  # the level's scaling keeps power's argmax
+    return log_mel_from_samples(fit_length(y, config.n_samples), config)
+
+
+def levelled_speech(
+    y: np.ndarray, config: FeatureConfig = DEFAULT_CONFIG
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clip's speech as the CNN hears it: silence trimmed (:func:`trim_silence`), its
+    loudest frame scaled to ``config.level_db`` (when set).
+
+    Returns
+    -------
+    y : np.ndarray, shape (n,), float32
+    power : np.ndarray, shape (frames,), float64
+        Each frame's mean square before the scaling.
+    """
     y = trim_silence(y, config=config)
-    power = _frame_power(y, config)  # what level and window both read; scaling keeps argmax
+    power = _frame_power(y, config)
     if config.level_db is not None:
         y = y * np.float32(10 ** (config.level_db / 20) / max(np.sqrt(power.max()), 1e-10))
-    if config.loudest_window and len(y) > config.n_samples:
-        y = _loudest_stretch(y, power, config)
-    return log_mel_from_samples(fit_length(y, config.n_samples), config)
+    return y, power
 
 
 def _loudest_stretch(y: np.ndarray, power: np.ndarray, config: FeatureConfig) -> np.ndarray:
