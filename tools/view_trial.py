@@ -36,7 +36,7 @@ from ser_cnn.encoder.cache import (
 )
 from ser_cnn.errors import AudioError
 from ser_cnn.features.cache import atomic_save
-from ser_cnn.features.logmel import DEFAULT_CONFIG, frame_levels, log_mel_from_samples, trim_silence
+from ser_cnn.features.logmel import DEFAULT_CONFIG, levelled_speech, log_mel_from_samples
 from ser_cnn.ravdess import load_folds
 
 SR = DEFAULT_CONFIG.sample_rate  # Hz
@@ -65,8 +65,7 @@ def clip_view(y: np.ndarray) -> np.ndarray:
         frame-to-frame change; loudness (dB) 90th-10th percentile range and std of its change;
         the fraction of frames within 30 dB of the loudest; the trimmed clip's length in s.
     """
-    y = trim_silence(y, config=DEFAULT_CONFIG)
-    y = y * np.float32(10 ** ((DEFAULT_CONFIG.level_db - frame_levels(y).max()) / 20))
+    y, _ = levelled_speech(y)
     mel = log_mel_from_samples(y)
     bands = [mel.mean(1), mel.std(1), np.diff(mel, axis=1).std(1)]
     f0 = librosa.yin(y, fmin=F0_MIN, fmax=F0_MAX, sr=SR, frame_length=YIN_FRAME, hop_length=HOP)
