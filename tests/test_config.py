@@ -202,7 +202,13 @@ def test_every_encoder_recipe_gives_the_settings_its_six_fold_result_records(pat
     recorded = json.loads((RESULTS / f"cv_encoder_{path.stem}.json").read_text())["training"]
     settings = HeadTraining.from_dict(tomllib.loads(path.read_text()))
     # results written before a setting existed: they selected epochs and fitted by gradient
-    before = {"select": True, "fit": "gradient", "logistic_c": 0.01, "corpus_share": {}}
+    before = {
+        "select": True,
+        "fit": "gradient",
+        "logistic_c": 0.01,
+        "corpus_share": {},
+        "nuisance": "",
+    }
     assert settings.to_dict() == before | recorded | {"seed": settings.seed}
 
 

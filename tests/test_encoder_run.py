@@ -180,6 +180,48 @@ def test_corpus_shares_change_the_logistic_fit_as_sample_weights():
         HeadTraining(fit="logistic", head=HeadConfig(hidden=0), corpus_share={"a": 0.7, "b": 0.6})
 
 
+def test_speaker_directions_are_projected_out_of_the_logistic_fit():
+    from sklearn.linear_model import LogisticRegression
+
+    from ser_cnn.encoder.fit import fit_head, nuisance_directions, pooled_statistics
+
+    rng = np.random.default_rng(11)
+    x, y = _separable(rng, 3)
+    speakers = np.arange(len(y)) % 5  # each speaker holds every class
+    shift = rng.normal(0, 3, (5, 12)).astype(np.float32)
+    x[:, :, 1] += shift[speakers]  # one hidden state carries each speaker's own offset
+    mean, std = pooled_statistics(x)
+    flat = ((x - mean) / std).reshape(2 * len(y), -1)
+    basis = nuisance_directions(flat, np.tile(y, 2), np.tile(speakers, 2))
+    # five speakers: at most four directions, orthonormal; float64 products: rounding only
+    assert basis.shape == (60, 4)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(4), atol=1e-10)
+    offset = flat - np.stack([flat[np.tile(y, 2) == k].mean(0) for k in range(3)])[np.tile(y, 2)]
+    means = np.stack([offset[np.tile(speakers, 2) == g].mean(0) for g in range(5)])
+    # the basis holds every speaker's offset within the classes (float32 data: rounding) ...
+    np.testing.assert_allclose(basis @ (basis.T @ means.T), means.T, atol=1e-5)
+    # ... and that is mostly the offset they were given (nine noisy clips a speaker blur it)
+    given = np.zeros_like(means)
+    given[:, 12:24] = (shift - shift.mean(0)) / std[1]
+    assert np.linalg.norm(basis.T @ given.T) > 0.9 * np.linalg.norm(given)
+    config = HeadTraining(
+        fit="logistic", logistic_c=0.1, nuisance="speaker", head=HeadConfig("concat", hidden=0)
+    )
+    model, _ = fit_head(x, y, x[0], y, 3, config, speakers=speakers)
+    projected = flat - (flat @ basis) @ basis.T
+    reference = LogisticRegression(C=0.1, max_iter=5000, class_weight="balanced")
+    expected = reference.fit(projected, np.tile(y, 2)).predict_proba(projected[: len(y)])
+    # the projection folded into the float32 layer vs float64 scikit-learn: rounding only
+    np.testing.assert_allclose(model.predict(x[0], verbose=0), expected, atol=1e-5)
+    # a clip moved by the difference of two speakers' offsets: the same answer
+    moved = x[0] + ((means[(speakers + 1) % 5] - means[speakers]).reshape(-1, 5, 12) * std)
+    np.testing.assert_allclose(model.predict(moved, verbose=0), expected, atol=1e-5)
+    with pytest.raises(ParameterError, match="needs each training clip's speaker"):
+        fit_head(x, y, x[0], y, 3, config)
+    with pytest.raises(ParameterError, match="nuisance must be one of"):
+        HeadTraining(nuisance="speaker")  # a gradient fit
+
+
 # -- a run trained here -------------------------------------------------------------------------
 
 

@@ -31,7 +31,13 @@ import numpy as np
 
 from ser_cnn.encoder.cache import cache_settings
 from ser_cnn.encoder.fit import HeadTraining
-from ser_cnn.encoder.train import fit_parts, labelled, load_pooled_set, ravdess_parts
+from ser_cnn.encoder.train import (
+    fit_parts,
+    labelled,
+    load_pooled_set,
+    ravdess_parts,
+    speaker_ids,
+)
 from ser_cnn.ravdess import EMOTIONS, load_folds, split
 from ser_cnn.training.evaluation import restrict
 from ser_cnn.training.metrics import SCORES, evaluate, mean_std
@@ -40,11 +46,12 @@ RESULTS = Path("results")
 VAL_EVERY = 10  # LOCO: every tenth speaker (sorted ids) of a training corpus validates
 
 
-def fit_and_score(x, y, tr, va, te, config, seed, *, corpora, restrict=None) -> dict:
+def fit_and_score(x, y, tr, va, te, config, seed, *, manifest, restrict=None) -> dict:
     """Train on ``tr`` (all versions), select on ``va``, score ``te``: one run's record."""
     started = time.perf_counter()
     cfg = HeadTraining.from_dict(config.to_dict() | {"seed": seed})
-    model, history = fit_parts(x, y, tr, va, cfg, corpora=corpora)
+    corpora, speakers = manifest["corpus"].to_numpy(), speaker_ids(manifest)
+    model, history = fit_parts(x, y, tr, va, cfg, corpora=corpora, speakers=speakers)
     probs_val, probs = model.predict(x[0, va], verbose=0), model.predict(x[0, te], verbose=0)
     val = evaluate(y[va], probs_val.argmax(1), EMOTIONS)
     if restrict is None:
@@ -72,9 +79,7 @@ def six_folds(manifest, x, y, config, seed) -> dict:
     out = {}
     for fold in sorted(load_folds()):
         tr, va, te = ravdess_parts(manifest, split(fold))
-        out[str(fold)] = fit_and_score(
-            x, y, tr, va, te, config, seed, corpora=manifest["corpus"].to_numpy()
-        )
+        out[str(fold)] = fit_and_score(x, y, tr, va, te, config, seed, manifest=manifest)
         r = out[str(fold)]
         print(f"seed {seed} fold {fold}: test {r['accuracy']:.3f} val {r['val']['accuracy']:.3f}")
     return out
@@ -101,7 +106,7 @@ def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False) ->
             te,
             config,
             seed,
-            corpora=corpus,
+            manifest=manifest,
             restrict=emotions,
         )
         r = out[left]

@@ -166,6 +166,7 @@ ENCODER_TRIALS = (
     "encoder_logistic_share25",  # ... a quarter, every corpus alike
     "encoder_logistic_noisy",  # two more copies, always noisy (data/encoder/ravdess_noisy)
     "top_block",  # tools/block_trial.py: the encoder's last block fine-tuned
+    "encoder_logistic_nap",  # the training speakers' directions projected out
 )
 CORPUS_NAMES = {"ravdess": "RAVDESS", "urdu": "URDU", "ased": "ASED", "nemo": "nEMO"}
 # cross-corpus result files: (file prefix, what was trained)
@@ -256,6 +257,7 @@ def encoder_cross(root: str) -> str:
             "encoder_logistic_share25",
             "encoder_logistic_view",
             "encoder_logistic_delta",
+            "encoder_logistic_nap",
             "encoder_logistic_base",
             "encoder_concat",
             "encoder_clipnorm",

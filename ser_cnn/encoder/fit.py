@@ -19,6 +19,7 @@ from ser_cnn.encoder.head import HeadConfig, build_head
 from ser_cnn.errors import ParameterError
 
 FITS = ("gradient", "logistic")
+NUISANCES = ("", "speaker")
 LOGISTIC_ITER = 5000  # L-BFGS steps: the fit runs to convergence, not to a budget
 ABSENT_LOGIT = -30.0  # bias of a class no training clip has: its probability is ~1e-13
 
@@ -47,6 +48,10 @@ class HeadTraining:
     # corpora not named share the rest equally, classes balanced within each corpus (sample
     # weights). Empty: every clip counts alike (class_weights over all of them).
     corpus_share: dict[str, float] = dataclasses.field(default_factory=dict)
+    # "speaker": before the logistic fit, remove from the standardised statistics every
+    # direction along which training speakers differ within an emotion (nuisance attribute
+    # projection, fitted on training speakers, folded into the softmax layer). "": none.
+    nuisance: str = ""
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
 
     def __post_init__(self) -> None:
@@ -66,6 +71,12 @@ class HeadTraining:
             raise ParameterError(
                 'corpus_share needs fit = "logistic" and shares above 0 that sum to at most 1, '
                 f"got fit = {self.fit!r}, corpus_share = {self.corpus_share}"
+            )
+
+        if self.nuisance not in NUISANCES or (self.nuisance and self.fit != "logistic"):
+            raise ParameterError(
+                f'nuisance must be one of {NUISANCES} (a non-empty one needs fit = "logistic"), '
+                f"got nuisance = {self.nuisance!r}, fit = {self.fit!r}"
             )
 
     def to_dict(self) -> dict:
@@ -104,6 +115,7 @@ def fit_head(
     statistics: tuple[np.ndarray, np.ndarray] | None = None,
     start: Callable | None = None,
     corpora: np.ndarray | None = None,
+    speakers: np.ndarray | None = None,
 ):
     """Train a head and return it at its best validation epoch (or its last, see ``select``).
 
@@ -124,6 +136,8 @@ def fit_head(
         (:meth:`ser_cnn.training.finetune.HeadSource.transfer`); default: random weights.
     corpora : np.ndarray of str, shape (n,), optional
         Each training clip's corpus: needed where ``config.corpus_share`` names shares.
+    speakers : np.ndarray, shape (n,), optional
+        Each training clip's speaker (unique across corpora): needed for ``config.nuisance``.
 
     Returns
     -------
@@ -148,7 +162,12 @@ def fit_head(
             if corpora is None:
                 raise ParameterError("corpus_share needs each training clip's corpus")
             weights = corpus_weights(corpora, y_train, config.corpus_share, config.class_weights)
-        return _fit_logistic(model, train, y_train, val, y_val, config, mean, std, weights)
+        if config.nuisance and speakers is None:
+            raise ParameterError(
+                f"nuisance = {config.nuisance!r} needs each training clip's speaker"
+            )
+        groups = speakers if config.nuisance else None
+        return _fit_logistic(model, train, y_train, val, y_val, config, mean, std, weights, groups)
     if start is not None:
         start(model)
     index = np.arange(len(y_train))
@@ -240,21 +259,52 @@ def corpus_weights(
     return w * len(y) / total
 
 
-def _fit_logistic(model, train, y_train, val, y_val, config: HeadTraining, mean, std, weights):
+def nuisance_directions(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of the directions along which ``groups`` (speakers) differ within
+    a class: the span of each group's mean offset from its clips' class means.
+
+    Parameters
+    ----------
+    x : np.ndarray, shape (n, d)
+    y : np.ndarray of int, shape (n,)
+    groups : np.ndarray, shape (n,)
+
+    Returns
+    -------
+    np.ndarray, shape (d, k), float64, k < number of groups
+    """
+    x = np.asarray(x, np.float64)
+    classes, cls = np.unique(y, return_inverse=True)
+    offset = x - np.stack([x[cls == c].mean(axis=0) for c in range(len(classes))])[cls]
+    names, grp = np.unique(groups, return_inverse=True)
+    means = np.stack([offset[grp == g].mean(axis=0) for g in range(len(names))])
+    _, s, vt = np.linalg.svd(means - means.mean(axis=0), full_matrices=False)
+    return vt[s > s[0] * 1e-6].T if s[0] > 0 else np.zeros((x.shape[1], 0))
+
+
+def _fit_logistic(
+    model, train, y_train, val, y_val, config: HeadTraining, mean, std, weights, groups=None
+):
     """Set the linear head's softmax layer to a multinomial logistic regression's fit on the
     standardised statistics of every version of every training clip (``weights``: each clip's
-    sample weight instead of balanced classes); one history row."""
+    sample weight instead of balanced classes; ``groups``: each clip's speaker, whose
+    :func:`nuisance_directions` are projected out first); one history row."""
     from sklearn.linear_model import LogisticRegression
 
     versions, n = train.shape[:2]
     x = ((train - mean) / std).reshape(versions * n, -1)  # the head's Flatten order
     y = np.tile(y_train, versions)
+    basis = None if groups is None else nuisance_directions(x, y, np.tile(groups, versions))
+    if basis is not None:
+        x = x - (x @ basis) @ basis.T
     fit = LogisticRegression(
         C=config.logistic_c,
         max_iter=LOGISTIC_ITER,
         class_weight="balanced" if config.class_weights and weights is None else None,
     ).fit(x, y, sample_weight=None if weights is None else np.tile(weights, versions))
     coef, intercept = fit.coef_, fit.intercept_
+    if basis is not None:  # w·(P x) = (P w)·x: the projection folds into the weights
+        coef = coef - (coef @ basis) @ basis.T
     if len(fit.classes_) == 2:  # scikit-learn keeps one row: the second class's log-odds
         coef, intercept = np.vstack([0 * coef, coef]), np.concatenate([[0.0], intercept])
     output = model.get_layer("probabilities")

@@ -99,15 +99,41 @@ def ravdess_parts(manifest: pd.DataFrame, parts: Split) -> tuple[np.ndarray, ...
     return tr, np.isin(actors, parts.val), np.isin(actors, parts.test)
 
 
+def speaker_ids(manifest: pd.DataFrame) -> np.ndarray:
+    """Each clip's speaker, unique across corpora ("corpus/speaker"); None where unknown."""
+    known = manifest["speaker"].notna() & (manifest["speaker"].astype(str) != "")
+    ids = manifest["corpus"].astype(str) + "/" + manifest["speaker"].astype(str)
+    return ids.where(known, None).to_numpy()
+
+
 def fit_parts(
-    x, y, tr, va, config: HeadTraining, n_classes: int = len(EMOTIONS), corpora=None, **start
+    x,
+    y,
+    tr,
+    va,
+    config: HeadTraining,
+    n_classes: int = len(EMOTIONS),
+    corpora=None,
+    speakers=None,
+    **start,
 ):
     """Fit a head on ``tr`` (every version: as recorded and degraded) and select it on ``va``
     (as recorded): :func:`ser_cnn.encoder.fit.fit_head`'s model and history (``corpora``: every
-    clip's corpus, for ``config.corpus_share``; ``start``: its ``statistics`` and ``start`` for
+    clip's corpus, for ``config.corpus_share``; ``speakers``: every clip's speaker, unique
+    across corpora, for ``config.nuisance``; ``start``: its ``statistics`` and ``start`` for
     fine-tuning)."""
-    mine = None if corpora is None else np.asarray(corpora)[tr]
-    return fit_head(x[:, tr], y[tr], x[0, va], y[va], n_classes, config, corpora=mine, **start)
+    corpora, speakers = (None if a is None else np.asarray(a)[tr] for a in (corpora, speakers))
+    return fit_head(
+        x[:, tr],
+        y[tr],
+        x[0, va],
+        y[va],
+        n_classes,
+        config,
+        corpora=corpora,
+        speakers=speakers,
+        **start,
+    )
 
 
 # -- any labelled data: its cache and its folds ------------------------------------------------
@@ -367,8 +393,10 @@ def train_encoder(
             "statistics": start.statistics(),
             "start": lambda model: kept.update(start.transfer(model, labels)),
         }
-    corpora = manifest["corpus"].to_numpy()
-    model, history = fit_parts(x, y, tr, va, config, len(labels), corpora, **fine_tune)
+    corpora, speakers = manifest["corpus"].to_numpy(), speaker_ids(manifest)
+    if config.nuisance and any(s is None for s in speakers[tr]):
+        raise DataError(f"nuisance = {config.nuisance!r} needs every training clip's speaker")
+    model, history = fit_parts(x, y, tr, va, config, len(labels), corpora, speakers, **fine_tune)
     # Saved: the head without its optimizer state, the same weights and statistics
     mean, std = fine_tune.get("statistics") or pooled_statistics(x[:, tr])
     plain = build_head(*x.shape[2:], len(labels), config.head, mean=mean, std=std)
