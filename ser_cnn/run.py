@@ -178,7 +178,10 @@ class Run:
 
     @property
     def speaker_normalized(self) -> bool:
-        """Whether the model takes log-mels standardised per speaker (``speaker_norm = true``)."""
+        """Whether the model takes its input standardised per speaker: a CNN's log-mels
+        (``speaker_norm = true``), an encoder head's pooled states (``[head] speaker_norm``)."""
+        if self.model == "encoder":
+            return self.training.head.speaker_norm
         return self.model == "cnn" and self.training.speaker_norm
 
     @property

@@ -222,6 +222,30 @@ def test_speaker_directions_are_projected_out_of_the_logistic_fit():
         HeadTraining(nuisance="speaker")  # a gradient fit
 
 
+def test_speaker_normalisation_standardises_each_speaker_by_their_own_clips():
+    from ser_cnn.encoder.head import speaker_normalize, speaker_statistics
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(3, 2, (3, 12, 4, 6)).astype(np.float32)  # versions, clips, states, width
+    speakers = np.array(["a/1"] * 5 + ["b/1"] * 7, dtype=object)
+    x[:, 5:] = 10 * x[:, 5:] - 7  # the second speaker: another level and spread
+    out = speaker_normalize(x, speakers)
+    for who in ("a/1", "b/1"):
+        mine = speakers == who
+        # float32 sums over a handful of clips: rounding only
+        np.testing.assert_allclose(out[0, mine].mean(0), 0, atol=1e-5)
+        np.testing.assert_allclose(out[0, mine].std(0), 1, atol=1e-5)
+        # every copy with its speaker's statistics of the clips as recorded
+        mean, std = speaker_statistics(x[0, mine])
+        np.testing.assert_allclose(out[2, mine], (x[2, mine] - mean) / std, rtol=1e-5, atol=1e-5)
+    # a clip's result depends on its own speaker's clips only
+    other = x.copy()
+    other[:, 5:] += 100
+    np.testing.assert_array_equal(speaker_normalize(other, speakers)[:, :5], out[:, :5])
+    with pytest.raises(DataError, match="every clip's speaker"):
+        speaker_normalize(x, np.array([None] * 12, dtype=object))
+
+
 # -- a run trained here -------------------------------------------------------------------------
 
 
@@ -325,6 +349,54 @@ def test_light_and_reference_runtimes_give_the_same_probabilities(encoder_run):
     a, b = light.predict(y, sr=16_000), reference.predict(y, sr=16_000)
     assert len(a.windows) == len(b.windows) > 3
     assert abs(a.probability - b.probability) < RUNTIME_ATOL
+
+
+def test_a_speaker_normalised_encoder_run_takes_the_speakers_statistics(encoder_cache, tmp_path):
+    from ser_cnn.encoder.head import speaker_statistics
+    from ser_cnn.encoder.train import train_encoder
+    from ser_cnn.training.evaluation import score
+
+    config = HeadTraining.from_dict(TINY.to_dict() | {"head": {"speaker_norm": True}})
+    run_dir = tmp_path / "run"
+    train_encoder(encoder_cache, run_dir, TINY_SPLIT, config, verbose=False)
+    assert load_run(run_dir).speaker_normalized
+    rec = load_recognizer(run_dir)
+    assert rec.speaker_normalized
+    actor1 = [p for p in EXAMPLES if p.stem.endswith("-01")]  # the test actor's two clips
+    with pytest.raises(ParameterError, match="speaker-normalised input"):
+        rec.predict(actor1[0])
+    assert rec.calibrate(actor1) > 0
+    got = [list(p.probabilities.values()) for p in rec.predict_many(actor1)]
+    # by hand: the clips' pooled states standardised by their own statistics, then the head
+    model = rec._encoder[0]
+    mels = [rec._features(load_audio(p, target_sr=16_000))["encoder"] for p in actor1]
+    pooled = model.pooled(mels)
+    mean, std = speaker_statistics(pooled)
+    expected = model.head.predict_proba(((pooled - mean) / std).astype(np.float32))
+    # float64 running sums vs one float64 pass over two clips: rounding only
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    other = load_recognizer(run_dir)
+    other.calibrate(EXAMPLES)  # another set of recordings: other statistics, other answers
+    assert (
+        np.abs(
+            np.array([list(p.probabilities.values()) for p in other.predict_many(actor1)]) - got
+        ).max()
+        > 1e-4
+    )
+    alone = subprocess.run(
+        [*INFER, "--run", str(run_dir), *map(str, actor1)], capture_output=True, text=True
+    )
+    assert alone.returncode == 2 and "--speaker" in alone.stderr
+    together = subprocess.run(
+        [*INFER, "--run", str(run_dir), "--speaker", "--format", "json", *map(str, actor1)],
+        capture_output=True,
+        text=True,
+    )
+    assert together.returncode == 0, together.stderr
+    answers = [r["encoder"]["probabilities"] for r in json.loads(together.stdout)]
+    np.testing.assert_allclose([list(a.values()) for a in answers], got, atol=1e-5)
+    with pytest.raises(ParameterError, match="speaker normalisation"):
+        score(rec, None)  # evaluate judges every clip alone
 
 
 def test_labels_and_temperature_come_from_the_run(encoder_run, tmp_path):
@@ -457,6 +529,37 @@ def test_the_shipped_encoder_run_is_fold_1_and_small():
     sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
     assert sizes[MODEL_FILES["encoder"]] < 5_000_000 and sizes[LIGHT_FILES["encoder"]] < 5_000_000
     assert sum(sizes.values()) < 10_000_000 and not any(n.endswith(".bin") for n in sizes)
+
+
+SPEAKER_RUN = REPO / "checkpoints" / "encoder_speaker_fold1"
+
+
+def test_the_shipped_speaker_normalised_run_is_fold_1_of_its_recipe():
+    import tomllib
+
+    shipped_encoder()
+    run = load_run(SPEAKER_RUN)
+    assert run.speaker_normalized and run.split["test"] == [1, 11, 20, 21]
+    assert run.split["val"] == [4, 9] and run.encoder.source == PINNED
+    recipe = tomllib.loads((REPO / "configs" / "encoder_logistic_speaker.toml").read_text())
+    assert run.training == HeadTraining.from_dict(recipe)
+    sizes = [p.stat().st_size for p in SPEAKER_RUN.iterdir()]
+    assert sum(sizes) < 2_000_000  # a head and its pictures: the encoder is the package's
+
+
+@pytest.mark.slow
+def test_the_shipped_speaker_normalised_run_scores_its_test_actors_as_trained(ravdess_dir):
+    shipped_encoder()
+    rec = load_recognizer(SPEAKER_RUN, calibrated=False)
+    right = []
+    for actor in (1, 11, 20, 21):  # each judged with their own clips' statistics, as in training
+        files = sorted((ravdess_dir / f"Actor_{actor:02d}").iterdir())
+        rec.calibrate(files)
+        truth = [EMOTIONS[int(f.name.split("-")[2]) - 1] for f in files]
+        right += [p.emotion == t for p, t in zip(rec.predict_many(files), truth, strict=True)]
+    metrics = json.loads((SPEAKER_RUN / "metrics.json").read_text())
+    # the same clips and statistics through the served path: a near-tie may flip, no more
+    assert np.mean(right) == pytest.approx(metrics["accuracy"], abs=2 / 240)
 
 
 def test_the_shipped_encoder_run_answers_through_infer():

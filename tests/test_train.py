@@ -301,9 +301,9 @@ def test_speaker_normalised_run_from_training_to_inference(logmel_cache, tiny_tr
         pieces.append(tmp_path / f"piece{i}.wav")
         sf.write(pieces[-1], long[i * 16_000 : (i + 1) * 16_000], 16_000)
     assert rec.calibrate([tmp_path / "long.wav"], window=1.0, hop=1.0) == pytest.approx(5.0)
-    from_long = rec.speaker
+    from_long = rec.speaker["cnn"]
     assert rec.calibrate(pieces) == pytest.approx(5.0)
-    np.testing.assert_allclose(from_long, rec.speaker, rtol=1e-6)
+    np.testing.assert_allclose(from_long, rec.speaker["cnn"], rtol=1e-6)
 
     alone = run_script(INFER, "--run", run, *files)
     assert alone.returncode == 2 and "--speaker" in alone.stderr

@@ -35,6 +35,7 @@ from ser_cnn.encoder.train import (
     fit_parts,
     labelled,
     load_pooled_set,
+    pooled_norms,
     ravdess_parts,
     speaker_ids,
 )
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
     caches = [args.cache, *args.extra]  # one corpus or more each
     manifest, x = load_pooled_set(
-        caches, config.copies, clip_norm=config.head.clip_norm, corpus_norm=args.corpus_norm
+        caches, config.copies, corpus_norm=args.corpus_norm, **pooled_norms(config.head)
     )
     if args.beside:
         x = side_by_side(manifest, x, args.beside, config)

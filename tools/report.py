@@ -59,6 +59,7 @@ DOCUMENTS = {
         "encoder",
         "encoder-cross",
         "encoder-robustness-validation",
+        "speaker-stats",
     ),
 }
 # What `make demo` runs; its output is rerun when writing, never compared by --check (the last
@@ -118,12 +119,20 @@ def headline(root: str) -> str:
         _alone_line("CNN, studio recipe", "ensemble_cnn.json"),
     ]
     n = len(best["members"]) if best else 0
+    speaker = _load(ENCODER_SPEAKER)
     lines += [
         (
             f"CNN, best: speaker-normalised refit, {n} seeds' probabilities averaged "
             f"(**{n} networks; needs several recordings of the speaker**)",
             "ensemble_cnn_speaker_refit.json",
             best,
+        ),
+        (
+            f"{ENCODER} + head, speaker-normalised (`configs/encoder_logistic_speaker.toml`, "
+            "seed 0; **needs several recordings of the speaker, in more than one mood**: "
+            "[how many](docs/results.md#speaker-normalised-encoder))",
+            ENCODER_SPEAKER,
+            speaker,
         ),
         ("MLP baseline (180 classic features)", "cv_mlp.json", _load("cv_mlp.json")),
     ]
@@ -139,6 +148,7 @@ ENCODER_MULTI_MORE = "cv_encoder_encoder_clipnorm_multi_seeds12.json"  # its see
 ENCODER_HEAD = "encoder_logistic"  # the shipped recipe's config stem
 ENCODER_CHOSEN = f"cv_encoder_{ENCODER_HEAD}.json"
 ENCODER = "frozen Whisper tiny.en encoder"
+ENCODER_SPEAKER = "cv_encoder_encoder_logistic_speaker.json"  # an explicit option, never shipped
 # tools/encoder_cv.py result files of the encoder's trials on RAVDESS, in the order tried
 ENCODER_TRIALS = (
     "encoder_probe",
@@ -167,6 +177,7 @@ ENCODER_TRIALS = (
     "encoder_logistic_noisy",  # two more copies, always noisy (data/encoder/ravdess_noisy)
     "top_block",  # tools/block_trial.py: the encoder's last block fine-tuned
     "encoder_logistic_nap",  # the training speakers' directions projected out
+    "encoder_logistic_speaker",  # each speaker by their own statistics (not one clip alone)
 )
 CORPUS_NAMES = {"ravdess": "RAVDESS", "urdu": "URDU", "ased": "ASED", "nemo": "nEMO"}
 # cross-corpus result files: (file prefix, what was trained)
@@ -217,6 +228,26 @@ def _encoder_lines() -> list[tuple[str, str, dict | None]]:
     return lines
 
 
+def speaker_stats(root: str) -> str:
+    """The speaker-normalised encoder head's accuracy by where the test speaker's statistics
+    come from (tools/speaker_stats.py), beside the one-clip head it would replace."""
+    s, alone = _load("speaker_stats_encoder.json"), _load(ENCODER_CHOSEN)
+    if s is None:
+        return "(no results/speaker_stats_encoder.json yet)"
+    rows = ["| the speaker's statistics from | accuracy | source |", "| --- | --- | --- |"]
+    for source, a in s["accuracy"].items():
+        rows.append(
+            f"| {source} | {a['mean']:.3f} ± {a['std']:.3f} | "
+            f"{_link(root, 'speaker_stats_encoder.json')} |"
+        )
+    if alone:
+        rows.append(
+            f"| (none: the shipped head, one clip alone) | {_pm(alone, 'accuracy')} | "
+            f"{_link(root, ENCODER_CHOSEN)} |"
+        )
+    return "\n".join(rows)
+
+
 def encoder(root: str) -> str:
     """Every head tried on the encoder: six-fold validation (what decided) and test."""
     rows = [
@@ -258,6 +289,7 @@ def encoder_cross(root: str) -> str:
             "encoder_logistic_view",
             "encoder_logistic_delta",
             "encoder_logistic_nap",
+            "encoder_logistic_speaker",
             "encoder_logistic_base",
             "encoder_concat",
             "encoder_clipnorm",
@@ -269,8 +301,11 @@ def encoder_cross(root: str) -> str:
             run = next(iter(s["runs"].values()))
             uars = [run[c]["uar"] for c in corpora]
             cells = " | ".join(f"{u:.3f}" for u in uars)
+            what = trained
+            if s["training"]["head"].get("speaker_norm"):
+                what += ", each speaker standardised by their own clips (not one clip alone)"
             rows.append(
-                f"| `{head}` | {trained} | {cells} | {sum(uars) / 3:.3f} | {_link(root, name)} |"
+                f"| `{head}` | {what} | {cells} | {sum(uars) / 3:.3f} | {_link(root, name)} |"
             )
     return "\n".join(rows)
 
@@ -1016,6 +1051,7 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "demo": demo,
     "encoder": encoder,
     "encoder-cross": encoder_cross,
+    "speaker-stats": speaker_stats,
     "encoder-robustness-validation": lambda root: robustness(
         root,
         "robustness_encoder_validation.json",

@@ -4,7 +4,7 @@
     ser-cnn infer --model encoder file.wav
     ser-cnn infer --all --format json recordings/
     ser-cnn infer --window 3 --hop 1 long_interview.flac
-    ser-cnn infer --run checkpoints/cnn_speaker_refit_fold1_seed0 --speaker one_speaker/
+    ser-cnn infer --run checkpoints/encoder_speaker_fold1 --speaker one_speaker/
     ser-cnn infer --run run_seed0 --run run_seed1 --run run_seed2 file.wav
     ser-cnn infer --engine ray --out scores.parquet recordings/ manifest.csv s3://bucket/audio/
 
@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
     p.add_argument(
         "--speaker",
         action="store_true",
-        help="all inputs are recordings of one speaker: standardise the CNN's input with their "
+        help="all inputs are recordings of one speaker: standardise the models' input with their "
         "joint statistics (needed by models trained with speaker normalisation: "
         "speaker_norm = true in their `ser-cnn train --config` file)",
     )
@@ -174,20 +174,20 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     k = len(rec.labels) if args.all else args.top_k
     records, failed = [], 0
     readable = [path for _, path, err in inputs if err is None]
-    if args.speaker != rec.speaker_normalized and "cnn" in rec.models:
+    if args.speaker != rec.speaker_normalized and set(rec.models) != {"mlp"}:
         print(
             "error: "
             + (
-                "--speaker is for CNNs trained with speaker normalisation "
-                "(speaker_norm = true in their `ser-cnn train --config` file); this one was not"
+                "--speaker is for models trained with speaker normalisation "
+                "(speaker_norm = true in their `ser-cnn train --config` file); these were not"
                 if args.speaker
-                else "this CNN was trained with speaker normalisation (speaker_norm = true): it "
-                "needs several recordings of one speaker, passed together with --speaker"
+                else "this model was trained with speaker normalisation (speaker_norm = true): "
+                "it needs several recordings of one speaker, passed together with --speaker"
             ),
             file=sys.stderr,
         )
         return 2
-    if args.speaker and "cnn" in rec.models:
+    if args.speaker and rec.speaker_normalized:
         try:
             seconds = rec.calibrate(readable, window=args.window, hop=args.hop)
         except SerError as err:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ser_cnn.errors import ParameterError
+from ser_cnn.errors import DataError, ParameterError
 
 POOL_EPS = 1e-5  # variance floor of a clip's frames: a constant layer stays finite
 POOLINGS = ("weighted", "concat")
@@ -46,6 +46,37 @@ def clip_normalize(pooled: np.ndarray) -> np.ndarray:
     return (pooled - mean) / (pooled.std(axis=-1, keepdims=True) + POOL_EPS)
 
 
+def speaker_statistics(pooled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over one speaker's clips of every pooled number, as
+    :func:`ser_cnn.features.speaker.band_statistics` takes them of log-mel bands (its floor).
+
+    pooled: (n_clips, n_layer + 1, width) -> mean, std: each (n_layer + 1, width), float64.
+    """
+    from ser_cnn.features.speaker import band_statistics
+
+    pooled = np.asarray(pooled)
+    mean, std = band_statistics(pooled.reshape(len(pooled), -1, 1))
+    return mean.reshape(pooled.shape[1:]), std.reshape(pooled.shape[1:])
+
+
+def speaker_normalize(pooled: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+    """Standardise every speaker's pooled states by that speaker's own
+    :func:`speaker_statistics`, taken of their clips as recorded (version 0).
+
+    pooled: (versions, n_clips, n_layer + 1, width); speakers: (n_clips,), no None -> float32,
+    the same shape: every version of a clip with its speaker's statistics.
+    """
+    speakers = np.asarray(speakers, dtype=object)
+    if any(s is None for s in speakers):
+        raise DataError("speaker normalisation needs every clip's speaker")
+    out = np.empty(pooled.shape, dtype=np.float32)
+    for who in set(speakers):
+        mine = speakers == who
+        mean, std = speaker_statistics(pooled[0, mine])
+        out[:, mine] = (pooled[:, mine] - mean) / std
+    return out
+
+
 @dataclass(frozen=True)
 class HeadConfig:
     """The head's architecture; :func:`build_head` takes it whole and each run stores it."""
@@ -56,6 +87,9 @@ class HeadConfig:
     hidden: int = 256  # width of the hidden dense layer; 0: straight to the output
     dropout: float = 0.3  # on the pooled statistics and the hidden layer
     clip_norm: bool = False  # see :func:`clip_normalize`
+    # Each speaker's statistics standardised by that speaker's own (:func:`speaker_normalize`):
+    # the model then needs several recordings of a speaker before it judges any of them.
+    speaker_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:

@@ -172,18 +172,31 @@ def probe_inputs(mean: np.ndarray, std: np.ndarray, n: int = 16) -> np.ndarray:
 class EncoderModel:
     """Encoder, pooling and head of one encoder run: ``predict_proba(log_mels)``."""
 
-    def __init__(self, encoder, head, *, clip_norm: bool, keras_head: bool):
+    def __init__(self, encoder, head, *, clip_norm: bool, keras_head: bool, speaker_norm=False):
         self.encoder, self.head = encoder, head
         self.clip_norm, self._keras_head = clip_norm, keras_head
+        self.speaker_norm = speaker_norm  # the head takes speaker-standardised statistics
 
     def pooled(self, log_mels: Sequence[np.ndarray]) -> np.ndarray:
         """The head's input: (n, n_layer + 1, 2 · n_state), one encoder call for all clips."""
         x = np.stack([pool(states) for states in self.encoder.encode(list(log_mels))])
         return clip_normalize(x) if self.clip_norm else x
 
-    def predict_proba(self, log_mels: Sequence[np.ndarray]) -> np.ndarray:
-        """Probabilities (n, n_labels) of Whisper log-mels (each (n_mels, frames_i))."""
+    def predict_proba(
+        self, log_mels: Sequence[np.ndarray], *, speaker: tuple | None = None
+    ) -> np.ndarray:
+        """Probabilities (n, n_labels) of Whisper log-mels (each (n_mels, frames_i));
+        ``speaker``: the mean and std of the speaker's :meth:`pooled` states, which a
+        speaker-normalised head needs (:func:`~ser_cnn.encoder.head.speaker_statistics`)."""
         x = self.pooled(log_mels)
+        if self.speaker_norm:
+            if speaker is None:
+                raise ParameterError(
+                    "this encoder head was trained on speaker-normalised statistics: it needs "
+                    "the speaker's statistics first"
+                )
+            mean, std = (np.reshape(a, x.shape[1:]) for a in speaker)
+            x = ((x - mean) / std).astype(np.float32)
         if self._keras_head:
             return keras_probabilities(self.head, x)
         return self.head.predict_proba(x)
@@ -233,7 +246,13 @@ def load_encoder_model(run_dir: str | os.PathLike, *, light: bool) -> EncoderMod
             f"{run_dir}: the installed encoder has the dimensions {encoder.dims}, the run was "
             f"trained on {run.encoder.dimensions}"
         )
-    return EncoderModel(encoder, head, clip_norm=run.training.head.clip_norm, keras_head=not light)
+    return EncoderModel(
+        encoder,
+        head,
+        clip_norm=run.training.head.clip_norm,
+        keras_head=not light,
+        speaker_norm=run.speaker_normalized,
+    )
 
 
 def export_head(run_dir: str | os.PathLike) -> Path:

@@ -47,7 +47,7 @@ from ser_cnn.encoder.cache import (
     load_pooled,
 )
 from ser_cnn.encoder.fit import HeadTraining, fit_head, pooled_statistics
-from ser_cnn.encoder.head import build_head, clip_normalize
+from ser_cnn.encoder.head import build_head, clip_normalize, speaker_normalize
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.ravdess import EMOTIONS, Split, load_folds, split
 from ser_cnn.training.cv import one_after_another
@@ -64,21 +64,33 @@ CACHE_COMMAND = (
 
 
 def load_pooled_set(
-    caches: Sequence[str | os.PathLike], copies: int, *, clip_norm: bool, corpus_norm: bool = False
+    caches: Sequence[str | os.PathLike],
+    copies: int,
+    *,
+    clip_norm: bool,
+    corpus_norm: bool = False,
+    speaker_norm: bool = False,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Manifests of the caches one after another, and their pooled states side by side:
     (copies + 1, n_clips, n_layer + 1, 2 · n_state).
 
     ``corpus_norm``: standardise every corpus by the statistics of its own clips as recorded
     (the explicit option of issue 24: a clip's answer then depends on its corpus's other clips,
-    so it is a separate result row, never the headline).
+    so it is a separate result row, never the headline). ``speaker_norm``: every speaker by
+    their own (:func:`ser_cnn.encoder.head.speaker_normalize`; likewise a row of its own).
     """
     parts = [load_pooled(c, copies=copies) for c in caches]
     if corpus_norm:
         parts = [(m, (p - p[0].mean(axis=0)) / (p[0].std(axis=0) + 1e-6)) for m, p in parts]
     manifest = pd.concat([m for m, _ in parts], ignore_index=True)
     x = np.concatenate([p for _, p in parts], axis=1)
-    return manifest, (clip_normalize(x) if clip_norm else x)
+    x = clip_normalize(x) if clip_norm else x
+    return manifest, (speaker_normalize(x, speaker_ids(manifest)) if speaker_norm else x)
+
+
+def pooled_norms(head) -> dict[str, bool]:
+    """:func:`load_pooled_set`'s normalisations as a head (its :class:`HeadConfig`) takes them."""
+    return {"clip_norm": head.clip_norm, "speaker_norm": head.speaker_norm}
 
 
 def labelled(
@@ -367,12 +379,12 @@ def train_encoder(
             raise DataError(f"{other} was encoded with other feature settings than {cache_dir}")
     caches = [cache_dir, *extra]
     if ravdess:
-        manifest, x = load_pooled_set(caches, config.copies, clip_norm=config.head.clip_norm)
+        manifest, x = load_pooled_set(caches, config.copies, **pooled_norms(config.head))
         manifest, x, y = labelled(manifest, x)
         labels = EMOTIONS
         tr, va, te = ravdess_parts(manifest, split)
     else:
-        _, x = load_pooled_set(caches, config.copies, clip_norm=config.head.clip_norm)
+        _, x = load_pooled_set(caches, config.copies, **pooled_norms(config.head))
         manifest = data_manifest(cache_dir)
         labels = labels_in(manifest)
         labels = start.order(labels) if start is not None else labels
@@ -617,7 +629,7 @@ def encoder_probabilities(
         )
     if run.split.get("kind") != "actor-wise":
         raise DataError(f"{run_dir} was split by {run.split.get('kind')!r}, not by actors")
-    manifest, x = load_pooled_set([cache_dir], 0, clip_norm=run.training.head.clip_norm)
+    manifest, x = load_pooled_set([cache_dir], 0, **pooled_norms(run.training.head))
     manifest, x, y = labelled(manifest, x, run.labels)
     masks = dict(
         zip(("train", "val", "test"), ravdess_parts(manifest, Split(**_split(run))), strict=True)

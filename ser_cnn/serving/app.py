@@ -335,7 +335,7 @@ def build_app(
 
     if rec.speaker_normalized:
         raise ParameterError(
-            f"{rec.run_dir}: this CNN needs several recordings of one speaker "
+            f"{rec.run_dir}: this model needs several recordings of one speaker "
             "(speaker-normalised); the app judges every recording alone"
         )
     if workers < 1 or live < 1:

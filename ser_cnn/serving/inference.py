@@ -153,10 +153,11 @@ class Recognizer:
         self._encoder: list = []
         self._cnn: list = []
         self._mlp: list = []
-        # A CNN trained on speaker-normalised log-mels (speaker_norm = true) needs the
-        # speaker's band statistics, from :meth:`calibrate`, before it can score anything.
-        self.speaker_normalized = "cnn" in self.runs and self.runs["cnn"].speaker_normalized
-        self.speaker: tuple[np.ndarray, np.ndarray] | None = None
+        # A model trained on speaker-normalised input (a CNN's log-mels, an encoder head's
+        # statistics) needs the speaker's statistics, from :meth:`calibrate`, before it can
+        # score anything: per kind, (mean, std).
+        self.speaker_normalized = any(run.speaker_normalized for run in self.runs.values())
+        self.speaker: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         # what runs each member, per kind: "litert" or "savedmodel", "numpy" or "sklearn"
         self.runtimes: dict[str, tuple[str, ...]] = {}
         loaded = {
@@ -216,11 +217,13 @@ class Recognizer:
         window: float | None = None,
         hop: float | None = None,
     ) -> float:
-        """Take the speaker statistics of a speaker-normalised CNN from recordings of one speaker.
+        """Take the speaker statistics of the speaker-normalised models from recordings of one
+        speaker.
 
-        Every clip, and every window with speech of a long recording, is turned into the
-        CNN's log-mel exactly as for prediction; the per-band mean and std over all of them
-        replace the statistics of that speaker's clips in training. They are kept for the
+        Every clip, and every window with speech of a long recording, is turned into each such
+        model's input exactly as for prediction: a CNN's log-mel (its per-band mean and std),
+        an encoder head's pooled states (the mean and std of every number over the clips).
+        They replace the statistics of that speaker's clips in training and are kept for the
         following predictions until the next call. The more of the speaker's voice, and the
         more of their moods, the closer this comes to training, which used all 60 clips of each
         actor; one short clip can only be compared with itself. Memory stays bounded whatever
@@ -231,14 +234,15 @@ class Recognizer:
         float
             Total duration of the recordings, in seconds.
         """
-        if not self.speaker_normalized:
+        kinds = [m for m, run in self.runs.items() if run.speaker_normalized]
+        if not kinds:
             raise ParameterError(
-                f"{self.run_dir}: this CNN was not trained on speaker-normalised log-mels "
+                f"{self.run_dir}: no model here was trained on speaker-normalised input "
                 "(`speaker_norm = true` in a `ser-cnn train --config` file), so it takes no "
                 "speaker statistics"
             )
         window, hop = self._window_hop(window, hop)
-        acc, seconds = BandAccumulator(), 0.0
+        acc, seconds = {m: BandAccumulator() for m in kinds}, 0.0
         for source in sources:
             info = audio_info(source)
             y = self._load_whole(source, window)
@@ -249,24 +253,39 @@ class Recognizer:
                 parts, levels = {}, {}  # start -> statistics, frame levels of voiced windows
                 for t, w in windows(blocks, self.sample_rate, window=window, hop=hop):
                     if is_voiced(w):
-                        parts[t], levels[t] = BandAccumulator(), self._levels(w)
-                        parts[t].add(self._log_mel(w)[None])
+                        parts[t], levels[t] = self._speaker_part(w, kinds), self._levels(w)
                 for t in self._speech_windows(levels):
-                    acc.merge(parts[t])
+                    for m in kinds:
+                        acc[m].merge(parts[t][m])
             else:
-                acc.add(self._log_mel(y)[None])
+                part = self._speaker_part(y, kinds)
+                for m in kinds:
+                    acc[m].merge(part[m])
             seconds += info.frames / info.samplerate
-        if acc.count == 0:
+        if any(a.count == 0 for a in acc.values()):
             raise ParameterError("calibrate() needs at least one recording of the speaker")
-        self.speaker = acc.statistics()
+        self.speaker = {m: a.statistics() for m, a in acc.items()}
         return seconds
 
+    def _speaker_part(self, y: np.ndarray, kinds: list[str]) -> dict[str, BandAccumulator]:
+        """One clip's share of the speaker statistics of each model in ``kinds``."""
+        part = {m: BandAccumulator() for m in kinds}
+        if "cnn" in part:
+            part["cnn"].add(self._log_mel(y)[None])
+        if "encoder" in part:  # members share the encoder: the first one's states
+            pooled = self._encoder[0].pooled([clip_whisper_log_mel(y, self.encoder_config)])
+            part["encoder"].add(pooled.reshape(1, -1, 1))  # every number as a "band"
+        return part
+
     def _check_speaker(self) -> None:
-        if self._cnn and self.speaker_normalized and self.speaker is None:
+        missing = [
+            m for m, r in self.runs.items() if r.speaker_normalized and m not in self.speaker
+        ]
+        if missing:
             raise ParameterError(
-                f"{self.run_dir}: this CNN was trained on speaker-normalised log-mels; give it "
-                "recordings of the speaker first (Recognizer.calibrate, or "
-                "`ser-cnn infer --speaker`)"
+                f"{self.run_dir}: its {' and '.join(m.upper() for m in missing)} was trained on "
+                "speaker-normalised input; give it recordings of the speaker first "
+                "(Recognizer.calibrate, or `ser-cnn infer --speaker`)"
             )
 
     # -- prediction ----------------------------------------------------------------------------
@@ -437,13 +456,16 @@ class Recognizer:
         out = {}
         if self._encoder:
             mels = [f["encoder"] for f in features]
-            raw = [model.predict_proba(mels) for model in self._encoder]
+            speaker = self.speaker.get("encoder")
+            if self.runs["encoder"].speaker_normalized:
+                self._check_speaker()
+            raw = [model.predict_proba(mels, speaker=speaker) for model in self._encoder]
             out["encoder"] = self._combine("encoder", raw)
         if self._cnn:
             x = np.stack([f["cnn"] for f in features])
-            if self.speaker_normalized:
+            if self.runs["cnn"].speaker_normalized:
                 self._check_speaker()
-                x = normalize(x, *self.speaker)
+                x = normalize(x, *self.speaker["cnn"])
             raw = [np.asarray(model.serve(x)) for model in self._cnn]
             out["cnn"] = self._combine("cnn", raw)
         if self._mlp:

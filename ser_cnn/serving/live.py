@@ -103,7 +103,7 @@ class LiveStream:
     Parameters
     ----------
     rec : Recognizer
-        The models (:func:`ser_cnn.load_recognizer`); a speaker-normalised CNN must have been
+        The models (:func:`ser_cnn.load_recognizer`); a speaker-normalised model must have been
         given its speaker's statistics first (:meth:`Recognizer.calibrate`).
     window : float, optional
         Seconds per window; default: the model's (3 s, the length it was trained on).

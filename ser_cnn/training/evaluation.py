@@ -210,11 +210,12 @@ def score(
     if batch_size < 1:
         raise ParameterError(f"batch_size must be at least 1, got {batch_size}")
     labels = rec.labels
-    if rec.speaker_normalized and "cnn" in rec.models:
+    if rec.speaker_normalized:
         raise ParameterError(
-            f"{rec.run_dir}: this CNN was trained with speaker normalisation: it needs several "
-            "recordings of a speaker before it can judge any, and evaluate judges every clip "
-            "alone; score its MLP with --model mlp, or use `ser-cnn infer --speaker` per speaker"
+            f"{rec.run_dir}: this model was trained with speaker normalisation: it needs "
+            "several recordings of a speaker before it can judge any, and evaluate judges every "
+            "clip alone; score its MLP with --model mlp, or use `ser-cnn infer --speaker` per "
+            "speaker"
         )
     unusable = [p for p in problems if Path(p.partition(": ")[0]).is_absolute()]
     # the corpus layer's notes, less those on labels without a project emotion: counted below

@@ -1,0 +1,96 @@
+"""How a speaker-normalised encoder head fares with fewer, or less varied, recordings of a speaker.
+
+    python tools/speaker_stats.py data/encoder/ravdess \
+        --config configs/encoder_logistic_speaker.toml
+
+In training every RAVDESS actor's statistics come from all 60 of their clips, eight emotions
+among them; a user of ``ser-cnn infer --speaker`` may have a handful of recordings, mostly in
+one mood. For each of the six folds the head is fitted as ``tools/encoder_cv.py`` fits it
+(training actors standardised by their own clips), then every test actor's clips are judged
+with statistics taken from: all 60 clips; ``k`` clips drawn at random (``DRAWS`` seeded draws
+each); the clips of one mood only (neutral and calm; angry). Writes
+``results/speaker_stats_encoder.json``: accuracy mean and std over the folds, per source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from ser_cnn.encoder.fit import HeadTraining
+from ser_cnn.encoder.head import speaker_normalize, speaker_statistics
+from ser_cnn.encoder.train import (
+    fit_parts,
+    labelled,
+    load_pooled_set,
+    ravdess_parts,
+    speaker_ids,
+)
+from ser_cnn.ravdess import EMOTIONS, load_folds, split
+
+DRAWS = 5  # random draws of k clips per test actor and fold
+CLIPS = (5, 10, 20)  # clips per speaker drawn at random (RAVDESS actors have 60)
+MOODS = {"neutral and calm only": ("neutral", "calm"), "angry only": ("angry",)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("cache", type=Path, help="the RAVDESS encoder cache")
+    p.add_argument("--config", type=Path, required=True, help="a head with speaker_norm = true")
+    p.add_argument("--out", type=Path, default=Path("results/speaker_stats_encoder.json"))
+    args = p.parse_args(argv)
+    config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
+    if not config.head.speaker_norm:
+        p.error(f"{args.config} does not train a speaker-normalised head")
+    manifest, raw = load_pooled_set([args.cache], config.copies, clip_norm=config.head.clip_norm)
+    manifest, raw, y = labelled(manifest, raw)
+    speakers = speaker_ids(manifest)
+    x = speaker_normalize(raw, speakers)  # as load_pooled_set normalises for training
+    rng = np.random.default_rng(0)
+    scores: dict[str, list[float]] = {}
+    for fold in sorted(load_folds()):
+        tr, va, te = ravdess_parts(manifest, split(fold))
+        head, _ = fit_parts(x, y, tr, va, config)
+        right: dict[str, list[bool]] = {}
+        for who in sorted(set(speakers[te])):
+            clips = np.flatnonzero(speakers == who)
+            sources = [(f"all {len(clips)} clips", clips)]
+            sources += [
+                (f"{k} clips at random", rng.choice(clips, k, replace=False))
+                for k in CLIPS
+                for _ in range(DRAWS)
+            ]
+            sources += [
+                (name, clips[np.isin(y[clips], [EMOTIONS.index(m) for m in moods])])
+                for name, moods in MOODS.items()
+            ]
+            for source, stats_from in sources:
+                mean, std = speaker_statistics(raw[0, stats_from])
+                x_test = ((raw[0, clips] - mean) / std).astype(np.float32)
+                hits = head.predict(x_test, verbose=0).argmax(1) == y[clips]
+                right.setdefault(source, []).extend(hits.tolist())
+        for source, hits in right.items():
+            scores.setdefault(source, []).append(float(np.mean(hits)))
+        print(f"fold {fold}: " + ", ".join(f"{s} {v[-1]:.3f}" for s, v in scores.items()))
+    summary = {
+        "model": "encoder head, speaker-normalised",
+        "protocol": "RAVDESS six folds; test actors' statistics from the clips named",
+        "config": str(args.config),
+        "draws": DRAWS,
+        "accuracy": {
+            s: {"mean": float(np.mean(v)), "std": float(np.std(v)), "folds": v}
+            for s, v in scores.items()
+        },
+    }
+    args.out.write_text(json.dumps(summary, indent=1) + "\n")
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
