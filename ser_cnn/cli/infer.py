@@ -195,7 +195,9 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
             return 1
         print(
             f"speaker statistics from {len(readable)} recording(s), {seconds:.0f} s of audio"
-            + (" (few: the statistics are rough below about 30 s)" if seconds < 30 else ""),
+            + (" (few: the statistics are rough below about 30 s)" if seconds < 30 else "")
+            + "; they should span the speaker's moods (recordings of one mood only do worse "
+            "than no statistics: docs/results.md)",
             file=sys.stderr,
         )
     rows = []  # --format csv: the rows of ser_cnn.serving.batch, as the Ray engine writes them
