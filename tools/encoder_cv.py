@@ -47,9 +47,13 @@ RESULTS = Path("results")
 VAL_EVERY = 10  # LOCO: every tenth speaker (sorted ids) of a training corpus validates
 
 
-def fit_and_score(x, y, tr, va, te, config, seed, *, manifest, restrict=None) -> dict:
-    """Train on ``tr`` (all versions), select on ``va``, score ``te``: one run's record."""
+def fit_and_score(x, y, tr, va, te, config, seed, *, manifest, restrict=None, gender=False) -> dict:
+    """Train on ``tr`` (all versions), select on ``va``, score ``te``: one run's record
+    (``gender``: every clip standardised by its gender's training statistics first)."""
     started = time.perf_counter()
+    told = {}
+    if gender:
+        x, told["gender_told_right"] = by_gender(x, manifest["gender"].to_numpy(), tr, config)
     cfg = HeadTraining.from_dict(config.to_dict() | {"seed": seed})
     corpora, speakers = manifest["corpus"].to_numpy(), speaker_ids(manifest)
     model, history = fit_parts(x, y, tr, va, cfg, corpora=corpora, speakers=speakers)
@@ -64,7 +68,38 @@ def fit_and_score(x, y, tr, va, te, config, seed, *, manifest, restrict=None) ->
         "val": {k: val[k] for k in SCORES},
         "epochs": len(history),
         "seconds": round(time.perf_counter() - started, 1),
+        **told,
     }
+
+
+def by_gender(
+    x: np.ndarray, gender: np.ndarray, tr: np.ndarray, config
+) -> tuple[np.ndarray, float]:
+    """``x`` (versions, n, states, width) with every clip standardised by the mean and std of
+    its gender's training clips (``tr``, every version): a training clip's gender as labelled,
+    any other clip's as a logistic regression on the training clips' standardised statistics
+    predicts it from the clip as recorded (configs/encoder_logistic_gender.toml). Returns the
+    new ``x`` and the share of the other clips (of known gender) whose gender was told right."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ser_cnn.encoder.fit import LOGISTIC_ITER, pooled_statistics
+
+    versions, n = x.shape[:2]
+    flat = x.reshape(versions, n, -1)
+    mean, std = (a.ravel() for a in pooled_statistics(x[:, tr]))
+    z = (flat[:, tr] - mean) / std
+    clf = LogisticRegression(C=config.logistic_c, max_iter=LOGISTIC_ITER)
+    clf.fit(z.reshape(-1, flat.shape[-1]), np.tile(gender[tr], versions))
+    told = gender.astype(object).copy()
+    told[~tr] = clf.predict((flat[0, ~tr] - mean) / std)
+    known = ~tr & (gender != None)  # noqa: E711 (an object array: elementwise)
+    right = float(np.mean(told[known] == gender[known]))
+    out = np.empty_like(flat)
+    for g in sorted(set(gender[tr])):
+        mine = tr & (gender == g)
+        theirs = flat[:, mine].reshape(-1, flat.shape[-1])
+        out[:, told == g] = (flat[:, told == g] - theirs.mean(0)) / (theirs.std(0) + 1e-6)
+    return out.reshape(x.shape), right
 
 
 def restricted_scores(probs: np.ndarray, y: np.ndarray, emotions: tuple[str, ...]) -> dict:
@@ -74,19 +109,21 @@ def restricted_scores(probs: np.ndarray, y: np.ndarray, emotions: tuple[str, ...
     return evaluate(truth, p.argmax(1), emotions)
 
 
-def six_folds(manifest, x, y, config, seed) -> dict:
+def six_folds(manifest, x, y, config, seed, *, gender=False) -> dict:
     """The published folds (``ser-cnn train --model encoder`` trains one, as here);
     other corpora are training data only."""
     out = {}
     for fold in sorted(load_folds()):
         tr, va, te = ravdess_parts(manifest, split(fold))
-        out[str(fold)] = fit_and_score(x, y, tr, va, te, config, seed, manifest=manifest)
+        out[str(fold)] = fit_and_score(
+            x, y, tr, va, te, config, seed, manifest=manifest, gender=gender
+        )
         r = out[str(fold)]
         print(f"seed {seed} fold {fold}: test {r['accuracy']:.3f} val {r['val']['accuracy']:.3f}")
     return out
 
 
-def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False) -> dict:
+def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False, gender=False) -> dict:
     corpus = manifest["corpus"].to_numpy()
     speaker = (manifest["corpus"] + "/" + manifest["speaker"]).to_numpy()
     val_actors = {f"ravdess/{a}" for a in split(1).val}  # the corpus layer's speaker ids
@@ -109,6 +146,7 @@ def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False) ->
             seed,
             manifest=manifest,
             restrict=emotions,
+            gender=gender,
         )
         r = out[left]
         print(f"seed {seed} left out {left}: UAR {r['uar']:.3f} val {r['val']['accuracy']:.3f}")
@@ -168,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="standardise each corpus by its own clips' statistics (not one clip alone)",
     )
+    p.add_argument(
+        "--by-gender",
+        action="store_true",
+        help="standardise every clip by its (predicted) gender's training statistics",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--name", help="result name (default: the config's stem)")
     args = p.parse_args(argv)
@@ -184,9 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         x = with_view(x, caches, args.view, config)
     manifest, x, y = labelled(manifest, x)
     if args.loco:
-        protocol = functools.partial(leave_one_corpus_out, only_ravdess=args.only_ravdess)
+        protocol = functools.partial(
+            leave_one_corpus_out, only_ravdess=args.only_ravdess, gender=args.by_gender
+        )
     else:
-        protocol = six_folds
+        protocol = functools.partial(six_folds, gender=args.by_gender)
     runs = {str(seed): protocol(manifest, x, y, config, seed) for seed in args.seeds}
     every = [r for run in runs.values() for r in run.values()]
     summary = {
@@ -201,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "training": config.to_dict(),
         "corpus_norm": args.corpus_norm,
         "view": args.view,
+        "by_gender": args.by_gender,
         "seeds": args.seeds,
         "labels": list(EMOTIONS),
         **mean_std(every),

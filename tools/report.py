@@ -178,6 +178,7 @@ ENCODER_TRIALS = (
     "top_block",  # tools/block_trial.py: the encoder's last block fine-tuned
     "encoder_logistic_nap",  # the training speakers' directions projected out
     "encoder_logistic_speaker",  # each speaker by their own statistics (not one clip alone)
+    "encoder_logistic_gender",  # each clip by its predicted gender's training statistics
 )
 CORPUS_NAMES = {"ravdess": "RAVDESS", "urdu": "URDU", "ased": "ASED", "nemo": "nEMO"}
 # cross-corpus result files: (file prefix, what was trained)
@@ -290,6 +291,7 @@ def encoder_cross(root: str) -> str:
             "encoder_logistic_delta",
             "encoder_logistic_nap",
             "encoder_logistic_speaker",
+            "encoder_logistic_gender",
             "encoder_logistic_base",
             "encoder_concat",
             "encoder_clipnorm",
