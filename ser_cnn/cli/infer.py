@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
             "error: "
             + (
                 "--speaker is for models trained with speaker normalisation "
-                "(speaker_norm = true in their `ser-cnn train --config` file); these were not"
+                "(speaker_norm = true in their `ser-cnn train --config` file), such as "
+                "--run checkpoints/encoder_speaker_fold1; these were not"
                 if args.speaker
                 else "this model was trained with speaker normalisation (speaker_norm = true): "
                 "it needs several recordings of one speaker, passed together with --speaker"
