@@ -10,6 +10,22 @@ one mood. For each of the six folds the head is fitted as ``tools/encoder_cv.py`
 with statistics taken from: all 60 clips; ``k`` clips drawn at random (``DRAWS`` seeded draws
 each); the clips of one mood only (neutral and calm; angry). Writes
 ``results/speaker_stats_encoder.json``: accuracy mean and std over the folds, per source.
+
+``--mood-corrected`` (a trial; plan fixed 2026-12-06 before scoring, written here): a speaker's
+recordings of one mood bias their mean towards that mood, and then every clip is judged
+against it. The one-clip head (configs/encoder_logistic.toml, fitted on the same training
+actors) knows moods without a reference, so it can correct the bias: each fold also fits (a)
+the one-clip head on the raw statistics and (b) the same head on mean-only speaker-normalised
+statistics (each training clip minus its speaker's mean; no std, which few or one-mood clips
+estimate worse), and takes each emotion's mean offset from its speakers' means over the
+training clips, m_c. A test speaker's mean is then estimated from the chosen clips S as
+mean over i in S of (x_i - sum_c p_i(c) m_c), p_i the one-clip head's probabilities of clip i;
+every clip of the speaker is judged by (b) on x - that mean. Scored on the same sources, with
+the same random draws (``--out results/speaker_stats_encoder_mood.json``), beside (b) with the
+plain mean. Decision: served (replacing the mean-and-std normalisation of
+configs/encoder_logistic_speaker.toml) if, with one mood only, it scores at least the one-clip
+head's six-fold 0.753 on both one-mood sources, while with all 60 clips it is no more than 0.01
+below the shipped option's 0.824. Otherwise it stays a result file.
 """
 
 from __future__ import annotations
