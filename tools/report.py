@@ -231,21 +231,27 @@ def _encoder_lines() -> list[tuple[str, str, dict | None]]:
 
 def speaker_stats(root: str) -> str:
     """The speaker-normalised encoder head's accuracy by where the test speaker's statistics
-    come from (tools/speaker_stats.py), beside the one-clip head it would replace."""
+    come from (tools/speaker_stats.py), with the mood-corrected trial's columns beside it and
+    the one-clip head it would replace."""
     s, alone = _load("speaker_stats_encoder.json"), _load(ENCODER_CHOSEN)
     if s is None:
         return "(no results/speaker_stats_encoder.json yet)"
-    rows = ["| the speaker's statistics from | accuracy | source |", "| --- | --- | --- |"]
-    for source, a in s["accuracy"].items():
-        rows.append(
-            f"| {source} | {a['mean']:.3f} ± {a['std']:.3f} | "
-            f"{_link(root, 'speaker_stats_encoder.json')} |"
-        )
+    trial = (_load("speaker_stats_encoder_mood.json") or {}).get("accuracy", {})
+    variants = [(s["accuracy"], "speaker_stats_encoder.json")]
+    variants += [(trial[v], "speaker_stats_encoder_mood.json") for v in trial]
+    head = "| the speaker's statistics from | mean and std (shipped option) | "
+    head += "".join(f"{v}, no std (trial) | " for v in trial)
+    rows = [head.rstrip(), "|" + " --- |" * (2 + len(trial))]
+    for source in s["accuracy"]:
+        cells = [f"{a[source]['mean']:.3f} ± {a[source]['std']:.3f}" for a, _ in variants]
+        rows.append(f"| {source} | " + " | ".join(cells) + " |")
     if alone:
+        blank = " | ".join("–" for _ in trial)
         rows.append(
-            f"| (none: the shipped head, one clip alone) | {_pm(alone, 'accuracy')} | "
-            f"{_link(root, ENCODER_CHOSEN)} |"
+            f"| none: the shipped head, one clip alone | {_pm(alone, 'accuracy')} | {blank} |"
         )
+    sources = sorted({name for _, name in variants} | {ENCODER_CHOSEN})
+    rows += ["", "Sources: " + ", ".join(_link(root, n) for n in sources) + "."]
     return "\n".join(rows)
 
 

@@ -54,10 +54,56 @@ CLIPS = (5, 10, 20)  # clips per speaker drawn at random (RAVDESS actors have 60
 MOODS = {"neutral and calm only": ("neutral", "calm"), "angry only": ("angry",)}
 
 
+def mean_and_std(raw, y, speakers, tr, va, config):
+    """The speaker-normalised head of ``config``; judges by the chosen clips' mean and std."""
+    head, _ = fit_parts(speaker_normalize(raw, speakers), y, tr, va, config)
+
+    def judge(clips, stats_from):
+        mean, std = speaker_statistics(raw[0, stats_from])
+        return head.predict(((raw[0, clips] - mean) / std).astype(np.float32), verbose=0)
+
+    return {"": judge}
+
+
+def mood_corrected(raw, y, speakers, tr, va, config):
+    """The --mood-corrected trial (module docstring): a one-clip head, a head on mean-only
+    speaker-normalised statistics, the emotions' mean offsets; judges by the plain mean of the
+    chosen clips and by their mood-corrected mean."""
+    plain = HeadTraining.from_dict(
+        config.to_dict() | {"head": {**config.to_dict()["head"], "speaker_norm": False}}
+    )
+    one_clip, _ = fit_parts(raw, y, tr, va, plain)
+    centred = raw.copy()
+    for who in set(speakers):
+        mine = speakers == who
+        centred[:, mine] -= raw[0, mine].mean(axis=0)
+    head, _ = fit_parts(centred, y, tr, va, plain)
+    offsets = np.stack(
+        [centred[0, tr & (y == c)].mean(axis=0) for c in range(len(EMOTIONS))]
+    )  # (emotions, states, width): every emotion is in every fold's training actors
+
+    def judge_by(mean_of):
+        def judge(clips, stats_from):
+            x = (raw[0, clips] - mean_of(stats_from)).astype(np.float32)
+            return head.predict(x, verbose=0)
+
+        return judge
+
+    def corrected(stats_from):
+        p = one_clip.predict(raw[0, stats_from], verbose=0)
+        return (raw[0, stats_from] - np.einsum("ic,c...->i...", p, offsets)).mean(axis=0)
+
+    return {
+        "plain mean": judge_by(lambda s: raw[0, s].mean(axis=0)),
+        "mood-corrected mean": judge_by(corrected),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("cache", type=Path, help="the RAVDESS encoder cache")
     p.add_argument("--config", type=Path, required=True, help="a head with speaker_norm = true")
+    p.add_argument("--mood-corrected", action="store_true", help="the trial of the docstring")
     p.add_argument("--out", type=Path, default=Path("results/speaker_stats_encoder.json"))
     args = p.parse_args(argv)
     config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
@@ -66,13 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     manifest, raw = load_pooled_set([args.cache], config.copies, clip_norm=config.head.clip_norm)
     manifest, raw, y = labelled(manifest, raw)
     speakers = speaker_ids(manifest)
-    x = speaker_normalize(raw, speakers)  # as load_pooled_set normalises for training
+    heads = mood_corrected if args.mood_corrected else mean_and_std
     rng = np.random.default_rng(0)
-    scores: dict[str, list[float]] = {}
+    scores: dict[str, dict[str, list[float]]] = {}
     for fold in sorted(load_folds()):
         tr, va, te = ravdess_parts(manifest, split(fold))
-        head, _ = fit_parts(x, y, tr, va, config)
-        right: dict[str, list[bool]] = {}
+        judges = heads(raw, y, speakers, tr, va, config)
+        right: dict[tuple[str, str], list[bool]] = {}
         for who in sorted(set(speakers[te])):
             clips = np.flatnonzero(speakers == who)
             sources = [(f"all {len(clips)} clips", clips)]
@@ -86,23 +132,32 @@ def main(argv: list[str] | None = None) -> int:
                 for name, moods in MOODS.items()
             ]
             for source, stats_from in sources:
-                mean, std = speaker_statistics(raw[0, stats_from])
-                x_test = ((raw[0, clips] - mean) / std).astype(np.float32)
-                hits = head.predict(x_test, verbose=0).argmax(1) == y[clips]
-                right.setdefault(source, []).extend(hits.tolist())
-        for source, hits in right.items():
-            scores.setdefault(source, []).append(float(np.mean(hits)))
-        print(f"fold {fold}: " + ", ".join(f"{s} {v[-1]:.3f}" for s, v in scores.items()))
+                for variant, judge in judges.items():
+                    hits = judge(clips, stats_from).argmax(1) == y[clips]
+                    right.setdefault((variant, source), []).extend(hits.tolist())
+        for (variant, source), hits in right.items():
+            scores.setdefault(variant, {}).setdefault(source, []).append(float(np.mean(hits)))
+        for variant, by_source in scores.items():
+            shown = ", ".join(f"{s} {v[-1]:.3f}" for s, v in by_source.items())
+            print(f"fold {fold} {variant}: {shown}")
+
+    def table(by_source):
+        return {
+            s: {"mean": float(np.mean(v)), "std": float(np.std(v)), "folds": v}
+            for s, v in by_source.items()
+        }
+
     summary = {
         "model": "encoder head, speaker-normalised",
         "protocol": "RAVDESS six folds; test actors' statistics from the clips named",
         "config": str(args.config),
         "draws": DRAWS,
-        "accuracy": {
-            s: {"mean": float(np.mean(v)), "std": float(np.std(v)), "folds": v}
-            for s, v in scores.items()
-        },
     }
+    if args.mood_corrected:
+        summary["trial"] = "mean-only speaker normalisation, plain and mood-corrected means"
+        summary["accuracy"] = {variant: table(v) for variant, v in scores.items()}
+    else:
+        summary["accuracy"] = table(scores[""])
     args.out.write_text(json.dumps(summary, indent=1) + "\n")
     print(args.out)
     return 0
