@@ -13,8 +13,10 @@ import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ser_cnn.audio.io import load_audio
@@ -354,7 +356,7 @@ def test_light_and_reference_runtimes_give_the_same_probabilities(encoder_run):
 def test_a_speaker_normalised_encoder_run_takes_the_speakers_statistics(encoder_cache, tmp_path):
     from ser_cnn.encoder.head import speaker_statistics
     from ser_cnn.encoder.train import train_encoder
-    from ser_cnn.training.evaluation import score
+    from ser_cnn.training.evaluation import evaluate_run
 
     config = HeadTraining.from_dict(TINY.to_dict() | {"head": {"speaker_norm": True}})
     run_dir = tmp_path / "run"
@@ -395,8 +397,21 @@ def test_a_speaker_normalised_encoder_run_takes_the_speakers_statistics(encoder_
     assert together.returncode == 0, together.stderr
     answers = [r["encoder"]["probabilities"] for r in json.loads(together.stdout)]
     np.testing.assert_allclose([list(a.values()) for a in answers], got, atol=1e-5)
-    with pytest.raises(ParameterError, match="speaker normalisation"):
-        score(rec, None)  # evaluate judges every clip alone
+    # evaluate judges every speaker's clips with that speaker's statistics, as infer would
+    report = evaluate_run(run_dir, [str(REPO / "examples")])
+    got = {Path(r["file"]).name: r["encoder_emotion"] for r in report.predictions}
+    expected = {}
+    for actor in ("01", "11", "20", "21"):
+        theirs = [p for p in EXAMPLES if p.stem.endswith(f"-{actor}")]
+        rec.calibrate(theirs)
+        answers = zip(theirs, rec.predict_many(theirs), strict=True)
+        expected |= {p.name: q.emotion for p, q in answers}
+    assert got == expected and report.clips["scored"] == 5
+    nameless = pd.DataFrame(
+        {"path": [str(p) for p in actor1], "emotion": ["neutral", "calm"], "corpus": "mine"}
+    )
+    with pytest.raises(DataError, match="every clip needs its speaker"):
+        evaluate_run(run_dir, nameless)
 
 
 def test_labels_and_temperature_come_from_the_run(encoder_run, tmp_path):
@@ -549,17 +564,17 @@ def test_the_shipped_speaker_normalised_run_is_fold_1_of_its_recipe():
 
 @pytest.mark.slow
 def test_the_shipped_speaker_normalised_run_scores_its_test_actors_as_trained(ravdess_dir):
+    from ser_cnn.training.evaluation import evaluate_run
+
     shipped_encoder()
-    rec = load_recognizer(SPEAKER_RUN, calibrated=False)
-    right = []
-    for actor in (1, 11, 20, 21):  # each judged with their own clips' statistics, as in training
-        files = sorted((ravdess_dir / f"Actor_{actor:02d}").iterdir())
-        rec.calibrate(files)
-        truth = [EMOTIONS[int(f.name.split("-")[2]) - 1] for f in files]
-        right += [p.emotion == t for p, t in zip(rec.predict_many(files), truth, strict=True)]
+    actors = [str(ravdess_dir / f"Actor_{a:02d}") for a in (1, 11, 20, 21)]
+    # ser-cnn evaluate: each actor judged with their own clips' statistics, as in training
+    report = evaluate_run(SPEAKER_RUN, actors, calibrated=False)
     metrics = json.loads((SPEAKER_RUN / "metrics.json").read_text())
+    assert report.clips["scored"] == 240
     # the same clips and statistics through the served path: a near-tie may flip, no more
-    assert np.mean(right) == pytest.approx(metrics["accuracy"], abs=2 / 240)
+    got = report.models["encoder"]["accuracy"]
+    assert got == pytest.approx(metrics["accuracy"], abs=2 / 240)
 
 
 def test_the_shipped_encoder_run_answers_through_infer():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -316,6 +317,12 @@ def test_speaker_normalised_run_from_training_to_inference(logmel_cache, tiny_tr
     )
     shipped = run_script(INFER, "--speaker", files[0])
     assert shipped.returncode == 2 and "not" in shipped.stderr
+    # ser-cnn evaluate: the speaker's clips judged with their statistics, as --speaker does
+    from ser_cnn.training.evaluation import evaluate_run
+
+    report = evaluate_run(run, [str(tiny_tree / "Actor_01")], calibrated=False)
+    answers = {Path(r["file"]).name: r["cnn_emotion"] for r in report.predictions}
+    assert answers == {Path(r["file"]).name: r["cnn"]["emotion"] for r in records}
 
 
 def test_an_ensemble_of_run_folders_averages_their_probabilities(

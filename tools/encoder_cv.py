@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_cnn.corpora import speaker_keys
 from ser_cnn.encoder.cache import cache_settings
 from ser_cnn.encoder.fit import HeadTraining
 from ser_cnn.encoder.train import (
@@ -37,7 +38,6 @@ from ser_cnn.encoder.train import (
     load_pooled_set,
     pooled_norms,
     ravdess_parts,
-    speaker_ids,
 )
 from ser_cnn.ravdess import EMOTIONS, load_folds, split
 from ser_cnn.training.evaluation import restrict
@@ -55,7 +55,7 @@ def fit_and_score(x, y, tr, va, te, config, seed, *, manifest, restrict=None, ge
     if gender:
         x, told["gender_told_right"] = by_gender(x, manifest["gender"].to_numpy(), tr, config)
     cfg = HeadTraining.from_dict(config.to_dict() | {"seed": seed})
-    corpora, speakers = manifest["corpus"].to_numpy(), speaker_ids(manifest)
+    corpora, speakers = manifest["corpus"].to_numpy(), speaker_keys(manifest).to_numpy()
     model, history = fit_parts(x, y, tr, va, cfg, corpora=corpora, speakers=speakers)
     probs_val, probs = model.predict(x[0, va], verbose=0), model.predict(x[0, te], verbose=0)
     val = evaluate(y[va], probs_val.argmax(1), EMOTIONS)
@@ -125,7 +125,7 @@ def six_folds(manifest, x, y, config, seed, *, gender=False) -> dict:
 
 def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False, gender=False) -> dict:
     corpus = manifest["corpus"].to_numpy()
-    speaker = (manifest["corpus"] + "/" + manifest["speaker"]).to_numpy()
+    speaker = speaker_keys(manifest).to_numpy()
     val_actors = {f"ravdess/{a}" for a in split(1).val}  # the corpus layer's speaker ids
     for c in sorted(set(corpus) - {"ravdess"}):
         ids = sorted(set(speaker[corpus == c]))

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_cnn.corpora import speaker_keys
 from ser_cnn.encoder.fit import HeadTraining
 from ser_cnn.encoder.head import speaker_normalize, speaker_statistics
 from ser_cnn.encoder.train import (
@@ -45,7 +46,6 @@ from ser_cnn.encoder.train import (
     labelled,
     load_pooled_set,
     ravdess_parts,
-    speaker_ids,
 )
 from ser_cnn.ravdess import EMOTIONS, load_folds, split
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{args.config} does not train a speaker-normalised head")
     manifest, raw = load_pooled_set([args.cache], config.copies, clip_norm=config.head.clip_norm)
     manifest, raw, y = labelled(manifest, raw)
-    speakers = speaker_ids(manifest)
+    speakers = speaker_keys(manifest).to_numpy()
     heads = mood_corrected if args.mood_corrected else mean_and_std
     rng = np.random.default_rng(0)
     scores: dict[str, dict[str, list[float]]] = {}

@@ -158,10 +158,11 @@ def write_manifest(manifest: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 
 def speaker_keys(manifest: pd.DataFrame) -> pd.Series:
-    """Speakers as ``corpus/speaker`` (unique across corpora), ``None`` where unknown."""
+    """Speakers as ``corpus/speaker`` (unique across corpora), ``None`` where unknown (None,
+    NaN, or empty as a cache's CSV keeps it)."""
     return pd.Series(
         [
-            None if s is None else f"{c}/{s}"
+            None if pd.isna(s) or s == "" else f"{c}/{s}"
             for c, s in zip(manifest["corpus"], manifest["speaker"], strict=True)
         ],
         index=manifest.index,

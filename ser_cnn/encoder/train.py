@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ser_cnn.corpora.manifest import speaker_keys
 from ser_cnn.corpora.splits import DEFAULT_FOLDS, DataSplit, label_indices, labels_in
 from ser_cnn.encoder.cache import (
     ERRORS_FILE,
@@ -85,7 +86,9 @@ def load_pooled_set(
     manifest = pd.concat([m for m, _ in parts], ignore_index=True)
     x = np.concatenate([p for _, p in parts], axis=1)
     x = clip_normalize(x) if clip_norm else x
-    return manifest, (speaker_normalize(x, speaker_ids(manifest)) if speaker_norm else x)
+    return manifest, (
+        speaker_normalize(x, speaker_keys(manifest).to_numpy()) if speaker_norm else x
+    )
 
 
 def pooled_norms(head) -> dict[str, bool]:
@@ -109,13 +112,6 @@ def ravdess_parts(manifest: pd.DataFrame, parts: Split) -> tuple[np.ndarray, ...
     actors = np.where(ravdess, pd.to_numeric(manifest["speaker"], errors="coerce"), -1)
     tr = np.isin(actors, parts.train) | ~ravdess  # other corpora: training data only
     return tr, np.isin(actors, parts.val), np.isin(actors, parts.test)
-
-
-def speaker_ids(manifest: pd.DataFrame) -> np.ndarray:
-    """Each clip's speaker, unique across corpora ("corpus/speaker"); None where unknown."""
-    known = manifest["speaker"].notna() & (manifest["speaker"].astype(str) != "")
-    ids = manifest["corpus"].astype(str) + "/" + manifest["speaker"].astype(str)
-    return ids.where(known, None).to_numpy()
 
 
 def fit_parts(
@@ -405,7 +401,7 @@ def train_encoder(
             "statistics": start.statistics(),
             "start": lambda model: kept.update(start.transfer(model, labels)),
         }
-    corpora, speakers = manifest["corpus"].to_numpy(), speaker_ids(manifest)
+    corpora, speakers = manifest["corpus"].to_numpy(), speaker_keys(manifest).to_numpy()
     if config.nuisance and any(s is None for s in speakers[tr]):
         raise DataError(f"nuisance = {config.nuisance!r} needs every training clip's speaker")
     model, history = fit_parts(x, y, tr, va, config, len(labels), corpora, speakers, **fine_tune)

@@ -2,7 +2,8 @@
 confusion matrix of every model in it, as ``ser-cnn evaluate`` reports and writes them.
 
 This is serving-side code: each clip is judged by :class:`ser_cnn.serving.inference.Recognizer`
-alone, exactly as ``ser-cnn infer`` judges that file (batched model calls; calibrated unless asked
+alone (a speaker-normalised model: with its speaker's scored clips, as ``--speaker`` does),
+exactly as ``ser-cnn infer`` judges that file (batched model calls; calibrated unless asked
 otherwise; a recording with more than 6 s of speech in windows), so the scores are those of the
 answers a user gets. The data is read by the corpus layer (:func:`ser_cnn.corpora.load_many`);
 no training code and no feature cache is involved. Nothing is dropped silently: clips whose file
@@ -40,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ser_cnn import corpora
-from ser_cnn.errors import DataError, ParameterError
+from ser_cnn.errors import DataError, ParameterError, SerError
 from ser_cnn.run import load_run
 from ser_cnn.serving.inference import Recognizer, load_recognizer
 from ser_cnn.training.metrics import evaluate, plot_confusion
@@ -165,7 +166,11 @@ def evaluate_run(
         The data or the run is refused (see :func:`ser_cnn.corpora.load_many`), ``strict`` and
         a clip left out, or no clip left to score.
     ParameterError
-        A speaker-normalised CNN (it cannot judge a clip alone), or a bad argument.
+        A bad argument.
+
+    A speaker-normalised model judges every speaker's clips against that speaker's own
+    recordings: the scored clips of each speaker (``Recognizer.calibrate``), as
+    ``ser-cnn infer --speaker`` would; every clip then needs its speaker (else DataError).
     """
     inputs, manifest, problems = read_data(data, strict=strict)
     rec = load_recognizer(run, models=models, calibrated=calibrated, runtime=runtime)
@@ -210,13 +215,6 @@ def score(
     if batch_size < 1:
         raise ParameterError(f"batch_size must be at least 1, got {batch_size}")
     labels = rec.labels
-    if rec.speaker_normalized:
-        raise ParameterError(
-            f"{rec.run_dir}: this model was trained with speaker normalisation: it needs "
-            "several recordings of a speaker before it can judge any, and evaluate judges every "
-            "clip alone; score its MLP with --model mlp, or use `ser-cnn infer --speaker` per "
-            "speaker"
-        )
     unusable = [p for p in problems if Path(p.partition(": ")[0]).is_absolute()]
     # the corpus layer's notes, less those on labels without a project emotion: counted below
     notes = [p for p in problems if p not in unusable and not _unmapped_note(p, manifest)]
@@ -248,10 +246,24 @@ def score(
     classes = [c for c in labels if c in {t for _, t in targets}] if restricted else list(labels)
 
     paths = [manifest.at[i, "path"] for i, _ in targets]
+    speakers = None
+    if rec.speaker_normalized:  # each speaker judged against their own recordings
+        keys = corpora.speaker_keys(manifest)
+        speakers = [keys.iloc[i] for i, _ in targets]
+        if any(who is None for who in speakers):
+            raise DataError(
+                f"{rec.run_dir} was trained with speaker normalisation: it judges each "
+                "speaker's clips against that speaker's own recordings, so every clip needs "
+                "its speaker (a `speaker` column in the table, or a corpus that names them)"
+            )
+        notes.append(
+            f"each of the {len(set(speakers))} speakers' clips judged with the statistics of "
+            "that speaker's scored clips (speaker normalisation)"
+        )
     answers: dict[str, list[str]] = {m: [] for m in rec.models}
     truth, predictions = [], []
     for (i, target), (path, result) in zip(
-        targets, _predict(rec, paths, batch_size, progress), strict=True
+        targets, _predict(rec, paths, batch_size, progress, speakers), strict=True
     ):
         if isinstance(result, Exception):
             text = str(result)
@@ -412,15 +424,32 @@ def _match(emotion: str, labels: Sequence[str], restricted: bool) -> str | None:
     return found
 
 
-def _predict(rec: Recognizer, paths: list[str], batch_size: int, progress: bool):
-    """``(path, Prediction or Exception)`` per path, as ``ser-cnn infer`` gets them."""
+def _predict(rec: Recognizer, paths: list[str], batch_size: int, progress: bool, speakers=None):
+    """``(path, Prediction or Exception)`` per path, in order, as ``ser-cnn infer`` gets them;
+    with ``speakers`` (each path's), every speaker's paths after :meth:`Recognizer.calibrate` on
+    them, as ``ser-cnn infer --speaker`` judges them."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(paths), unit="clip", desc="scoring", disable=not progress)
     try:
-        for path, result in rec.iter_predict(paths, batch_size=batch_size):
-            bar.update()
-            yield path, result
+        if speakers is None:
+            for path, result in rec.iter_predict(paths, batch_size=batch_size):
+                bar.update()
+                yield path, result
+            return
+        results: list[tuple] = [()] * len(paths)
+        for who in dict.fromkeys(speakers):  # in order of first appearance
+            mine = [k for k, s in enumerate(speakers) if s == who]
+            try:
+                rec.calibrate([paths[k] for k in mine])
+                found = rec.iter_predict([paths[k] for k in mine], batch_size=batch_size)
+                for k, pair in zip(mine, found, strict=True):
+                    results[k] = pair
+            except SerError as err:  # none of the speaker's recordings could be read
+                for k in mine:
+                    results[k] = (paths[k], DataError(f"speaker {who}: {err}"))
+            bar.update(len(mine))
+        yield from results
     finally:
         bar.close()
 
