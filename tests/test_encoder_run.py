@@ -377,6 +377,14 @@ def test_a_speaker_normalised_encoder_run_takes_the_speakers_statistics(encoder_
     expected = model.head.predict_proba(((pooled - mean) / std).astype(np.float32))
     # float64 running sums vs one float64 pass over two clips: rounding only
     np.testing.assert_allclose(got, expected, atol=1e-5)
+    # the same recordings as arrays of samples: the same statistics
+    samples = [load_audio(p, target_sr=22_050) for p in actor1]
+    with pytest.raises(ParameterError, match="sr="):
+        rec.calibrate(samples)
+    assert rec.calibrate(samples, sr=22_050) == pytest.approx(rec.calibrate(actor1), abs=1e-3)
+    rec.calibrate(samples, sr=22_050)
+    again = [list(p.probabilities.values()) for p in rec.predict_many(actor1)]
+    np.testing.assert_allclose(again, got, atol=1e-3)  # resampled twice: close, not equal
     other = load_recognizer(run_dir)
     other.calibrate(EXAMPLES)  # another set of recordings: other statistics, other answers
     assert (

@@ -97,18 +97,28 @@ def corpus_emotion(corpus: str, path: str | os.PathLike) -> str | None:
     return corpora.CORPORA[corpus].parse_name(path)["emotion"]
 
 
-def probabilities(rec, clips: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Each model's probabilities, shape (n, len(rec.labels)), through the public predict."""
-    out: dict[str, list] = {m: [] for m in rec.models}
-    for y in clips:
-        scores = rec.predict(y, sr=SAMPLE_RATE).scores
-        for m in rec.models:
-            out[m].append([scores[m].probabilities[label] for label in rec.labels])
-    return {m: np.array(p) for m, p in out.items()}
+def probabilities(rec, clips: list[np.ndarray], speakers=None) -> dict[str, np.ndarray]:
+    """Each model's probabilities, shape (n, len(rec.labels)), through the public predict; a
+    speaker-normalised model's with each speaker's statistics taken from their clips as given
+    (``speakers``: each clip's), as ``ser-cnn infer --speaker`` would take them."""
+    out = {m: np.zeros((len(clips), len(rec.labels))) for m in rec.models}
+    groups = {None: range(len(clips))} if speakers is None else {}
+    for k, who in enumerate(speakers if speakers is not None else ()):
+        groups.setdefault(who, []).append(k)
+    for who, mine in groups.items():
+        if who is not None:
+            rec.calibrate([clips[k] for k in mine], sr=SAMPLE_RATE)
+        for k in mine:
+            scores = rec.predict(clips[k], sr=SAMPLE_RATE).scores
+            for m in rec.models:
+                out[m][k] = [scores[m].probabilities[label] for label in rec.labels]
+    return out
 
 
-def score_ravdess(rec, clips, truth, pool, conditions, seed) -> dict:
-    """``{condition: {model: scores and "changed"}}`` of one fold's test clips."""
+def score_ravdess(rec, clips, truth, pool, conditions, seed, speakers=None) -> dict:
+    """``{condition: {model: scores and "changed"}}`` of one fold's test clips (``speakers``:
+    each clip's actor, for a speaker-normalised model: its statistics from the actor's clips
+    under the same condition, as a user's own recordings share their channel)."""
     out, clean = {}, None
     for name in conditions:
         index = list(CONDITIONS).index(name)  # a condition's seeds do not depend on --conditions
@@ -116,7 +126,8 @@ def score_ravdess(rec, clips, truth, pool, conditions, seed) -> dict:
             CONDITIONS[name](y, SAMPLE_RATE, np.random.default_rng([seed, index, k]), babble=pool)
             for k, y in enumerate(clips)
         ]
-        answers = {m: p.argmax(axis=1) for m, p in probabilities(rec, degraded).items()}
+        found = probabilities(rec, degraded, speakers)
+        answers = {m: p.argmax(axis=1) for m, p in found.items()}
         clean = answers if name == "clean" else clean
         out[name] = {
             m: {**_scores(truth, a, rec.labels), "changed": float(np.mean(a != clean[m]))}
@@ -157,18 +168,17 @@ def benchmark(runs, *, data: Path | None, conditions, limit, seed, part="test") 
         held_out = set(actors) | set(split_actors(run_dir, "test"))  # babble: training actors
         # raw output: a temperature changes no RAVDESS answer but can change a cross-corpus one
         rec = ser_cnn.load_recognizer(run_dir, calibrated=False)
-        if rec.speaker_normalized:  # its calibration reads each speaker's files: not here
-            skipped.append(f"{fold} cnn: speaker-normalised, needs per-speaker calibration")
-            if "mlp" not in rec.models:
-                continue
-            rec = ser_cnn.load_recognizer(run_dir, models=["mlp"], calibrated=False)
         tests = _subset([c for c in ravdess if c.actor in actors], limit, seed)
+        speakers = [c.actor for c in tests] if rec.speaker_normalized else None
         others = _subset([c for c in ravdess if c.actor not in held_out], BABBLE_POOL, seed)
         print(f"{fold}: {len(tests)} {part} clips of actors {list(actors)}", file=sys.stderr)
         truth = np.array([rec.labels.index(c.emotion) for c in tests])
         clips, pool = [load_audio(c.path) for c in tests], [load_audio(c.path) for c in others]
-        per_fold[fold] = score_ravdess(rec, clips, truth, pool, conditions, seed)
+        per_fold[fold] = score_ravdess(rec, clips, truth, pool, conditions, seed, speakers)
         folds[fold] = {"run": str(run_dir), f"{part}_actors": list(actors), "models": rec.models}
+        if rec.speaker_normalized and any(isinstance(i, list) for i in corpora.values()):
+            skipped.append(f"{fold}: speaker-normalised, scored on RAVDESS only")
+            continue
         for c, items in corpora.items():
             if isinstance(items, list):
                 corpus_fold[c][fold] = score_corpus(rec, items, CORPORA[c][1])

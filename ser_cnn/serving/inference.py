@@ -212,8 +212,9 @@ class Recognizer:
 
     def calibrate(
         self,
-        sources: Iterable[str | os.PathLike],
+        sources: Iterable[str | os.PathLike | np.ndarray],
         *,
+        sr: float | None = None,
         window: float | None = None,
         hop: float | None = None,
     ) -> float:
@@ -227,7 +228,8 @@ class Recognizer:
         following predictions until the next call. The more of the speaker's voice, and the
         more of their moods, the closer this comes to training, which used all 60 clips of each
         actor; one short clip can only be compared with itself. Memory stays bounded whatever
-        the length.
+        the length. A source is a path, or an array of samples at ``sr`` Hz (as for
+        :meth:`predict`).
 
         Returns
         -------
@@ -244,12 +246,20 @@ class Recognizer:
         window, hop = self._window_hop(window, hop)
         acc, seconds = {m: BandAccumulator() for m in kinds}, 0.0
         for source in sources:
-            info = audio_info(source)
-            y = self._load_whole(source, window)
+            if isinstance(source, np.ndarray):
+                if sr is None:
+                    raise ParameterError("calibrate() needs sr= with arrays of samples")
+                y = load_audio(source, sr=sr, target_sr=self.sample_rate)
+                duration, blocks = len(y) / self.sample_rate, iter([y])
+                y = y if not self._windowed(y, window) else None
+            else:
+                info = audio_info(source)
+                duration, y = info.frames / info.samplerate, self._load_whole(source, window)
+                if y is None:
+                    blocks = stream_audio(
+                        source, block_seconds=BLOCK_SECONDS, target_sr=self.sample_rate
+                    )
             if y is None:
-                blocks = stream_audio(
-                    source, block_seconds=BLOCK_SECONDS, target_sr=self.sample_rate
-                )
                 parts, levels = {}, {}  # start -> statistics, frame levels of voiced windows
                 for t, w in windows(blocks, self.sample_rate, window=window, hop=hop):
                     if is_voiced(w):
@@ -261,7 +271,7 @@ class Recognizer:
                 part = self._speaker_part(y, kinds)
                 for m in kinds:
                     acc[m].merge(part[m])
-            seconds += info.frames / info.samplerate
+            seconds += duration
         if any(a.count == 0 for a in acc.values()):
             raise ParameterError("calibrate() needs at least one recording of the speaker")
         self.speaker = {m: a.statistics() for m, a in acc.items()}
