@@ -405,6 +405,31 @@ def test_a_speaker_normalised_encoder_run_takes_the_speakers_statistics(encoder_
     assert together.returncode == 0, together.stderr
     answers = [r["encoder"]["probabilities"] for r in json.loads(together.stdout)]
     np.testing.assert_allclose([list(a.values()) for a in answers], got, atol=1e-5)
+    # listen: the person's recordings first, then the stream judged against them
+    from ser_cnn.cli import listen
+
+    stream = [str(actor1[0])]
+    assert listen.main(["--run", str(run_dir), "--input", *stream, "--fast"]) == 2  # no stats
+    command = "import sys; from ser_cnn.cli import main; sys.exit(main())"
+    options = ["--fast", "--format", "jsonl", "--speaker", *map(str, actor1)]
+    heard = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            command,
+            "listen",
+            "--run",
+            str(run_dir),
+            "--input",
+            *stream,
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert heard.returncode == 0, heard.stderr
+    assert "speaker statistics from 2 recording(s)" in heard.stderr
+    assert any('"encoder"' in line for line in heard.stdout.splitlines())
     # evaluate judges every speaker's clips with that speaker's statistics, as infer would
     report = evaluate_run(run_dir, [str(REPO / "examples")])
     got = {Path(r["file"]).name: r["encoder_emotion"] for r in report.predictions}

@@ -4,6 +4,7 @@
     ser-cnn listen --model cnn --hop 0.25         # the CNN alone, four updates a second
     ser-cnn listen --input call.wav               # a recording, played in real time
     ser-cnn listen --input call.wav --fast --format jsonl    # as fast as it goes, for programs
+    ser-cnn listen --run checkpoints/encoder_speaker_fold1 --speaker anna/   # her voice as baseline
 
 One line per window (the model's 3 s, every --hop seconds) as soon as its audio has arrived:
 when it ends, each model's emotion and probability ("no speech" when nobody spoke), and the
@@ -46,6 +47,13 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         default=SMOOTH,
         help=f"seconds of recent windows with speech in the smoothed answer ({SMOOTH:g})",
     )
+    p.add_argument(
+        "--speaker",
+        nargs="+",
+        metavar="RECORDING",
+        help="recordings (files or folders) of the person who will speak, in several moods: "
+        "their statistics, for a model trained with speaker normalisation",
+    )
     p.add_argument("--format", choices=("table", "jsonl"), default="table")
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up messages")
     args = p.parse_args(argv)
@@ -68,11 +76,27 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     args = parse_args(argv, prog)
     from ser_cnn.audio.io import BLOCK_SECONDS
     from ser_cnn.cli.infer import load_from_options
-    from ser_cnn.errors import ParameterError, SerError
+    from ser_cnn.errors import DataError, ParameterError, SerError
+    from ser_cnn.serving.inference import find_inputs
     from ser_cnn.serving.live import BLOCK, LiveStream, microphone, play
 
     try:
         rec = load_from_options(args)
+        if args.speaker:
+            if not rec.speaker_normalized:
+                raise ParameterError(
+                    "--speaker is for models trained with speaker normalisation, such as "
+                    "--run checkpoints/encoder_speaker_fold1; these were not"
+                )
+            found = list(find_inputs(args.speaker))
+            bad = [f"{name}: {error}" for name, _, error in found if error]
+            if bad:
+                raise DataError("--speaker: " + "; ".join(bad))
+            seconds = rec.calibrate([path for _, path, _ in found])
+            print(
+                f"speaker statistics from {len(found)} recording(s), {seconds:.0f} s",
+                file=sys.stderr,
+            )
         stream = LiveStream(rec, window=args.window, hop=args.hop, smooth=args.smooth)
     except ParameterError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -295,7 +295,7 @@ class Recognizer:
             raise ParameterError(
                 f"{self.run_dir}: its {' and '.join(m.upper() for m in missing)} was trained on "
                 "speaker-normalised input; give it recordings of the speaker first "
-                "(Recognizer.calibrate, or `ser-cnn infer --speaker`)"
+                "(Recognizer.calibrate, or --speaker in `ser-cnn infer` and `ser-cnn listen`)"
             )
 
     # -- prediction ----------------------------------------------------------------------------
