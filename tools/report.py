@@ -38,7 +38,7 @@ SHIPPED_CV = "cv_cnn_robust_dropout.json"
 SHIPPED_SEEDS = "ensemble_cnn_robust_dropout.json"  # its seeds together (tools/ensemble.py)
 SHIPPED_RECIPE = "robust recipe, dropout 0.1 (`configs/robust_dropout.toml`, the default)"
 # Six-fold calibration summaries (tools/calibrate.py --summary), in the headline's order.
-CALIBRATIONS = ("calibration_encoder.json", "calibration.json")
+CALIBRATIONS = ("calibration_encoder.json", "calibration.json", "calibration_encoder_speaker.json")
 SCORES = (("accuracy", "accuracy"), ("uar", "UAR"), ("macro_f1", "macro-F1"))
 # The README keeps one short table; the full experiment record is docs/results.md.
 DOCUMENTS = {
