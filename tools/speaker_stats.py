@@ -31,6 +31,7 @@ below the shipped option's 0.824. Otherwise it stays a result file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tomllib
@@ -69,9 +70,7 @@ def mood_corrected(raw, y, speakers, tr, va, config):
     """The --mood-corrected trial (module docstring): a one-clip head, a head on mean-only
     speaker-normalised statistics, the emotions' mean offsets; judges by the plain mean of the
     chosen clips and by their mood-corrected mean."""
-    plain = HeadTraining.from_dict(
-        config.to_dict() | {"head": {**config.to_dict()["head"], "speaker_norm": False}}
-    )
+    plain = dataclasses.replace(config, head=dataclasses.replace(config.head, speaker_norm=False))
     one_clip, _ = fit_parts(raw, y, tr, va, plain)
     centred = raw.copy()
     for who in set(speakers):

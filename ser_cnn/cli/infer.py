@@ -68,6 +68,25 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+NOT_SPEAKER_NORMALISED = (
+    "--speaker is for models trained with speaker normalisation (speaker_norm = true in their "
+    "`ser-cnn train --config` file), such as --run checkpoints/encoder_speaker_fold1; these "
+    "were not"
+)
+
+
+def take_speaker(rec, paths: list, *, window=None, hop=None) -> str:
+    """Give ``rec`` the statistics of one speaker's recordings (``Recognizer.calibrate``); the
+    line that says from how much audio (``--speaker`` of infer and listen)."""
+    seconds = rec.calibrate(paths, window=window, hop=hop)
+    return (
+        f"speaker statistics from {len(paths)} recording(s), {seconds:.0f} s of audio"
+        + (" (few: the statistics are rough below about 30 s)" if seconds < 30 else "")
+        + "; they should span the speaker's moods (recordings of one mood only do worse "
+        "than no statistics: docs/results.md)"
+    )
+
+
 def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")
@@ -178,9 +197,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         print(
             "error: "
             + (
-                "--speaker is for models trained with speaker normalisation "
-                "(speaker_norm = true in their `ser-cnn train --config` file), such as "
-                "--run checkpoints/encoder_speaker_fold1; these were not"
+                NOT_SPEAKER_NORMALISED
                 if args.speaker
                 else "this model was trained with speaker normalisation (speaker_norm = true): "
                 "it needs several recordings of one speaker, passed together with --speaker"
@@ -190,17 +207,10 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         return 2
     if args.speaker and rec.speaker_normalized:
         try:
-            seconds = rec.calibrate(readable, window=args.window, hop=args.hop)
+            print(take_speaker(rec, readable, window=args.window, hop=args.hop), file=sys.stderr)
         except SerError as err:
             print(f"error: speaker statistics: {err}", file=sys.stderr)
             return 1
-        print(
-            f"speaker statistics from {len(readable)} recording(s), {seconds:.0f} s of audio"
-            + (" (few: the statistics are rough below about 30 s)" if seconds < 30 else "")
-            + "; they should span the speaker's moods (recordings of one mood only do worse "
-            "than no statistics: docs/results.md)",
-            file=sys.stderr,
-        )
     rows = []  # --format csv: the rows of ser_cnn.serving.batch, as the Ray engine writes them
     for name, result in _predict_all(rec, inputs, args):
         rows.append(batch.row(name, result, rec.labels, rec.models))

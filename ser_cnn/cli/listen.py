@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     args = parse_args(argv, prog)
     from ser_cnn.audio.io import BLOCK_SECONDS
-    from ser_cnn.cli.infer import load_from_options
+    from ser_cnn.cli.infer import NOT_SPEAKER_NORMALISED, load_from_options, take_speaker
     from ser_cnn.errors import DataError, ParameterError, SerError
     from ser_cnn.serving.inference import find_inputs
     from ser_cnn.serving.live import BLOCK, LiveStream, microphone, play
@@ -84,19 +84,12 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         rec = load_from_options(args)
         if args.speaker:
             if not rec.speaker_normalized:
-                raise ParameterError(
-                    "--speaker is for models trained with speaker normalisation, such as "
-                    "--run checkpoints/encoder_speaker_fold1; these were not"
-                )
+                raise ParameterError(NOT_SPEAKER_NORMALISED)
             found = list(find_inputs(args.speaker))
             bad = [f"{name}: {error}" for name, _, error in found if error]
             if bad:
                 raise DataError("--speaker: " + "; ".join(bad))
-            seconds = rec.calibrate([path for _, path, _ in found])
-            print(
-                f"speaker statistics from {len(found)} recording(s), {seconds:.0f} s",
-                file=sys.stderr,
-            )
+            print(take_speaker(rec, [path for _, path, _ in found]), file=sys.stderr)
         stream = LiveStream(rec, window=args.window, hop=args.hop, smooth=args.smooth)
     except ParameterError as err:
         print(f"error: {err}", file=sys.stderr)

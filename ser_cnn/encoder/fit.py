@@ -294,8 +294,9 @@ def _fit_logistic(
     versions, n = train.shape[:2]
     x = ((train - mean) / std).reshape(versions * n, -1)  # the head's Flatten order
     y = np.tile(y_train, versions)
-    basis = None if groups is None else nuisance_directions(x, y, np.tile(groups, versions))
-    if basis is not None:
+    basis = None
+    if groups is not None:
+        basis = nuisance_directions(x, y, np.tile(groups, versions))
         x = x - (x @ basis) @ basis.T
     fit = LogisticRegression(
         C=config.logistic_c,

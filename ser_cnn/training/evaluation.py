@@ -437,9 +437,11 @@ def _predict(rec: Recognizer, paths: list[str], batch_size: int, progress: bool,
                 bar.update()
                 yield path, result
             return
+        groups: dict[str, list[int]] = {}  # speaker -> their paths' indices, in order
+        for k, who in enumerate(speakers):
+            groups.setdefault(who, []).append(k)
         results: list[tuple] = [()] * len(paths)
-        for who in dict.fromkeys(speakers):  # in order of first appearance
-            mine = [k for k, s in enumerate(speakers) if s == who]
+        for who, mine in groups.items():
             try:
                 rec.calibrate([paths[k] for k in mine])
                 found = rec.iter_predict([paths[k] for k in mine], batch_size=batch_size)
