@@ -337,7 +337,7 @@ def run_encoder(args: argparse.Namespace) -> int:
     if args.data:
         return run_encoder_data(args, config)
     for cache in (args.cache, *args.extra_cache):
-        check_cache(cache, config.copies)  # before TensorFlow loads
+        check_cache(cache, config.copies, config.noisy_copies)  # before TensorFlow loads
     if args.cv:
         out = Path(args.out or f"checkpoints/cv_{args.label}_seed{config.seed}")
         fold_map, out, args.cache = _engine(args, out, args.cache)

@@ -52,6 +52,11 @@ class HeadTraining:
     # direction along which training speakers differ within an emotion (nuisance attribute
     # projection, fitted on training speakers, folded into the softmax layer). "": none.
     nuisance: str = ""
+    # With ``head.noise_gate``: the last ``noisy_copies`` of the copies always carry added noise
+    # (a cache of ``tools/encode_cache.py --noise-p 1 --from-copy``). The usual output layer and
+    # the statistics it standardises with come from the other versions (as without the gate),
+    # the noisy expert from every version, the gate from the clips as recorded against those.
+    noisy_copies: int = 0
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
 
     def __post_init__(self) -> None:
@@ -77,6 +82,17 @@ class HeadTraining:
             raise ParameterError(
                 f'nuisance must be one of {NUISANCES} (a non-empty one needs fit = "logistic"), '
                 f"got nuisance = {self.nuisance!r}, fit = {self.fit!r}"
+            )
+
+        if self.head.noise_gate != bool(self.noisy_copies) or (
+            self.noisy_copies
+            and (self.fit != "logistic" or self.nuisance or self.noisy_copies >= self.copies)
+        ):
+            raise ParameterError(
+                'a noise gate (head.noise_gate) needs fit = "logistic", no nuisance and '
+                "0 < noisy_copies < copies, and noisy_copies needs the gate; got noise_gate = "
+                f"{self.head.noise_gate}, fit = {self.fit!r}, nuisance = {self.nuisance!r}, "
+                f"noisy_copies = {self.noisy_copies}, copies = {self.copies}"
             )
 
     def to_dict(self) -> dict:
@@ -150,7 +166,8 @@ def fit_head(
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng([config.seed, 7])
     # training speakers only
-    mean, std = pooled_statistics(train) if statistics is None else statistics
+    regular = train[: len(train) - config.noisy_copies]  # the gate's noisy expert alone sees more
+    mean, std = pooled_statistics(regular) if statistics is None else statistics
     model = build_head(*train.shape[2:], n_classes, config.head, mean=mean, std=std)
     if config.fit == "logistic":
         if start is not None:
@@ -288,31 +305,43 @@ def _fit_logistic(
     """Set the linear head's softmax layer to a multinomial logistic regression's fit on the
     standardised statistics of every version of every training clip (``weights``: each clip's
     sample weight instead of balanced classes; ``groups``: each clip's speaker, whose
-    :func:`nuisance_directions` are projected out first); one history row."""
+    :func:`nuisance_directions` are projected out first); one history row. With a noise gate
+    (``config.noisy_copies``) the usual layer leaves out the always-noisy versions, the noisy
+    expert takes every version, and the gate is a logistic regression telling the clips as
+    recorded from their always-noisy versions."""
     from sklearn.linear_model import LogisticRegression
 
     versions, n = train.shape[:2]
     x = ((train - mean) / std).reshape(versions * n, -1)  # the head's Flatten order
     y = np.tile(y_train, versions)
+    w = None if weights is None else np.tile(weights, versions)
+    rows = (versions - config.noisy_copies) * n  # the versions of the usual output layer
     basis = None
     if groups is not None:
         basis = nuisance_directions(x, y, np.tile(groups, versions))
         x = x - (x @ basis) @ basis.T
-    fit = LogisticRegression(
-        C=config.logistic_c,
-        max_iter=LOGISTIC_ITER,
-        class_weight="balanced" if config.class_weights and weights is None else None,
-    ).fit(x, y, sample_weight=None if weights is None else np.tile(weights, versions))
-    coef, intercept = fit.coef_, fit.intercept_
-    if basis is not None:  # w·(P x) = (P w)·x: the projection folds into the weights
-        coef = coef - (coef @ basis) @ basis.T
-    if len(fit.classes_) == 2:  # scikit-learn keeps one row: the second class's log-odds
-        coef, intercept = np.vstack([0 * coef, coef]), np.concatenate([[0.0], intercept])
-    output = model.get_layer("probabilities")
-    kernel = np.zeros(output.kernel.shape, "float32")
-    bias = np.full(output.bias.shape, ABSENT_LOGIT, "float32")
-    kernel[:, fit.classes_], bias[fit.classes_] = coef.T, intercept
-    output.set_weights([kernel, bias])
+
+    def logistic(x, y, w, balanced=config.class_weights and weights is None):
+        return LogisticRegression(
+            C=config.logistic_c,
+            max_iter=LOGISTIC_ITER,
+            class_weight="balanced" if balanced else None,
+        ).fit(x, y, sample_weight=w)
+
+    _set_softmax(
+        model.get_layer("probabilities"),
+        logistic(x[:rows], y[:rows], None if w is None else w[:rows]),
+        basis,
+    )
+    if config.noisy_copies:
+        _set_softmax(model.get_layer("noisy_probabilities"), logistic(x, y, w), None)
+        noisy = len(x) - rows
+        gate = logistic(
+            np.concatenate([x[:n], x[rows:]]), np.r_[np.zeros(n), np.ones(noisy)], None, True
+        )  # classes balanced: clean clips and noisy versions weigh alike
+        model.get_layer("noise_gate").set_weights(
+            [gate.coef_.T.astype("float32"), gate.intercept_.astype("float32")]
+        )
     p = model.predict(train.reshape(versions * n, *train.shape[2:]), verbose=0)
     history = {
         "loss": float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12))),
@@ -320,3 +349,18 @@ def _fit_logistic(
         "val_accuracy": float(np.mean(model.predict(val, verbose=0).argmax(1) == y_val)),
     }
     return model, [history]
+
+
+def _set_softmax(output, fit, basis) -> None:
+    """Set a softmax layer to a fitted multinomial logistic regression (``basis``: directions
+    projected out before the fit, folded into the weights); classes it never saw get
+    :data:`ABSENT_LOGIT`."""
+    coef, intercept = fit.coef_, fit.intercept_
+    if basis is not None:  # w·(P x) = (P w)·x: the projection folds into the weights
+        coef = coef - (coef @ basis) @ basis.T
+    if len(fit.classes_) == 2:  # scikit-learn keeps one row: the second class's log-odds
+        coef, intercept = np.vstack([0 * coef, coef]), np.concatenate([[0.0], intercept])
+    kernel = np.zeros(output.kernel.shape, "float32")
+    bias = np.full(output.bias.shape, ABSENT_LOGIT, "float32")
+    kernel[:, fit.classes_], bias[fit.classes_] = coef.T, intercept
+    output.set_weights([kernel, bias])

@@ -90,12 +90,21 @@ class HeadConfig:
     # Each speaker's statistics standardised by that speaker's own (:func:`speaker_normalize`):
     # the model then needs several recordings of a speaker before it judges any of them.
     speaker_norm: bool = False
+    # Two linear experts and a gate (a linear head only): the output layer fitted as usual, a
+    # second one ("noisy_probabilities") fitted with copies that always carry noise too, and a
+    # logistic "noise_gate" g that tells such copies from clean clips; the answer is
+    # (1 - g) · probabilities + g · noisy_probabilities, so a clean clip keeps the usual answer.
+    noise_gate: bool = False
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ParameterError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.hidden < 0 or not 0 <= self.dropout < 1:
             raise ParameterError("need hidden >= 0 and 0 <= dropout < 1")
+        if self.noise_gate and self.hidden:
+            raise ParameterError(
+                f"a noise gate needs a linear head (hidden = 0), got {self.hidden}"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -148,6 +157,10 @@ def build_head(
         x = layers.Dense(config.hidden, activation="relu")(x)
         x = layers.Dropout(config.dropout)(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+    if config.noise_gate:
+        noisy = layers.Dense(n_classes, activation="softmax", name="noisy_probabilities")(x)
+        gate = layers.Dense(1, activation="sigmoid", name="noise_gate")(x)
+        outputs = outputs + gate * (noisy - outputs)
     return keras.Model(inputs, outputs, name="encoder_head")
 
 

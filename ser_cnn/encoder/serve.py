@@ -30,6 +30,8 @@ from ser_cnn.errors import DataError, ParameterError
 
 HEAD_TOLERANCE = 1e-5  # largest probability difference head.npz may have from model.keras
 _POOLINGS = ("weighted", "concat")
+GATE_LAYERS = ("noisy_probabilities", "noise_gate")  # HeadConfig.noise_gate's layers
+GATE_ARRAYS = ("noisy_kernel", "noisy_bias", "gate_kernel", "gate_bias")  # their head.npz arrays
 
 
 class NumpyHead:
@@ -51,6 +53,8 @@ class NumpyHead:
             n_dense = int(arrays["n_dense"])
             self.kernels = [arrays[f"kernel_{i}"] for i in range(n_dense)]
             self.biases = [arrays[f"bias_{i}"] for i in range(n_dense)]
+            # a noise gate's expert and gate (HeadConfig.noise_gate), or None
+            self.gate = {k: arrays[k] for k in GATE_ARRAYS} if GATE_ARRAYS[0] in arrays else None
         except (OSError, ValueError, KeyError) as err:
             raise DataError(f"{self.path} is not a ser_cnn encoder head file: {err}") from None
         if self.pooling not in _POOLINGS or (
@@ -74,14 +78,26 @@ class NumpyHead:
             x = np.einsum("l,blw->bw", w.astype(np.float32), x)
         else:
             x = x.reshape(len(x), -1)
+        features = x
         for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases, strict=True)):
             x = x @ kernel + bias
             if i < len(self.kernels) - 1:
                 np.maximum(x, 0, out=x)
-        x -= x.max(axis=1, keepdims=True)
-        np.exp(x, out=x)
-        x /= x.sum(axis=1, keepdims=True)
-        return x
+        p = _softmax(x)
+        if self.gate is None:
+            return p
+        g = self.gate
+        noisy = _softmax(features @ g["noisy_kernel"] + g["noisy_bias"])
+        gate = 1 / (1 + np.exp(-(features @ g["gate_kernel"] + g["gate_bias"])))
+        return p + gate * (noisy - p)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over axis 1, in place."""
+    x -= x.max(axis=1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=1, keepdims=True)
+    return x
 
 
 def write_head_arrays(model, mean: np.ndarray, std: np.ndarray, pooling: str, out) -> Path:
@@ -94,7 +110,12 @@ def write_head_arrays(model, mean: np.ndarray, std: np.ndarray, pooling: str, ou
 
     if pooling not in _POOLINGS:
         raise ParameterError(f"pooling must be one of {_POOLINGS}, got {pooling!r}")
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    layers = {layer.name: layer for layer in model.layers}
+    dense = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Dense) and layer.name not in GATE_LAYERS
+    ]
     if not dense or dense[-1].name != "probabilities":
         raise DataError("not an encoder head: its last dense layer must be 'probabilities'")
     arrays = {
@@ -109,6 +130,13 @@ def write_head_arrays(model, mean: np.ndarray, std: np.ndarray, pooling: str, ou
         )
     for i, layer in enumerate(dense):
         arrays[f"kernel_{i}"], arrays[f"bias_{i}"] = (np.asarray(w) for w in layer.get_weights())
+    if GATE_LAYERS[0] in layers:
+        for name, prefix in zip(GATE_LAYERS, ("noisy", "gate"), strict=True):
+            kernel, bias = layers[name].get_weights()
+            arrays[f"{prefix}_kernel"], arrays[f"{prefix}_bias"] = (
+                np.asarray(kernel),
+                np.asarray(bias),
+            )
     out = Path(out)
     with out.open("wb") as f:  # a file object: np.savez would append .npz to another name
         np.savez(f, **arrays)

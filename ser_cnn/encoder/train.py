@@ -283,9 +283,10 @@ def _finished(cache_dir: Path) -> dict | None:
 # -- a run folder ------------------------------------------------------------------------------
 
 
-def check_cache(cache_dir: str | os.PathLike, copies: int = 0) -> dict:
+def check_cache(cache_dir: str | os.PathLike, copies: int = 0, noisy_copies: int = 0) -> dict:
     """An encoder cache's settings, refused with the command that makes it when it is missing,
-    unfinished or has fewer degraded copies than ``copies``."""
+    unfinished, has fewer degraded copies than ``copies``, or where its last ``noisy_copies``
+    copies do not always carry noise (``HeadTraining.noisy_copies``, a noise gate's)."""
     cache_dir = Path(cache_dir)
     if not (cache_dir / SETTINGS_FILE).is_file() or not (cache_dir / "manifest.csv").is_file():
         raise DataError(
@@ -297,6 +298,16 @@ def check_cache(cache_dir: str | os.PathLike, copies: int = 0) -> dict:
         raise DataError(
             f"{cache_dir} holds {settings.get('copies', 0)} degraded copies of each clip, the "
             f"recipe draws from {copies}: make a cache with --copies {copies}"
+        )
+    chain = settings.get("chain") or {}
+    first = copies - noisy_copies + 1  # the first copy that must always carry noise
+    if noisy_copies and not (
+        chain.get("p", {}).get("noise") == 1 and 1 < chain.get("from_copy", 1) <= first
+    ):
+        raise DataError(
+            f"{cache_dir}: the recipe's noise gate needs copies {first} to {copies} always "
+            f"noisy; make a cache with `python tools/encode_cache.py ... --copies {copies} "
+            f"--noise-p 1 --snr 0 20 --from-copy {first}`"
         )
     return settings
 
@@ -358,7 +369,7 @@ def train_encoder(
     ravdess = isinstance(split, Split)
     if extra and not ravdess:
         raise ParameterError("extra caches train beside RAVDESS's published folds only")
-    settings = check_cache(cache_dir, config.copies)
+    settings = check_cache(cache_dir, config.copies, config.noisy_copies)
     features = dict(settings["features"])
     if features.pop("kind", None) != WhisperFeatureConfig.kind:
         raise DataError(f"{cache_dir} does not hold Whisper log-mel encoder states")
@@ -371,7 +382,10 @@ def train_encoder(
         start.check(settings, config, cache_dir)
         config = start.config_for(config)
     for other in extra:
-        if check_cache(other, config.copies)["features"] != settings["features"]:
+        if (
+            check_cache(other, config.copies, config.noisy_copies)["features"]
+            != settings["features"]
+        ):
             raise DataError(f"{other} was encoded with other feature settings than {cache_dir}")
     caches = [cache_dir, *extra]
     if ravdess:
