@@ -208,8 +208,11 @@ def test_every_encoder_recipe_gives_the_settings_its_six_fold_result_records(pat
         "logistic_c": 0.01,
         "corpus_share": {},
         "nuisance": "",
+        "noisy_copies": 0,
     }
-    head = {"speaker_norm": False} | recorded["head"]  # heads recorded before it existed
+    head = {"speaker_norm": False, "noise_gate": False} | recorded[
+        "head"
+    ]  # heads recorded before it existed
     assert settings.to_dict() == before | recorded | {"seed": settings.seed, "head": head}
 
 

@@ -62,8 +62,9 @@ TINY_SPLIT = Split(train=(11, 21), val=(20,), test=(1,))
         HeadConfig(pooling="concat", hidden=16),
         HeadConfig(pooling="weighted", hidden=16),
         HeadConfig(pooling="weighted", hidden=0),
+        HeadConfig(pooling="concat", hidden=0, noise_gate=True),
     ],
-    ids=["concat", "weighted", "weighted-linear"],
+    ids=["concat", "weighted", "weighted-linear", "noise-gate"],
 )
 def test_head_arrays_answer_as_the_keras_head(tmp_path, head):
     rng = np.random.default_rng(1)
@@ -132,6 +133,59 @@ def test_a_logistic_head_refuses_what_it_cannot_be():
     config = HeadTraining(fit="logistic", head=HeadConfig(hidden=0))
     with pytest.raises(ParameterError, match='fine-tune with fit = "gradient"'):
         fit_head(x, y, x[0], y, 2, config, start=lambda model: None)
+
+
+def test_a_noise_gate_keeps_the_usual_head_on_clean_clips_and_the_noisy_expert_on_noisy_ones():
+    from sklearn.linear_model import LogisticRegression
+
+    from ser_cnn.encoder.fit import fit_head, pooled_statistics
+
+    rng = np.random.default_rng(4)
+    clean, y = _separable(rng, 3)
+    noisy = clean + rng.normal(2, 1, clean.shape).astype(np.float32)  # copies 3 and 4
+    x = np.concatenate([clean, clean[:1] + 0.1, noisy])  # five versions: 0-2 usual, 3-4 noisy
+    config = HeadTraining(
+        fit="logistic",
+        logistic_c=0.1,
+        copies=4,
+        noisy_copies=2,
+        head=HeadConfig("concat", hidden=0, noise_gate=True),
+    )
+    model, _ = fit_head(x, y, x[0], y, 3, config)
+    mean, std = pooled_statistics(x[:3])  # the usual versions' statistics, as without the gate
+    flat = ((x - mean) / std).reshape(5, len(y), -1)
+
+    def fit(versions):
+        reference = LogisticRegression(C=0.1, max_iter=5000, class_weight="balanced")
+        return reference.fit(flat[versions].reshape(-1, 60), np.tile(y, len(versions)))
+
+    usual, expert = fit([0, 1, 2]), fit([0, 1, 2, 3, 4])
+    gate = LogisticRegression(C=0.1, max_iter=5000, class_weight="balanced").fit(
+        np.concatenate([flat[0], flat[3], flat[4]]), np.r_[np.zeros(60), np.ones(120)]
+    )
+    for version in (0, 3):
+        g = gate.predict_proba(flat[version])[:, 1:]
+        expected = (1 - g) * usual.predict_proba(flat[version]) + g * expert.predict_proba(
+            flat[version]
+        )
+        # float32 layers vs float64 scikit-learn, the same coefficients: rounding only
+        np.testing.assert_allclose(model.predict(x[version], verbose=0), expected, atol=1e-5)
+    # the gate tells them apart: clean clips answered by the usual layer, noisy by the expert
+    assert (
+        gate.predict_proba(flat[0])[:, 1].max()
+        < 0.1
+        < 0.9
+        < gate.predict_proba(flat[3])[:, 1].min()
+    )
+    for bad in (
+        {"noisy_copies": 2},  # no gate in the head
+        {"noisy_copies": 4, "head": config.head},  # no usual copies left
+        {"noisy_copies": 2, "head": config.head, "nuisance": "speaker"},
+    ):
+        with pytest.raises(ParameterError, match="noise gate"):
+            HeadTraining(fit="logistic", copies=4, **{"head": HeadConfig("concat", hidden=0)} | bad)
+    with pytest.raises(ParameterError, match="needs a linear head"):
+        HeadConfig(hidden=16, noise_gate=True)
 
 
 def test_corpus_shares_weigh_each_corpus_and_balance_its_classes():
