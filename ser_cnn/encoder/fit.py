@@ -120,6 +120,13 @@ def pooled_statistics(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat.mean(axis=0), flat.std(axis=0) + 1e-6
 
 
+def head_statistics_of(train: np.ndarray, config: HeadTraining) -> tuple[np.ndarray, np.ndarray]:
+    """The statistics a head of ``config`` standardises with when it starts from nothing:
+    :func:`pooled_statistics` of its training versions, a noise gate's always-noisy copies
+    left out (its usual output layer then standardises as it would without the gate)."""
+    return pooled_statistics(train[: len(train) - config.noisy_copies])
+
+
 def fit_head(
     train: np.ndarray,
     y_train: np.ndarray,
@@ -145,7 +152,7 @@ def fit_head(
     n_classes : int
     config : HeadTraining
     statistics : (mean, std), optional
-        What the head's first layer standardises with; default :func:`pooled_statistics` of
+        What the head's first layer standardises with; default :func:`head_statistics_of`
         ``train`` (fine-tuning passes the source run's).
     start : callable, optional
         ``start(model)`` before training: fine-tuning copies a run's weights into the new head
@@ -166,8 +173,7 @@ def fit_head(
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng([config.seed, 7])
     # training speakers only
-    regular = train[: len(train) - config.noisy_copies]  # the gate's noisy expert alone sees more
-    mean, std = pooled_statistics(regular) if statistics is None else statistics
+    mean, std = head_statistics_of(train, config) if statistics is None else statistics
     model = build_head(*train.shape[2:], n_classes, config.head, mean=mean, std=std)
     if config.fit == "logistic":
         if start is not None:

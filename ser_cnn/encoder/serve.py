@@ -39,7 +39,8 @@ class NumpyHead:
 
     The same operations as :func:`ser_cnn.encoder.head.build_head`'s model at inference (dropout
     off), in float32: standardise, weigh the layers (softmax weights) or lay them side by side,
-    the hidden layer (ReLU), the output layer, softmax.
+    the hidden layer (ReLU), the output layer, softmax; with a noise gate
+    (:class:`~ser_cnn.encoder.head.HeadConfig`), the noisy expert and the gate beside it.
     """
 
     def __init__(self, path: str | os.PathLike):

@@ -47,7 +47,7 @@ from ser_cnn.encoder.cache import (
     load_manifest,
     load_pooled,
 )
-from ser_cnn.encoder.fit import HeadTraining, fit_head, pooled_statistics
+from ser_cnn.encoder.fit import HeadTraining, fit_head, head_statistics_of
 from ser_cnn.encoder.head import build_head, clip_normalize, speaker_normalize
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.ravdess import EMOTIONS, Split, load_folds, split
@@ -420,7 +420,7 @@ def train_encoder(
         raise DataError(f"nuisance = {config.nuisance!r} needs every training clip's speaker")
     model, history = fit_parts(x, y, tr, va, config, len(labels), corpora, speakers, **fine_tune)
     # Saved: the head without its optimizer state, the same weights and statistics
-    mean, std = fine_tune.get("statistics") or pooled_statistics(x[:, tr])
+    mean, std = fine_tune.get("statistics") or head_statistics_of(x[:, tr], config)
     plain = build_head(*x.shape[2:], len(labels), config.head, mean=mean, std=std)
     plain.set_weights(model.get_weights())
 
