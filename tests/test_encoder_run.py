@@ -928,6 +928,42 @@ def test_the_head_is_copied_whole_or_row_by_row():
     assert bias[0] == old_bias[angry] and not np.allclose(kernel[:, 1], old_kernel[:, angry])
 
 
+def test_fine_tuning_a_noise_gated_head_goes_on_from_its_usual_layer(tmp_path):
+    shipped_encoder()
+    import dataclasses
+
+    from ser_cnn.training.finetune import load_source
+
+    shipped = load_source(DEFAULT_RUN, "encoder")
+    mean, std = shipped.statistics()
+    # the shipped run as if trained with a gate: its layer as the usual one, a gate beside it
+    gated_head = dataclasses.replace(shipped.run.training.head, noise_gate=True)
+    gated = build_head(*mean.shape, len(shipped.run.labels), gated_head, mean=mean, std=std)
+    rng = np.random.default_rng(0)
+    for layer in gated.layers:
+        if layer.name == "probabilities":
+            layer.set_weights(shipped.keras_head().get_layer("probabilities").get_weights())
+        elif layer.weights:
+            layer.set_weights([rng.normal(0, 0.1, w.shape) for w in layer.get_weights()])
+    run_dir = tmp_path / "gated"
+    shutil.copytree(DEFAULT_RUN / "encoder", run_dir)
+    gated.save(run_dir / MODEL_FILES["encoder"])
+    config = json.loads((run_dir / "config.json").read_text())
+    config["training"] |= {"copies": 4, "noisy_copies": 2, "head": gated_head.to_dict()}
+    (run_dir / "config.json").write_text(json.dumps(config))
+
+    source = load_source(run_dir, "encoder")
+    tuned = source.config_for(HeadTraining())
+    assert not tuned.head.noise_gate and tuned.noisy_copies == 0 and tuned.fit == "gradient"
+    model = build_head(*mean.shape, len(source.run.labels), tuned.head, mean=mean, std=std)
+    kept = source.transfer(model, source.run.labels)
+    assert kept["output"] == "kept"
+    # the gate left behind: the new head answers as the shipped one (float32 alike)
+    x = probe_inputs(mean, std)
+    expected = keras_probabilities(shipped.keras_head(), x)
+    np.testing.assert_allclose(keras_probabilities(model, x), expected, rtol=0, atol=1e-6)
+
+
 def test_fine_tuning_the_head_refuses_another_encoder_or_architecture(encoder_cache):
     shipped_encoder()
     from ser_cnn.encoder.train import check_cache

@@ -181,7 +181,7 @@ class HeadSource(RunSource):
                 f"encoder than {self.run_dir}; fine-tuning needs the run's (`ser-cnn train "
                 "--model encoder --data PATH --from RUN` makes the cache with them)"
             )
-        if config.head not in (self.run.training.head, HeadConfig()):
+        if config.head not in (self.run.training.head, self.config_for(config).head, HeadConfig()):
             raise ParameterError(
                 f"a fine-tuned head has the architecture of the run it starts from "
                 f"({self.run_dir}); leave [head] out of the config file"
@@ -190,8 +190,11 @@ class HeadSource(RunSource):
     def config_for(self, config):
         """``config`` (a :class:`~ser_cnn.encoder.fit.HeadTraining`) with the source's head,
         trained by gradient steps from the source's weights: a logistic fit starts from
-        nothing, so it would forget what the source knows."""
-        return dataclasses.replace(config, head=self.run.training.head, fit="gradient")
+        nothing, so it would forget what the source knows. A noise gate is left behind (its
+        expert and gate were fitted on RAVDESS's always-noisy copies): the usual output layer
+        goes on."""
+        head = dataclasses.replace(self.run.training.head, noise_gate=False)
+        return dataclasses.replace(config, head=head, fit="gradient", noisy_copies=0)
 
     def keras_head(self):
         from ser_cnn.encoder.serve import load_keras_head
@@ -208,9 +211,13 @@ class HeadSource(RunSource):
         """Copy the source head's weights into ``model`` (a head of
         :func:`~ser_cnn.encoder.head.build_head` for ``labels``, with the source's
         architecture and statistics): its layers in order, the output row by row."""
+        from ser_cnn.encoder.serve import GATE_LAYERS
+
         old = self.keras_head()
         mine = [la for la in model.layers if la.weights and la.name != HEAD_OUTPUT]
-        theirs = [la for la in old.layers if la.weights and la.name != HEAD_OUTPUT]
+        theirs = [
+            la for la in old.layers if la.weights and la.name not in (HEAD_OUTPUT, *GATE_LAYERS)
+        ]
         shapes = [[w.shape for w in la.get_weights()] for la in mine]
         if shapes != [[w.shape for w in la.get_weights()] for la in theirs]:
             raise DataError(
