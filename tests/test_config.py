@@ -209,6 +209,7 @@ def test_every_encoder_recipe_gives_the_settings_its_six_fold_result_records(pat
         "corpus_share": {},
         "nuisance": "",
         "noisy_copies": 0,
+        "gate_against": "recorded",
     }
     head = {"speaker_norm": False, "noise_gate": False} | recorded[
         "head"

@@ -135,7 +135,10 @@ def test_a_logistic_head_refuses_what_it_cannot_be():
         fit_head(x, y, x[0], y, 2, config, start=lambda model: None)
 
 
-def test_a_noise_gate_keeps_the_usual_head_on_clean_clips_and_the_noisy_expert_on_noisy_ones():
+@pytest.mark.parametrize("against", ["recorded", "usual"])
+def test_a_noise_gate_keeps_the_usual_head_on_clean_clips_and_the_noisy_expert_on_noisy_ones(
+    against,
+):
     from sklearn.linear_model import LogisticRegression
 
     from ser_cnn.encoder.fit import fit_head, pooled_statistics
@@ -149,6 +152,7 @@ def test_a_noise_gate_keeps_the_usual_head_on_clean_clips_and_the_noisy_expert_o
         logistic_c=0.1,
         copies=4,
         noisy_copies=2,
+        gate_against=against,
         head=HeadConfig("concat", hidden=0, noise_gate=True),
     )
     model, _ = fit_head(x, y, x[0], y, 3, config)
@@ -160,8 +164,10 @@ def test_a_noise_gate_keeps_the_usual_head_on_clean_clips_and_the_noisy_expert_o
         return reference.fit(flat[versions].reshape(-1, 60), np.tile(y, len(versions)))
 
     usual, expert = fit([0, 1, 2]), fit([0, 1, 2, 3, 4])
+    told_from = [0] if against == "recorded" else [0, 1, 2]  # what the gate tells them from
     gate = LogisticRegression(C=0.1, max_iter=5000, class_weight="balanced").fit(
-        np.concatenate([flat[0], flat[3], flat[4]]), np.r_[np.zeros(60), np.ones(120)]
+        np.concatenate([*flat[told_from], flat[3], flat[4]]),
+        np.r_[np.zeros(60 * len(told_from)), np.ones(120)],
     )
     for version in (0, 3):
         g = gate.predict_proba(flat[version])[:, 1:]
@@ -181,8 +187,9 @@ def test_a_noise_gate_keeps_the_usual_head_on_clean_clips_and_the_noisy_expert_o
         {"noisy_copies": 2},  # no gate in the head
         {"noisy_copies": 4, "head": config.head},  # no usual copies left
         {"noisy_copies": 2, "head": config.head, "nuisance": "speaker"},
+        {"noisy_copies": 2, "head": config.head, "gate_against": "silence"},
     ):
-        with pytest.raises(ParameterError, match="noise gate"):
+        with pytest.raises(ParameterError, match=r"noise gate|gate_against"):
             HeadTraining(fit="logistic", copies=4, **{"head": HeadConfig("concat", hidden=0)} | bad)
     with pytest.raises(ParameterError, match="needs a linear head"):
         HeadConfig(hidden=16, noise_gate=True)

@@ -20,6 +20,7 @@ from ser_cnn.errors import ParameterError
 
 FITS = ("gradient", "logistic")
 NUISANCES = ("", "speaker")
+GATE_AGAINST = ("recorded", "usual")  # HeadTraining.gate_against
 LOGISTIC_ITER = 5000  # L-BFGS steps: the fit runs to convergence, not to a budget
 ABSENT_LOGIT = -30.0  # bias of a class no training clip has: its probability is ~1e-13
 
@@ -57,6 +58,10 @@ class HeadTraining:
     # the statistics it standardises with come from the other versions (as without the gate),
     # the noisy expert from every version, the gate from the clips as recorded against those.
     noisy_copies: int = 0
+    # What the gate tells those copies from: "recorded", the clips as recorded; "usual", every
+    # usual version (as recorded and the usual copies, whose chain adds codecs, phone lines,
+    # rooms and milder noise), so that those alone do not open it.
+    gate_against: str = "recorded"
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
 
     def __post_init__(self) -> None:
@@ -93,6 +98,11 @@ class HeadTraining:
                 "0 < noisy_copies < copies, and noisy_copies needs the gate; got noise_gate = "
                 f"{self.head.noise_gate}, fit = {self.fit!r}, nuisance = {self.nuisance!r}, "
                 f"noisy_copies = {self.noisy_copies}, copies = {self.copies}"
+            )
+
+        if self.gate_against not in GATE_AGAINST:
+            raise ParameterError(
+                f"gate_against must be one of {GATE_AGAINST}, got {self.gate_against!r}"
             )
 
     def to_dict(self) -> dict:
@@ -314,7 +324,7 @@ def _fit_logistic(
     :func:`nuisance_directions` are projected out first); one history row. With a noise gate
     (``config.noisy_copies``) the usual layer leaves out the always-noisy versions, the noisy
     expert takes every version, and the gate is a logistic regression telling the clips as
-    recorded from their always-noisy versions."""
+    recorded (or every usual version, ``config.gate_against``) from the always-noisy ones."""
     from sklearn.linear_model import LogisticRegression
 
     versions, n = train.shape[:2]
@@ -341,10 +351,13 @@ def _fit_logistic(
     )
     if config.noisy_copies:
         _set_softmax(model.get_layer("noisy_probabilities"), logistic(x, y, w), None)
-        noisy = len(x) - rows
+        usual = n if config.gate_against == "recorded" else rows
         gate = logistic(
-            np.concatenate([x[:n], x[rows:]]), np.r_[np.zeros(n), np.ones(noisy)], None, True
-        )  # classes balanced: clean clips and noisy versions weigh alike
+            np.concatenate([x[:usual], x[rows:]]),
+            np.r_[np.zeros(usual), np.ones(len(x) - rows)],
+            None,
+            True,
+        )  # classes balanced: the usual versions and the noisy ones weigh alike
         model.get_layer("noise_gate").set_weights(
             [gate.coef_.T.astype("float32"), gate.intercept_.astype("float32")]
         )
