@@ -180,6 +180,7 @@ ENCODER_TRIALS = (
     "encoder_logistic_speaker",  # each speaker by their own statistics (not one clip alone)
     "encoder_logistic_gender",  # each clip by its predicted gender's training statistics
     "encoder_logistic_gated",  # the shipped layer, a noisy expert and a gate telling noise
+    "encoder_logistic_gated_usual",  # ... the gate against every usual version
 )
 CORPUS_NAMES = {"ravdess": "RAVDESS", "urdu": "URDU", "ased": "ASED", "nemo": "nEMO"}
 # cross-corpus result files: (file prefix, what was trained)
