@@ -414,6 +414,47 @@ def test_light_and_reference_runtimes_give_the_same_probabilities(encoder_run):
     assert abs(a.probability - b.probability) < RUNTIME_ATOL
 
 
+def test_a_noise_gated_recipe_makes_its_noisy_copies_and_serves_its_gate(
+    encoder_cache, tmp_path, monkeypatch
+):
+    from ser_cnn.encoder.cache import cache_settings, noisy_chain
+    from ser_cnn.encoder.train import check_cache, prepare_data, train_encoder
+
+    gated = HeadTraining(
+        fit="logistic",
+        copies=2,
+        noisy_copies=1,
+        head=HeadConfig("concat", hidden=0, dropout=0.0, noise_gate=True),
+    )
+    # a cache whose copy is a usual one is refused, with the command that makes the right one
+    with pytest.raises(DataError, match="--copies 1 --noise-p 1 --snr 0 20 --from-copy 1"):
+        check_cache(encoder_cache, 1, 1)
+    monkeypatch.chdir(tmp_path)  # --data's caches go under ./data/encoder
+    cache, folds, _ = prepare_data(
+        [str(REPO / "examples")], copies=2, noisy_copies=1, progress=False
+    )
+    assert folds is None and cache.name.endswith("-noisy1")  # beside the usual cache, not in it
+    assert (
+        cache_settings(cache)["chain"]
+        == noisy_chain(2, 1)
+        == {
+            "p": {"noise": 1.0},
+            "snr_range": [0.0, 20.0],
+            "from_copy": 2,
+        }
+    )
+    run_dir = tmp_path / "run"
+    train_encoder(cache, run_dir, TINY_SPLIT, gated, verbose=False)
+    arrays = np.load(run_dir / "head.npz")
+    assert {"noisy_kernel", "gate_kernel"} <= set(arrays.files)  # the light head has the gate
+    light = load_recognizer(run_dir, runtime="light")
+    reference = load_recognizer(run_dir, runtime="reference")
+    for a, b in zip(light.predict_many(EXAMPLES), reference.predict_many(EXAMPLES), strict=True):
+        np.testing.assert_allclose(
+            list(a.probabilities.values()), list(b.probabilities.values()), atol=RUNTIME_ATOL
+        )
+
+
 def test_a_speaker_normalised_encoder_run_takes_the_speakers_statistics(encoder_cache, tmp_path):
     from ser_cnn.encoder.head import speaker_statistics
     from ser_cnn.encoder.train import train_encoder

@@ -144,7 +144,12 @@ def main_encoder(args) -> int:
     if args.degraded_copies is not None:
         config = dataclasses.replace(config, copies=args.degraded_copies)
     cache, folds, data = prepare_data(
-        args.data, args.cache, copies=config.copies, folds=args.folds, progress=False
+        args.data,
+        args.cache,
+        copies=config.copies,
+        noisy_copies=config.noisy_copies,
+        folds=args.folds,
+        progress=False,
     )
     if folds is None:
         raise ParameterError("RAVDESS alone: its six published folds are tools/encoder_cv.py's")

@@ -328,11 +328,12 @@ def run_encoder(args: argparse.Namespace) -> int:
             raise ParameterError(f"cannot read the encoder settings {path}: {err}") from None
         settings.pop("run_name", None)  # names the runs (run_name above), not a setting
         config = HeadTraining.from_dict(settings | overrides)
-    else:  # --data --from: the source run's own recipe
+    else:  # --data --from: the source run's own recipe, as fine-tuning trains it
         from ser_cnn.training.finetune import load_source
 
-        config = HeadTraining.from_dict(
-            load_source(args.source, "encoder").run.training.to_dict() | overrides
+        source = load_source(args.source, "encoder")
+        config = source.config_for(
+            HeadTraining.from_dict(source.run.training.to_dict() | overrides)
         )
     if args.data:
         return run_encoder_data(args, config)
@@ -377,6 +378,7 @@ def run_encoder_data(args: argparse.Namespace, config) -> int:
         args.data,
         args.cache,
         copies=config.copies,
+        noisy_copies=config.noisy_copies,
         folds=args.folds,
         strict=args.strict,
         progress=not args.quiet,

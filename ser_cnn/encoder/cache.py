@@ -45,6 +45,27 @@ STATES_DIR = "states"
 CACHE_FORMAT = 1  # bump when the layout above changes
 BATCH_SECONDS = 40.0  # s of audio per encoder call: bounded memory, few calls
 BUCKET_FRAMES = 100  # log-mel frames (1 s): padded lengths come in steps of this, few shapes
+# A noise gate's always-noisy copies (HeadTraining.noisy_copies): the chain as usual, but noise
+# (white, pink or babble) in every one, at 0-20 dB SNR, below the usual chain's 8-30 dB.
+NOISY_CHAIN = {"p": {"noise": 1.0}, "snr_range": [0.0, 20.0]}
+
+
+def noisy_chain(copies: int, noisy_copies: int) -> dict | None:
+    """The ``chain`` of :func:`build_cache` whose last ``noisy_copies`` of ``copies`` always
+    carry noise (:data:`NOISY_CHAIN`), or None (every copy as usual)."""
+    if not noisy_copies:
+        return None
+    return NOISY_CHAIN | {"from_copy": copies - noisy_copies + 1}
+
+
+def noisy_cache_command(data: str, out: str, copies: int, noisy_copies: int) -> str:
+    """The ``tools/encode_cache.py`` command of such a cache."""
+    chain = noisy_chain(copies, noisy_copies)
+    lo, hi = (f"{x:g}" for x in chain["snr_range"])
+    return (
+        f"python tools/encode_cache.py --data {data} --out {out} --copies {copies} "
+        f"--noise-p {chain['p']['noise']:g} --snr {lo} {hi} --from-copy {chain['from_copy']}"
+    )
 
 
 def clip_keys(manifest: pd.DataFrame) -> list[str]:

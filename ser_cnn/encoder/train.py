@@ -46,6 +46,8 @@ from ser_cnn.encoder.cache import (
     clip_keys,
     load_manifest,
     load_pooled,
+    noisy_cache_command,
+    noisy_chain,
 )
 from ser_cnn.encoder.fit import HeadTraining, fit_head, head_statistics_of
 from ser_cnn.encoder.head import build_head, clip_normalize, speaker_normalize
@@ -172,6 +174,7 @@ def prepare_data(
     cache_dir: str | os.PathLike | None = None,
     *,
     copies: int,
+    noisy_copies: int = 0,
     folds: int | None = None,
     strict: bool = False,
     progress: bool = True,
@@ -194,6 +197,9 @@ def prepare_data(
         The encoder cache; default :func:`data_cache_dir` of ``data``.
     copies : int
         Degraded copies of each clip the recipe draws from.
+    noisy_copies : int
+        How many of them always carry noise (a noise gate's: :func:`noisy_chain`); their cache
+        is its own folder by default (``-noisy<n>`` after the name).
     folds : int, optional
         Speaker-grouped folds (:data:`ser_cnn.corpora.splits.DEFAULT_FOLDS`); RAVDESS alone refuses
         any other count than its six.
@@ -236,9 +242,20 @@ def prepare_data(
         splits = data_folds(manifest.assign(stem=keys), k)  # refused before anything is written
         pool = data_fold_pool(splits)
         babble = f"speakers tested in the same one of {k} folds (ser_cnn.corpora.splits)"
-    cache_dir = Path(cache_dir) if cache_dir is not None else data_cache_dir(data)
+    chain = noisy_chain(copies, noisy_copies)
+    if cache_dir is None:
+        cache_dir = data_cache_dir(data)
+        cache_dir = (
+            cache_dir.with_name(f"{cache_dir.name}-noisy{noisy_copies}") if chain else cache_dir
+        )
+    cache_dir = Path(cache_dir)
     old = _finished(cache_dir)
-    if old is not None and old.get("copies", 0) >= copies and set(keys) == old["keys"]:
+    if (
+        old is not None
+        and old.get("copies", 0) >= copies
+        and old.get("chain") == chain
+        and set(keys) == old["keys"]
+    ):
         if babble != old.get("babble") and old.get("copies", 0):
             print(
                 f"note: the cache {cache_dir} is used as it is; its degraded copies' babble "
@@ -256,6 +273,7 @@ def prepare_data(
                 copies=max(copies, made.get("copies", 0)),  # never fewer than it holds
                 babble_pool=pool,
                 babble=babble,
+                chain=chain,
                 strict=strict,
                 progress=progress,
             )
@@ -299,15 +317,16 @@ def check_cache(cache_dir: str | os.PathLike, copies: int = 0, noisy_copies: int
             f"{cache_dir} holds {settings.get('copies', 0)} degraded copies of each clip, the "
             f"recipe draws from {copies}: make a cache with --copies {copies}"
         )
-    chain = settings.get("chain") or {}
-    first = copies - noisy_copies + 1  # the first copy that must always carry noise
-    if noisy_copies and not (
-        chain.get("p", {}).get("noise") == 1 and 1 < chain.get("from_copy", 1) <= first
-    ):
+    chain = settings.get("chain")
+    if noisy_copies and chain != noisy_chain(copies, noisy_copies):
+        first = copies - noisy_copies + 1
         raise DataError(
             f"{cache_dir}: the recipe's noise gate needs copies {first} to {copies} always "
-            f"noisy; make a cache with `python tools/encode_cache.py ... --copies {copies} "
-            f"--noise-p 1 --snr 0 20 --from-copy {first}`"
+            f"noisy; make a cache with `"
+            + noisy_cache_command(
+                "$RAVDESS_DIR", "data/encoder/ravdess_noisy", copies, noisy_copies
+            )
+            + "`"
         )
     return settings
 

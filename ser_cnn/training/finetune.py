@@ -194,7 +194,8 @@ class HeadSource(RunSource):
         expert and gate were fitted on RAVDESS's always-noisy copies): the usual output layer
         goes on."""
         head = dataclasses.replace(self.run.training.head, noise_gate=False)
-        return dataclasses.replace(config, head=head, fit="gradient", noisy_copies=0)
+        usual = config.copies - config.noisy_copies  # the usual copies go on, the noisy stay
+        return dataclasses.replace(config, head=head, fit="gradient", copies=usual, noisy_copies=0)
 
     def keras_head(self):
         from ser_cnn.encoder.serve import load_keras_head
