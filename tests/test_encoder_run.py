@@ -7,6 +7,7 @@ through ``ser-cnn infer``. Without the encoder's weights package the tests that 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -712,6 +713,18 @@ def test_the_shipped_speaker_normalised_run_scores_its_test_actors_as_trained(ra
     assert got == pytest.approx(metrics["accuracy"], abs=2 / 240)
 
 
+def test_the_shipped_encoder_run_is_fold_1_of_its_recipe():
+    import tomllib
+
+    shipped_encoder()
+    run = load_run(DEFAULT_RUN / "encoder")
+    assert run.split["test"] == [1, 11, 20, 21] and run.split["val"] == [4, 9]
+    recipe = REPO / "configs" / "encoder_logistic_gated_usual.toml"  # checkpoints/README.md's
+    assert run.training == HeadTraining.from_dict(tomllib.loads(recipe.read_text()))
+    assert run.training.head.noise_gate  # and head.npz serves the gate (NumpyHead.gate)
+    assert NumpyHead(DEFAULT_RUN / "encoder" / "head.npz").gate is not None
+
+
 def test_the_shipped_encoder_run_answers_through_infer():
     shipped_encoder()
     result = subprocess.run(
@@ -923,7 +936,10 @@ def test_fine_tune_the_shipped_encoder_head_keeps_what_it_knows(data_runs):
     table, _, _, tuned = data_runs
     run, shipped = load_run(tuned), load_run(DEFAULT_RUN / "encoder")
     assert run.labels == ("neutral", "angry", "frustrated")
-    assert run.training.head == shipped.training.head  # the run's own recipe
+    # the run's own recipe, its noise gate left behind (fitted on RAVDESS's noisy copies) ...
+    assert shipped.training.head.noise_gate and not run.training.head.noise_gate
+    assert run.training.head == dataclasses.replace(shipped.training.head, noise_gate=False)
+    assert run.training.copies == shipped.training.copies - shipped.training.noisy_copies
     # ... but trained by gradient steps from its weights: a logistic fit would start afresh
     assert shipped.training.fit == "logistic" and run.training.fit == "gradient"
     assert run.source["path"] == str(DEFAULT_RUN / "encoder") and run.source["model"] == "encoder"
@@ -956,10 +972,15 @@ def test_the_head_is_copied_whole_or_row_by_row():
     source = load_source(DEFAULT_RUN, "encoder")
     mean, std = source.statistics()
     x = probe_inputs(mean, std)
-    expected = keras_probabilities(source.keras_head(), x)
+    head = source.config_for(HeadTraining()).head  # what fine-tuning builds: no noise gate
+    usual = build_head(*mean.shape, len(source.run.labels), head, mean=mean, std=std)
+    usual.get_layer("probabilities").set_weights(
+        source.keras_head().get_layer("probabilities").get_weights()
+    )
+    expected = keras_probabilities(usual, x)  # the source's usual layer alone
 
     def transferred(labels):
-        model = build_head(*mean.shape, len(labels), source.run.training.head, mean=mean, std=std)
+        model = build_head(*mean.shape, len(labels), head, mean=mean, std=std)
         return model, source.transfer(model, labels)
 
     same, kept = transferred(source.order(tuple(reversed(source.run.labels))))
@@ -974,42 +995,6 @@ def test_the_head_is_copied_whole_or_row_by_row():
     angry = source.run.labels.index("angry")
     np.testing.assert_array_equal(kernel[:, 0], old_kernel[:, angry])
     assert bias[0] == old_bias[angry] and not np.allclose(kernel[:, 1], old_kernel[:, angry])
-
-
-def test_fine_tuning_a_noise_gated_head_goes_on_from_its_usual_layer(tmp_path):
-    shipped_encoder()
-    import dataclasses
-
-    from ser_cnn.training.finetune import load_source
-
-    shipped = load_source(DEFAULT_RUN, "encoder")
-    mean, std = shipped.statistics()
-    # the shipped run as if trained with a gate: its layer as the usual one, a gate beside it
-    gated_head = dataclasses.replace(shipped.run.training.head, noise_gate=True)
-    gated = build_head(*mean.shape, len(shipped.run.labels), gated_head, mean=mean, std=std)
-    rng = np.random.default_rng(0)
-    for layer in gated.layers:
-        if layer.name == "probabilities":
-            layer.set_weights(shipped.keras_head().get_layer("probabilities").get_weights())
-        elif layer.weights:
-            layer.set_weights([rng.normal(0, 0.1, w.shape) for w in layer.get_weights()])
-    run_dir = tmp_path / "gated"
-    shutil.copytree(DEFAULT_RUN / "encoder", run_dir)
-    gated.save(run_dir / MODEL_FILES["encoder"])
-    config = json.loads((run_dir / "config.json").read_text())
-    config["training"] |= {"copies": 4, "noisy_copies": 2, "head": gated_head.to_dict()}
-    (run_dir / "config.json").write_text(json.dumps(config))
-
-    source = load_source(run_dir, "encoder")
-    tuned = source.config_for(HeadTraining())
-    assert not tuned.head.noise_gate and tuned.noisy_copies == 0 and tuned.fit == "gradient"
-    model = build_head(*mean.shape, len(source.run.labels), tuned.head, mean=mean, std=std)
-    kept = source.transfer(model, source.run.labels)
-    assert kept["output"] == "kept"
-    # the gate left behind: the new head answers as the shipped one (float32 alike)
-    x = probe_inputs(mean, std)
-    expected = keras_probabilities(shipped.keras_head(), x)
-    np.testing.assert_allclose(keras_probabilities(model, x), expected, rtol=0, atol=1e-6)
 
 
 def test_fine_tuning_the_head_refuses_another_encoder_or_architecture(encoder_cache):

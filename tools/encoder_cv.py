@@ -28,6 +28,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ser_cnn.corpora import speaker_keys
 from ser_cnn.encoder.cache import cache_settings
@@ -218,9 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--loco needs --extra corpora")
     config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
     caches = [args.cache, *args.extra]  # one corpus or more each
-    manifest, x = load_pooled_set(
-        caches, config.copies, corpus_norm=args.corpus_norm, **pooled_norms(config.head)
-    )
+    norms = {"corpus_norm": args.corpus_norm, **pooled_norms(config.head)}
+    if args.loco and args.only_ravdess:  # the others are only scored: as recorded suffices
+        manifest, x = load_pooled_set([args.cache], config.copies, **norms)
+        theirs, y = load_pooled_set(args.extra, 0, **norms)
+        manifest = pd.concat([manifest, theirs], ignore_index=True)
+        x = np.concatenate([x, np.repeat(y, len(x), axis=0)], axis=1)  # never trained on
+    else:
+        manifest, x = load_pooled_set(caches, config.copies, **norms)
     if args.beside:
         x = side_by_side(manifest, x, args.beside, config)
     if args.view:
