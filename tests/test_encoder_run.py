@@ -624,7 +624,7 @@ def test_calibration_fits_an_encoder_run_from_its_cache(encoder_run, encoder_cac
     assert result.probabilities["test"][0].shape == (2, 8)
 
 
-def test_train_encoder_cli(encoder_cache, tmp_path, capsys):
+def test_train_encoder_cli(encoder_cache, tmp_path, capsys, monkeypatch):
     recipe = tmp_path / "tiny.toml"
     recipe.write_text('epochs = 1\ncopies = 1\n[head]\npooling = "concat"\nhidden = 4\n')
     argv = ["--model", "encoder", "--config", str(recipe), "--cache", str(encoder_cache)]
@@ -633,7 +633,17 @@ def test_train_encoder_cli(encoder_cache, tmp_path, capsys):
     assert "the cache holds no clips of the train actors" in capsys.readouterr().err
     assert not (tmp_path / "fold1").exists()
     args = train_cli.parse_args(["--model", "encoder", "--config", str(recipe), "--cv"])
-    assert args.cache == "data/encoder/ravdess" and args.label == "encoder_tiny"
+    assert args.cache is None and args.label == "encoder_tiny"  # the recipe's, when it runs
+    from ser_cnn.encoder.train import DEFAULT_CACHE, default_cache
+
+    assert default_cache(TINY) == DEFAULT_CACHE == Path("data/encoder/ravdess")
+    # a noise-gated recipe trains from its own cache by default, and names the command
+    gated = str(REPO / "configs" / "encoder_logistic_gated_usual.toml")
+    monkeypatch.chdir(tmp_path)  # no caches here
+    assert train_cli.main(["--model", "encoder", "--config", gated, "--fold", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "data/encoder/ravdess_noisy is not a finished encoder cache" in err
+    assert "--out data/encoder/ravdess_noisy --copies 4 --noise-p 1 --snr 0 20 --from-copy 3" in err
 
 
 @pytest.mark.parametrize(

@@ -33,13 +33,14 @@ import numpy as np
 
 from ser_cnn.config import TrainConfig, load_config, recipe_name
 from ser_cnn.corpora.splits import DEFAULT_FOLDS
+from ser_cnn.encoder.train import DEFAULT_CACHE as ENCODER_CACHE
+from ser_cnn.encoder.train import NOISY_CACHE
 from ser_cnn.errors import ParameterError, SerError
 from ser_cnn.features.cache import DEFAULT_CLASSIC_DIR, DEFAULT_OUT_DIR, data_name
 from ser_cnn.ravdess import EMOTIONS, split
 from ser_cnn.training.metrics import SCORES
 
 DEFAULTS = TrainConfig()
-ENCODER_CACHE = "data/encoder/ravdess"  # tools/encode_cache.py's RAVDESS cache
 
 
 # TensorFlow's C++ start-up chatter (no GPU found, oneDNN notes) is not for users' terminals.
@@ -72,7 +73,8 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         choices=("cnn", "mlp", "encoder"),
         default="cnn",
         help="what to train (cnn); encoder: a head on the frozen Whisper encoder's cached states "
-        f"(--cache, default {ENCODER_CACHE}), with --config of its settings",
+        f"(--cache, default {ENCODER_CACHE}, {NOISY_CACHE} for a noise-gated recipe), with "
+        "--config of its settings",
     )
     p.add_argument(
         "--data",
@@ -211,7 +213,7 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         p.error("--strict applies to --data")
     if args.data and (args.split == "random" or args.emotions):
         p.error("--split random and --emotions are for the RAVDESS cache, not --data")
-    if not args.data:
+    if not args.data and args.model != "encoder":  # the encoder's: by its recipe (run_encoder)
         args.cache = args.cache or str(
             DEFAULT_CLASSIC_DIR if args.model == "mlp" else DEFAULT_OUT_DIR
         )
@@ -294,8 +296,6 @@ def _check_encoder_args(p: argparse.ArgumentParser, args: argparse.Namespace) ->
             f"a fold of --data, not {refused[0]}: the cache's degraded copies take their babble "
             "from the speakers tested in the same fold; six-fold figures are tools/encoder_cv.py's"
         )
-    if not args.data:
-        args.cache = args.cache or ENCODER_CACHE
 
 
 def _engine(args: argparse.Namespace, out: Path, cache):
@@ -317,7 +317,12 @@ def run_encoder(args: argparse.Namespace) -> int:
     import tomllib
 
     from ser_cnn.encoder.fit import HeadTraining
-    from ser_cnn.encoder.train import check_cache, cross_validate_encoder, train_encoder
+    from ser_cnn.encoder.train import (
+        check_cache,
+        cross_validate_encoder,
+        default_cache,
+        train_encoder,
+    )
 
     overrides = {k: getattr(args, k) for k in ("seed", "epochs") if getattr(args, k) is not None}
     if args.config:
@@ -337,6 +342,7 @@ def run_encoder(args: argparse.Namespace) -> int:
         )
     if args.data:
         return run_encoder_data(args, config)
+    args.cache = args.cache or str(default_cache(config))
     for cache in (args.cache, *args.extra_cache):
         check_cache(cache, config.copies, config.noisy_copies)  # before TensorFlow loads
     if args.cv:

@@ -56,6 +56,7 @@ from ser_cnn.ravdess import EMOTIONS, Split, load_folds, split
 from ser_cnn.training.cv import one_after_another
 
 DEFAULT_CACHE = Path("data/encoder/ravdess")
+NOISY_CACHE = Path("data/encoder/ravdess_noisy")  # with a noise gate's always-noisy copies too
 DATA_ROOT = Path("data/encoder")  # --data's encoder caches: <name>-whisper_logmel-<hash>
 TEXT_COLUMNS = ("emotion", "label", "speaker", "gender", "text")  # empty in the CSV: unknown
 CACHE_COMMAND = (
@@ -301,15 +302,26 @@ def _finished(cache_dir: Path) -> dict | None:
 # -- a run folder ------------------------------------------------------------------------------
 
 
+def default_cache(config: HeadTraining) -> Path:
+    """The RAVDESS encoder cache a recipe trains from by default: :data:`NOISY_CACHE` for a
+    noise gate's (``config.noisy_copies``), else :data:`DEFAULT_CACHE`."""
+    return NOISY_CACHE if config.noisy_copies else DEFAULT_CACHE
+
+
 def check_cache(cache_dir: str | os.PathLike, copies: int = 0, noisy_copies: int = 0) -> dict:
     """An encoder cache's settings, refused with the command that makes it when it is missing,
     unfinished, has fewer degraded copies than ``copies``, or where its last ``noisy_copies``
     copies do not always carry noise (``HeadTraining.noisy_copies``, a noise gate's)."""
     cache_dir = Path(cache_dir)
     if not (cache_dir / SETTINGS_FILE).is_file() or not (cache_dir / "manifest.csv").is_file():
+        if noisy_copies:
+            what = f"{copies} degraded copies each, the last {noisy_copies} always noisy"
+            command = noisy_cache_command("$RAVDESS_DIR", str(cache_dir), copies, noisy_copies)
+        else:
+            what, command = "two degraded copies each", CACHE_COMMAND
         raise DataError(
             f"{cache_dir} is not a finished encoder cache; make it (RAVDESS speech, 1,440 clips, "
-            f"two degraded copies each) with `{CACHE_COMMAND}`"
+            f"{what}) with `{command}`"
         )
     settings = cache_settings(cache_dir)
     if settings.get("copies", 0) < copies:
