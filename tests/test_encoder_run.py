@@ -428,7 +428,7 @@ def test_a_noise_gated_recipe_makes_its_noisy_copies_and_serves_its_gate(
         head=HeadConfig("concat", hidden=0, dropout=0.0, noise_gate=True),
     )
     # a cache whose copy is a usual one is refused, with the command that makes the right one
-    with pytest.raises(DataError, match="--copies 1 --noise-p 1 --snr 0 20 --from-copy 1"):
+    with pytest.raises(DataError, match="--copies 1 --noisy 1"):
         check_cache(encoder_cache, 1, 1)
     monkeypatch.chdir(tmp_path)  # --data's caches go under ./data/encoder
     cache, folds, _ = prepare_data(
@@ -643,7 +643,7 @@ def test_train_encoder_cli(encoder_cache, tmp_path, capsys, monkeypatch):
     assert train_cli.main(["--model", "encoder", "--config", gated, "--fold", "1"]) == 1
     err = capsys.readouterr().err
     assert "data/encoder/ravdess_noisy is not a finished encoder cache" in err
-    assert "--out data/encoder/ravdess_noisy --copies 4 --noise-p 1 --snr 0 20 --from-copy 3" in err
+    assert "--out data/encoder/ravdess_noisy --copies 4 --noisy 2" in err
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@
     python tools/encode_cache.py --data $RAVDESS_DIR --out data/encoder/ravdess_base \
         --weights /tmp/whisper_base/model.bin     # another Whisper's weights (trials)
     python tools/encode_cache.py --data $RAVDESS_DIR --out data/encoder/ravdess_noisy \
-        --copies 4 --noise-p 1 --snr 0 20 --from-copy 3   # copies 3, 4 always noisy
+        --copies 4 --noisy 2      # copies 3, 4 always noisy: a noise-gated recipe's cache
+    python tools/encode_cache.py ... --copies 4 --noise-p 1 --snr 0 20 --from-copy 3  # the same
 
 Inputs are anything the corpus layer reads (``ser_cnn.corpora``). Babble in a RAVDESS clip's
 copies comes from the actors tested in the same published fold, so no fold ever trains on a
@@ -23,7 +24,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from ser_cnn.corpora import load_many
-from ser_cnn.encoder.cache import build_cache, fold_group_pool
+from ser_cnn.encoder.cache import build_cache, fold_group_pool, noisy_chain
 from ser_cnn.encoder.light import LightEncoder
 from ser_cnn.encoder.whisper import load_encoder
 from ser_cnn.features.logmel import WhisperFeatureConfig
@@ -54,7 +55,16 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="--noise-p and --snr for copies from this one on (1: all; the others as default)",
     )
+    p.add_argument(
+        "--noisy",
+        type=int,
+        default=0,
+        help="the last N copies always noisy, as a noise-gated recipe's noisy_copies = N "
+        "(ser_cnn.encoder.cache.NOISY_CHAIN); instead of --noise-p, --snr and --from-copy",
+    )
     args = p.parse_args(argv)
+    if args.noisy and (args.noise_p is not None or args.snr or args.from_copy > 1):
+        p.error("--noisy sets the noise of its copies: leave out --noise-p, --snr, --from-copy")
     chain = {}  # the copies' chain where it differs from the default (recorded in the cache)
     if args.noise_p is not None:
         chain["p"] = {"noise": args.noise_p}
@@ -76,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             copies=args.copies,
             seed=args.seed,
             babble_pool=fold_group_pool(load_folds()),
-            chain=chain or None,
+            chain=noisy_chain(args.copies, args.noisy) if args.noisy else chain or None,
         )
     print(f"{args.out}: {len(manifest)} clips in {time.perf_counter() - started:.0f} s")
     return 0

@@ -60,11 +60,9 @@ def noisy_chain(copies: int, noisy_copies: int) -> dict | None:
 
 def noisy_cache_command(data: str, out: str, copies: int, noisy_copies: int) -> str:
     """The ``tools/encode_cache.py`` command of such a cache."""
-    chain = noisy_chain(copies, noisy_copies)
-    lo, hi = (f"{x:g}" for x in chain["snr_range"])
     return (
         f"python tools/encode_cache.py --data {data} --out {out} --copies {copies} "
-        f"--noise-p {chain['p']['noise']:g} --snr {lo} {hi} --from-copy {chain['from_copy']}"
+        f"--noisy {noisy_copies}"
     )
 
 
