@@ -633,9 +633,9 @@ def _encoder_robustness(encoder: dict, cnn: dict, accuracy, cost) -> str:
     if worse:
         extra = [cost(encoder, c) - cost(cnn, c) for c in worse]
         errors = max(_paired_errors(encoder, cnn, c, accuracy) for c in worse)
+        by = "less than 0.005" if max(extra) < Decimal("0.005") else _span(extra)
         margin = (
-            f" (by {_span(extra)}: at most {errors:.1f} standard errors of the folds' paired "
-            "differences)"
+            f" (by {by}: at most {errors:.1f} standard errors of the folds' paired differences)"
         )
     return (
         "noise at 20 dB SNR, a phone line, a hall or a codec cost it "
