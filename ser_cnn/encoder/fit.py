@@ -54,9 +54,9 @@ class HeadTraining:
     # projection, fitted on training speakers, folded into the softmax layer). "": none.
     nuisance: str = ""
     # With ``head.noise_gate``: the last ``noisy_copies`` of the copies always carry added noise
-    # (a cache of ``tools/encode_cache.py --noise-p 1 --from-copy``). The usual output layer and
-    # the statistics it standardises with come from the other versions (as without the gate),
-    # the noisy expert from every version, the gate from the clips as recorded against those.
+    # (``encoder.cache.NOISY_CHAIN``: ``tools/encode_cache.py --noisy N``). The usual output
+    # layer and the statistics it standardises with come from the other versions (as without
+    # the gate), the noisy expert from every version, the gate telling the noisy ones apart.
     noisy_copies: int = 0
     # What the gate tells those copies from: "recorded", the clips as recorded; "usual", every
     # usual version (as recorded and the usual copies, whose chain adds codecs, phone lines,

@@ -92,7 +92,7 @@ class HeadConfig:
     speaker_norm: bool = False
     # Two linear experts and a gate (a linear head only): the output layer fitted as usual, a
     # second one ("noisy_probabilities") fitted with copies that always carry noise too, and a
-    # logistic "noise_gate" g that tells such copies from clean clips; the answer is
+    # logistic "noise_gate" g that tells such copies from the usual ones; the answer is
     # (1 - g) · probabilities + g · noisy_probabilities, so a clean clip keeps the usual answer.
     noise_gate: bool = False
 

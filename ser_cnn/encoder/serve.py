@@ -89,7 +89,8 @@ class NumpyHead:
             return p
         g = self.gate
         noisy = _softmax(features @ g["noisy_kernel"] + g["noisy_bias"])
-        gate = 1 / (1 + np.exp(-(features @ g["gate_kernel"] + g["gate_bias"])))
+        z = features @ g["gate_kernel"] + g["gate_bias"]
+        gate = np.exp(-np.logaddexp(0, -z))  # the sigmoid, without overflow for any z
         return p + gate * (noisy - p)
 
 
