@@ -222,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     norms = {"corpus_norm": args.corpus_norm, **pooled_norms(config.head)}
     if args.loco and args.only_ravdess:  # the others are only scored: as recorded suffices
         manifest, x = load_pooled_set([args.cache], config.copies, **norms)
-        theirs, y = load_pooled_set(args.extra, 0, **norms)
-        manifest = pd.concat([manifest, theirs], ignore_index=True)
-        x = np.concatenate([x, np.repeat(y, len(x), axis=0)], axis=1)  # never trained on
+        others, recorded = load_pooled_set(args.extra, 0, **norms)
+        manifest = pd.concat([manifest, others], ignore_index=True)
+        x = np.concatenate([x, np.repeat(recorded, len(x), axis=0)], axis=1)  # never trained on
     else:
         manifest, x = load_pooled_set(caches, config.copies, **norms)
     if args.beside:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ser_cnn.encoder.head import HeadConfig, build_head
+from ser_cnn.encoder.head import GATE_LAYER, NOISY_LAYER, HeadConfig, build_head
 from ser_cnn.errors import ParameterError
 
 FITS = ("gradient", "logistic")
@@ -350,7 +350,7 @@ def _fit_logistic(
         basis,
     )
     if config.noisy_copies:
-        _set_softmax(model.get_layer("noisy_probabilities"), logistic(x, y, w), None)
+        _set_softmax(model.get_layer(NOISY_LAYER), logistic(x, y, w), None)
         usual = n if config.gate_against == "recorded" else rows
         gate = logistic(
             np.concatenate([x[:usual], x[rows:]]),
@@ -358,7 +358,7 @@ def _fit_logistic(
             None,
             True,
         )  # classes balanced: the usual versions and the noisy ones weigh alike
-        model.get_layer("noise_gate").set_weights(
+        model.get_layer(GATE_LAYER).set_weights(
             [gate.coef_.T.astype("float32"), gate.intercept_.astype("float32")]
         )
     p = model.predict(train.reshape(versions * n, *train.shape[2:]), verbose=0)

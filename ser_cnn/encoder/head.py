@@ -19,6 +19,7 @@ from ser_cnn.errors import DataError, ParameterError
 
 POOL_EPS = 1e-5  # variance floor of a clip's frames: a constant layer stays finite
 POOLINGS = ("weighted", "concat")
+NOISY_LAYER, GATE_LAYER = "noisy_probabilities", "noise_gate"  # HeadConfig.noise_gate's layers
 
 
 def pool(states: np.ndarray) -> np.ndarray:
@@ -91,8 +92,8 @@ class HeadConfig:
     # the model then needs several recordings of a speaker before it judges any of them.
     speaker_norm: bool = False
     # Two linear experts and a gate (a linear head only): the output layer fitted as usual, a
-    # second one ("noisy_probabilities") fitted with copies that always carry noise too, and a
-    # logistic "noise_gate" g that tells such copies from the usual ones; the answer is
+    # second one (NOISY_LAYER) fitted with copies that always carry noise too, and a logistic
+    # gate g (GATE_LAYER) that tells such copies from the usual ones; the answer is
     # (1 - g) · probabilities + g · noisy_probabilities, so a clean clip keeps the usual answer.
     noise_gate: bool = False
 
@@ -158,8 +159,8 @@ def build_head(
         x = layers.Dropout(config.dropout)(x)
     outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
     if config.noise_gate:
-        noisy = layers.Dense(n_classes, activation="softmax", name="noisy_probabilities")(x)
-        gate = layers.Dense(1, activation="sigmoid", name="noise_gate")(x)
+        noisy = layers.Dense(n_classes, activation="softmax", name=NOISY_LAYER)(x)
+        gate = layers.Dense(1, activation="sigmoid", name=GATE_LAYER)(x)
         outputs = outputs + gate * (noisy - outputs)
     return keras.Model(inputs, outputs, name="encoder_head")
 

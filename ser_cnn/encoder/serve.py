@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_cnn.encoder.head import clip_normalize, pool
+from ser_cnn.encoder.head import GATE_LAYER, NOISY_LAYER, clip_normalize, pool
 from ser_cnn.errors import DataError, ParameterError
 
 HEAD_TOLERANCE = 1e-5  # largest probability difference head.npz may have from model.keras
 _POOLINGS = ("weighted", "concat")
-GATE_LAYERS = ("noisy_probabilities", "noise_gate")  # HeadConfig.noise_gate's layers
-GATE_ARRAYS = ("noisy_kernel", "noisy_bias", "gate_kernel", "gate_bias")  # their head.npz arrays
+# a noise gate's layers (HeadConfig.noise_gate) -> their arrays' prefix in head.npz
+GATE_ARRAYS = {NOISY_LAYER: "noisy", GATE_LAYER: "gate"}
 
 
 class NumpyHead:
@@ -55,7 +55,11 @@ class NumpyHead:
             self.kernels = [arrays[f"kernel_{i}"] for i in range(n_dense)]
             self.biases = [arrays[f"bias_{i}"] for i in range(n_dense)]
             # a noise gate's expert and gate (HeadConfig.noise_gate), or None
-            self.gate = {k: arrays[k] for k in GATE_ARRAYS} if GATE_ARRAYS[0] in arrays else None
+            self.gate = (  # prefix -> (kernel, bias), or None
+                {p: (arrays[f"{p}_kernel"], arrays[f"{p}_bias"]) for p in GATE_ARRAYS.values()}
+                if "gate_kernel" in arrays
+                else None
+            )
         except (OSError, ValueError, KeyError) as err:
             raise DataError(f"{self.path} is not a ser_cnn encoder head file: {err}") from None
         if self.pooling not in _POOLINGS or (
@@ -87,9 +91,9 @@ class NumpyHead:
         p = _softmax(x)
         if self.gate is None:
             return p
-        g = self.gate
-        noisy = _softmax(features @ g["noisy_kernel"] + g["noisy_bias"])
-        z = features @ g["gate_kernel"] + g["gate_bias"]
+        (noisy_kernel, noisy_bias), (gate_kernel, gate_bias) = self.gate["noisy"], self.gate["gate"]
+        noisy = _softmax(features @ noisy_kernel + noisy_bias)
+        z = features @ gate_kernel + gate_bias
         gate = np.exp(-np.logaddexp(0, -z))  # the sigmoid, without overflow for any z
         return p + gate * (noisy - p)
 
@@ -112,11 +116,10 @@ def write_head_arrays(model, mean: np.ndarray, std: np.ndarray, pooling: str, ou
 
     if pooling not in _POOLINGS:
         raise ParameterError(f"pooling must be one of {_POOLINGS}, got {pooling!r}")
-    layers = {layer.name: layer for layer in model.layers}
     dense = [
         layer
         for layer in model.layers
-        if isinstance(layer, keras.layers.Dense) and layer.name not in GATE_LAYERS
+        if isinstance(layer, keras.layers.Dense) and layer.name not in GATE_ARRAYS
     ]
     if not dense or dense[-1].name != "probabilities":
         raise DataError("not an encoder head: its last dense layer must be 'probabilities'")
@@ -132,13 +135,11 @@ def write_head_arrays(model, mean: np.ndarray, std: np.ndarray, pooling: str, ou
         )
     for i, layer in enumerate(dense):
         arrays[f"kernel_{i}"], arrays[f"bias_{i}"] = (np.asarray(w) for w in layer.get_weights())
-    if GATE_LAYERS[0] in layers:
-        for name, prefix in zip(GATE_LAYERS, ("noisy", "gate"), strict=True):
-            kernel, bias = layers[name].get_weights()
-            arrays[f"{prefix}_kernel"], arrays[f"{prefix}_bias"] = (
-                np.asarray(kernel),
-                np.asarray(bias),
-            )
+    for layer in model.layers:
+        if layer.name in GATE_ARRAYS:
+            prefix = GATE_ARRAYS[layer.name]
+            kernel, bias = (np.asarray(w) for w in layer.get_weights())
+            arrays[f"{prefix}_kernel"], arrays[f"{prefix}_bias"] = kernel, bias
     out = Path(out)
     with out.open("wb") as f:  # a file object: np.savez would append .npz to another name
         np.savez(f, **arrays)

@@ -246,9 +246,8 @@ def prepare_data(
     chain = noisy_chain(copies, noisy_copies)
     if cache_dir is None:
         cache_dir = data_cache_dir(data)
-        cache_dir = (
-            cache_dir.with_name(f"{cache_dir.name}-noisy{noisy_copies}") if chain else cache_dir
-        )
+        if chain:  # beside the usual cache of the same data, never in it
+            cache_dir = cache_dir.with_name(f"{cache_dir.name}-noisy{noisy_copies}")
     cache_dir = Path(cache_dir)
     old = _finished(cache_dir)
     if (
@@ -329,16 +328,12 @@ def check_cache(cache_dir: str | os.PathLike, copies: int = 0, noisy_copies: int
             f"{cache_dir} holds {settings.get('copies', 0)} degraded copies of each clip, the "
             f"recipe draws from {copies}: make a cache with --copies {copies}"
         )
-    chain = settings.get("chain")
-    if noisy_copies and chain != noisy_chain(copies, noisy_copies):
-        first = copies - noisy_copies + 1
+    chain = noisy_chain(copies, noisy_copies)
+    if chain and settings.get("chain") != chain:
+        command = noisy_cache_command("$RAVDESS_DIR", str(NOISY_CACHE), copies, noisy_copies)
         raise DataError(
-            f"{cache_dir}: the recipe's noise gate needs copies {first} to {copies} always "
-            f"noisy; make a cache with `"
-            + noisy_cache_command(
-                "$RAVDESS_DIR", "data/encoder/ravdess_noisy", copies, noisy_copies
-            )
-            + "`"
+            f"{cache_dir}: the recipe's noise gate needs copies {chain['from_copy']} to {copies} "
+            f"always noisy; make a cache with `{command}`"
         )
     return settings
 

@@ -212,12 +212,14 @@ class HeadSource(RunSource):
         """Copy the source head's weights into ``model`` (a head of
         :func:`~ser_cnn.encoder.head.build_head` for ``labels``, with the source's
         architecture and statistics): its layers in order, the output row by row."""
-        from ser_cnn.encoder.serve import GATE_LAYERS
+        from ser_cnn.encoder.head import GATE_LAYER, NOISY_LAYER
 
         old = self.keras_head()
         mine = [la for la in model.layers if la.weights and la.name != HEAD_OUTPUT]
         theirs = [
-            la for la in old.layers if la.weights and la.name not in (HEAD_OUTPUT, *GATE_LAYERS)
+            la
+            for la in old.layers
+            if la.weights and la.name not in (HEAD_OUTPUT, NOISY_LAYER, GATE_LAYER)
         ]
         shapes = [[w.shape for w in la.get_weights()] for la in mine]
         if shapes != [[w.shape for w in la.get_weights()] for la in theirs]:
