@@ -210,8 +210,9 @@ def test_every_encoder_recipe_gives_the_settings_its_six_fold_result_records(pat
         "nuisance": "",
         "noisy_copies": 0,
         "gate_against": "recorded",
+        "home_corpus": "",
     }
-    head = {"speaker_norm": False, "noise_gate": False} | recorded[
+    head = {"speaker_norm": False, "noise_gate": False, "home_gate": False} | recorded[
         "head"
     ]  # heads recorded before it existed
     assert settings.to_dict() == before | recorded | {"seed": settings.seed, "head": head}

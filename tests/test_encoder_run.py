@@ -64,8 +64,10 @@ TINY_SPLIT = Split(train=(11, 21), val=(20,), test=(1,))
         HeadConfig(pooling="weighted", hidden=16),
         HeadConfig(pooling="weighted", hidden=0),
         HeadConfig(pooling="concat", hidden=0, noise_gate=True),
+        HeadConfig(pooling="concat", hidden=0, home_gate=True),
+        HeadConfig(pooling="concat", hidden=0, noise_gate=True, home_gate=True),
     ],
-    ids=["concat", "weighted", "weighted-linear", "noise-gate"],
+    ids=["concat", "weighted", "weighted-linear", "noise-gate", "home-gate", "both-gates"],
 )
 def test_head_arrays_answer_as_the_keras_head(tmp_path, head):
     rng = np.random.default_rng(1)
@@ -194,6 +196,53 @@ def test_a_noise_gate_keeps_the_usual_head_on_clean_clips_and_the_noisy_expert_o
             HeadTraining(fit="logistic", copies=4, **{"head": HeadConfig("concat", hidden=0)} | bad)
     with pytest.raises(ParameterError, match="needs a linear head"):
         HeadConfig(hidden=16, noise_gate=True)
+
+
+def test_a_home_gate_keeps_the_home_experts_on_home_clips_and_the_wide_ones_elsewhere():
+    from sklearn.linear_model import LogisticRegression
+
+    from ser_cnn.encoder.fit import fit_head, pooled_statistics
+
+    rng = np.random.default_rng(5)
+    x, y = _separable(rng, 3, n=90)
+    corpora = np.array(["home"] * 60 + ["other"] * 30)
+    x[:, 60:] += rng.normal(0, 0.3, (1, 1, 5, 12)).astype(np.float32) + 2  # another channel
+    config = HeadTraining(
+        fit="logistic",
+        logistic_c=0.1,
+        copies=1,
+        home_corpus="home",
+        head=HeadConfig("concat", hidden=0, home_gate=True),
+    )
+    model, _ = fit_head(x, y, x[0], y, 3, config, corpora=corpora)
+    home = corpora == "home"
+    mean, std = pooled_statistics(x[:, home])  # the home clips' statistics, as if alone
+    flat = ((x - mean) / std).reshape(2, 90, -1)
+
+    def fit(clips, target):
+        reference = LogisticRegression(C=0.1, max_iter=5000, class_weight="balanced")
+        return reference.fit(flat[:, clips].reshape(-1, 60), np.tile(target, 2))
+
+    usual, wide = fit(home, y[home]), fit(slice(None), y)
+    gate = fit(slice(None), ~home)
+    h = gate.predict_proba(flat[0])[:, 1:]
+    expected = (1 - h) * usual.predict_proba(flat[0]) + h * wide.predict_proba(flat[0])
+    # float32 layers vs float64 scikit-learn, the same coefficients: rounding only
+    np.testing.assert_allclose(model.predict(x[0], verbose=0), expected, atol=1e-5)
+    assert h[home].max() < 0.1 < 0.9 < h[~home].min()  # it tells the corpora apart
+    with pytest.raises(ParameterError, match="each training clip's corpus"):
+        fit_head(x, y, x[0], y, 3, config)  # which clips are home's?
+    with pytest.raises(ParameterError, match="each training clip's corpus"):
+        fit_head(x, y, x[0], y, 3, config, corpora=np.array(["home"] * 90))  # no other corpus
+    for bad in (
+        {"home_corpus": "home"},  # no gate in the head
+        {"head": config.head},  # no home corpus
+        {"home_corpus": "home", "head": config.head, "corpus_share": {"home": 0.5}},
+    ):
+        with pytest.raises(ParameterError, match="home gate"):
+            HeadTraining(fit="logistic", **{"head": HeadConfig("concat", hidden=0)} | bad)
+    with pytest.raises(ParameterError, match="needs a linear head"):
+        HeadConfig(hidden=16, home_gate=True)
 
 
 def test_corpus_shares_weigh_each_corpus_and_balance_its_classes():
@@ -731,8 +780,8 @@ def test_the_shipped_encoder_run_is_fold_1_of_its_recipe():
     assert run.split["test"] == [1, 11, 20, 21] and run.split["val"] == [4, 9]
     recipe = REPO / "configs" / "encoder_logistic_gated_usual.toml"  # checkpoints/README.md's
     assert run.training == HeadTraining.from_dict(tomllib.loads(recipe.read_text()))
-    assert run.training.head.noise_gate  # and head.npz serves the gate (NumpyHead.gate)
-    assert NumpyHead(DEFAULT_RUN / "encoder" / "head.npz").gate is not None
+    assert run.training.head.noise_gate  # and head.npz serves the gate (NumpyHead.gates)
+    assert "gate" in NumpyHead(DEFAULT_RUN / "encoder" / "head.npz").gates
 
 
 def test_the_shipped_encoder_run_answers_through_infer():

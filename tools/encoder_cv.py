@@ -59,6 +59,8 @@ def fit_and_score(x, y, tr, va, te, config, seed, *, manifest, restrict=None, ge
     corpora, speakers = manifest["corpus"].to_numpy(), speaker_keys(manifest).to_numpy()
     model, history = fit_parts(x, y, tr, va, cfg, corpora=corpora, speakers=speakers)
     probs_val, probs = model.predict(x[0, va], verbose=0), model.predict(x[0, te], verbose=0)
+    if cfg.head.home_gate:  # how far the home gate opened for the test clips (0: home's answer)
+        told["home_gate_mean"] = round(float(np.mean(home_gate(model, x[0, te]))), 4)
     val = evaluate(y[va], probs_val.argmax(1), EMOTIONS)
     if restrict is None:
         test = evaluate(y[te], probs.argmax(1), EMOTIONS)
@@ -71,6 +73,16 @@ def fit_and_score(x, y, tr, va, te, config, seed, *, manifest, restrict=None, ge
         "seconds": round(time.perf_counter() - started, 1),
         **told,
     }
+
+
+def home_gate(model, x: np.ndarray) -> np.ndarray:
+    """The home gate's h of each clip (:data:`ser_cnn.encoder.head.HOME_GATE_LAYER`)."""
+    import keras
+
+    from ser_cnn.encoder.head import HOME_GATE_LAYER
+
+    gate = keras.Model(model.input, model.get_layer(HOME_GATE_LAYER).output)
+    return gate.predict(x, verbose=0)[:, 0]
 
 
 def by_gender(

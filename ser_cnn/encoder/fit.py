@@ -15,7 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ser_cnn.encoder.head import GATE_LAYER, NOISY_LAYER, HeadConfig, build_head
+from ser_cnn.encoder.head import (
+    GATE_LAYER,
+    HOME_GATE_LAYER,
+    NOISY_LAYER,
+    WIDE_LAYER,
+    WIDE_NOISY_LAYER,
+    HeadConfig,
+    build_head,
+)
 from ser_cnn.errors import ParameterError
 
 FITS = ("gradient", "logistic")
@@ -62,6 +70,10 @@ class HeadTraining:
     # usual version (as recorded and the usual copies, whose chain adds codecs, phone lines,
     # rooms and milder noise), so that those alone do not open it.
     gate_against: str = "recorded"
+    # With ``head.home_gate``: the corpus whose clips alone fit the usual experts and the
+    # statistics they standardise with (as if it were the only one); every training corpus
+    # fits the wide experts, and the home gate tells this corpus's clips from the others'.
+    home_corpus: str = ""
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
 
     def __post_init__(self) -> None:
@@ -100,6 +112,16 @@ class HeadTraining:
                 f"noisy_copies = {self.noisy_copies}, copies = {self.copies}"
             )
 
+        if self.head.home_gate != bool(self.home_corpus) or (
+            self.home_corpus and (self.fit != "logistic" or self.nuisance or self.corpus_share)
+        ):
+            raise ParameterError(
+                'a home gate (head.home_gate) needs fit = "logistic", no nuisance, no '
+                "corpus_share and a home_corpus, and home_corpus needs the gate; got "
+                f"home_gate = {self.head.home_gate}, fit = {self.fit!r}, "
+                f"home_corpus = {self.home_corpus!r}"
+            )
+
         if self.gate_against not in GATE_AGAINST:
             raise ParameterError(
                 f"gate_against must be one of {GATE_AGAINST}, got {self.gate_against!r}"
@@ -130,11 +152,28 @@ def pooled_statistics(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat.mean(axis=0), flat.std(axis=0) + 1e-6
 
 
-def head_statistics_of(train: np.ndarray, config: HeadTraining) -> tuple[np.ndarray, np.ndarray]:
+def head_statistics_of(
+    train: np.ndarray, config: HeadTraining, corpora: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The statistics a head of ``config`` standardises with when it starts from nothing:
     :func:`pooled_statistics` of its training versions, a noise gate's always-noisy copies
-    left out (its usual output layer then standardises as it would without the gate)."""
-    return pooled_statistics(train[: len(train) - config.noisy_copies])
+    left out, and with a home gate only the home corpus's clips (``corpora``: each training
+    clip's corpus), so that its usual output layer standardises as it would without the gates."""
+    train = train[: len(train) - config.noisy_copies]
+    return pooled_statistics(train[:, home_rows(config, corpora)])
+
+
+def home_rows(config: HeadTraining, corpora: np.ndarray | None) -> np.ndarray | slice:
+    """The training clips of ``config.home_corpus`` (a mask), or every clip (no home gate)."""
+    if not config.home_corpus:
+        return slice(None)
+    home = None if corpora is None else np.asarray(corpora) == config.home_corpus
+    if home is None or not home.any() or home.all():
+        raise ParameterError(
+            f"a home gate needs training clips of its home corpus {config.home_corpus!r} and of "
+            "at least one other corpus, and each training clip's corpus"
+        )
+    return home
 
 
 def fit_head(
@@ -168,7 +207,8 @@ def fit_head(
         ``start(model)`` before training: fine-tuning copies a run's weights into the new head
         (:meth:`ser_cnn.training.finetune.HeadSource.transfer`); default: random weights.
     corpora : np.ndarray of str, shape (n,), optional
-        Each training clip's corpus: needed where ``config.corpus_share`` names shares.
+        Each training clip's corpus: needed where ``config.corpus_share`` names shares and
+        for ``config.home_corpus``.
     speakers : np.ndarray, shape (n,), optional
         Each training clip's speaker (unique across corpora): needed for ``config.nuisance``.
 
@@ -183,7 +223,7 @@ def fit_head(
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng([config.seed, 7])
     # training speakers only
-    mean, std = head_statistics_of(train, config) if statistics is None else statistics
+    mean, std = head_statistics_of(train, config, corpora) if statistics is None else statistics
     model = build_head(*train.shape[2:], n_classes, config.head, mean=mean, std=std)
     if config.fit == "logistic":
         if start is not None:
@@ -200,7 +240,10 @@ def fit_head(
                 f"nuisance = {config.nuisance!r} needs each training clip's speaker"
             )
         groups = speakers if config.nuisance else None
-        return _fit_logistic(model, train, y_train, val, y_val, config, mean, std, weights, groups)
+        home = home_rows(config, corpora)
+        return _fit_logistic(
+            model, train, y_train, val, y_val, config, mean, std, weights, groups, home
+        )
     if start is not None:
         start(model)
     index = np.arange(len(y_train))
@@ -316,7 +359,17 @@ def nuisance_directions(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.
 
 
 def _fit_logistic(
-    model, train, y_train, val, y_val, config: HeadTraining, mean, std, weights, groups=None
+    model,
+    train,
+    y_train,
+    val,
+    y_val,
+    config: HeadTraining,
+    mean,
+    std,
+    weights,
+    groups=None,
+    home=slice(None),
 ):
     """Set the linear head's softmax layer to a multinomial logistic regression's fit on the
     standardised statistics of every version of every training clip (``weights``: each clip's
@@ -324,44 +377,62 @@ def _fit_logistic(
     :func:`nuisance_directions` are projected out first); one history row. With a noise gate
     (``config.noisy_copies``) the usual layer leaves out the always-noisy versions, the noisy
     expert takes every version, and the gate is a logistic regression telling the clips as
-    recorded (or every usual version, ``config.gate_against``) from the always-noisy ones."""
+    recorded (or every usual version, ``config.gate_against``) from the always-noisy ones.
+    With a home gate (``home``: the home corpus's training clips) those layers see the home
+    corpus alone, the wide ones every corpus, and the home gate tells the others from it."""
     from sklearn.linear_model import LogisticRegression
 
     versions, n = train.shape[:2]
-    x = ((train - mean) / std).reshape(versions * n, -1)  # the head's Flatten order
-    y = np.tile(y_train, versions)
-    w = None if weights is None else np.tile(weights, versions)
-    rows = (versions - config.noisy_copies) * n  # the versions of the usual output layer
+    x = ((train - mean) / std).reshape(versions, n, -1)  # the head's Flatten order
+    w = None if weights is None else np.broadcast_to(weights, (versions, n))
+    usual = versions - config.noisy_copies  # the versions of the usual output layer
     basis = None
     if groups is not None:
-        basis = nuisance_directions(x, y, np.tile(groups, versions))
-        x = x - (x @ basis) @ basis.T
+        flat = x.reshape(versions * n, -1)
+        basis = nuisance_directions(flat, np.tile(y_train, versions), np.tile(groups, versions))
+        x = (flat - (flat @ basis) @ basis.T).reshape(versions, n, -1)
 
-    def logistic(x, y, w, balanced=config.class_weights and weights is None):
+    def logistic(v, clips, target=None):
+        """The fit on versions ``v`` of ``clips`` (each a slice or indices): of the emotions,
+        or of ``target`` (a 0/1 for each of those versions of the clips, classes balanced)."""
+        rows = x[v][:, clips]
+        shape = rows.shape[:2]
+        balanced = config.class_weights and weights is None
+        if target is None:
+            target = np.broadcast_to(y_train[clips], shape)
+            sample = None if w is None else w[v][:, clips].reshape(-1)
+        else:
+            balanced, sample = True, None  # both sides weigh alike
         return LogisticRegression(
             C=config.logistic_c,
             max_iter=LOGISTIC_ITER,
             class_weight="balanced" if balanced else None,
-        ).fit(x, y, sample_weight=w)
+        ).fit(rows.reshape(-1, x.shape[2]), np.reshape(target, -1), sample_weight=sample)
 
-    _set_softmax(
-        model.get_layer("probabilities"),
-        logistic(x[:rows], y[:rows], None if w is None else w[:rows]),
-        basis,
-    )
-    if config.noisy_copies:
-        _set_softmax(model.get_layer(NOISY_LAYER), logistic(x, y, w), None)
-        usual = n if config.gate_against == "recorded" else rows
-        gate = logistic(
-            np.concatenate([x[:usual], x[rows:]]),
-            np.r_[np.zeros(usual), np.ones(len(x) - rows)],
-            None,
-            True,
-        )  # classes balanced: the usual versions and the noisy ones weigh alike
-        model.get_layer(GATE_LAYER).set_weights(
-            [gate.coef_.T.astype("float32"), gate.intercept_.astype("float32")]
+    def experts(usual_layer: str, noisy_layer: str, clips) -> None:
+        _set_softmax(model.get_layer(usual_layer), logistic(slice(0, usual), clips), basis)
+        if config.noisy_copies:
+            _set_softmax(model.get_layer(noisy_layer), logistic(slice(None), clips), None)
+
+    def set_gate(layer: str, fit) -> None:
+        model.get_layer(layer).set_weights(
+            [fit.coef_.T.astype("float32"), fit.intercept_.astype("float32")]
         )
+
+    experts("probabilities", NOISY_LAYER, home)
+    if config.noisy_copies:
+        against = 1 if config.gate_against == "recorded" else usual
+        kept = np.r_[0:against, usual:versions]  # the versions it tells apart
+        clips = np.arange(n)[home]
+        noisy = np.broadcast_to((kept >= usual)[:, None], (len(kept), len(clips)))
+        set_gate(GATE_LAYER, logistic(kept, clips, noisy))
+    if config.home_corpus:
+        experts(WIDE_LAYER, WIDE_NOISY_LAYER, slice(None))
+        other = np.ones(n, dtype=bool)
+        other[home] = False
+        set_gate(HOME_GATE_LAYER, logistic(slice(None), slice(None), np.tile(other, versions)))
     p = model.predict(train.reshape(versions * n, *train.shape[2:]), verbose=0)
+    y = np.tile(y_train, versions)
     history = {
         "loss": float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12))),
         "accuracy": float(np.mean(p.argmax(1) == y)),

@@ -20,6 +20,9 @@ from ser_cnn.errors import DataError, ParameterError
 POOL_EPS = 1e-5  # variance floor of a clip's frames: a constant layer stays finite
 POOLINGS = ("weighted", "concat")
 NOISY_LAYER, GATE_LAYER = "noisy_probabilities", "noise_gate"  # HeadConfig.noise_gate's layers
+# HeadConfig.home_gate's layers: the wide expert (and its noisy twin, with a noise gate), the gate
+WIDE_LAYER, WIDE_NOISY_LAYER = "wide_probabilities", "wide_noisy_probabilities"
+HOME_GATE_LAYER = "home_gate"
 
 
 def pool(states: np.ndarray) -> np.ndarray:
@@ -96,16 +99,20 @@ class HeadConfig:
     # gate g (GATE_LAYER) that tells such copies from the usual ones; the answer is
     # (1 - g) · probabilities + g · noisy_probabilities, so a clean clip keeps the usual answer.
     noise_gate: bool = False
+    # Two sets of experts and a second gate (a linear head only): the layers above fitted on
+    # the home corpus's clips alone (HeadTraining.home_corpus), the same again (WIDE_LAYER,
+    # WIDE_NOISY_LAYER) on every training corpus, and a logistic gate h (HOME_GATE_LAYER) that
+    # tells the other corpora's clips from the home corpus's; the answer is
+    # (1 - h) · home + h · wide, so a clip like the home corpus's keeps the home answer.
+    home_gate: bool = False
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ParameterError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.hidden < 0 or not 0 <= self.dropout < 1:
             raise ParameterError("need hidden >= 0 and 0 <= dropout < 1")
-        if self.noise_gate and self.hidden:
-            raise ParameterError(
-                f"a noise gate needs a linear head (hidden = 0), got {self.hidden}"
-            )
+        if (self.noise_gate or self.home_gate) and self.hidden:
+            raise ParameterError(f"a gate needs a linear head (hidden = 0), got {self.hidden}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -157,11 +164,26 @@ def build_head(
     if config.hidden:
         x = layers.Dense(config.hidden, activation="relu")(x)
         x = layers.Dropout(config.dropout)(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
+
+    def softmax(name: str):
+        return layers.Dense(n_classes, activation="softmax", name=name)(x)
+
+    def gate(name: str):
+        return layers.Dense(1, activation="sigmoid", name=name)(x)
+
+    def mix(a, b, g):
+        return a + g * (b - a)  # (1 - g) · a + g · b
+
+    outputs = softmax("probabilities")
     if config.noise_gate:
-        noisy = layers.Dense(n_classes, activation="softmax", name=NOISY_LAYER)(x)
-        gate = layers.Dense(1, activation="sigmoid", name=GATE_LAYER)(x)
-        outputs = outputs + gate * (noisy - outputs)
+        noisy = softmax(NOISY_LAYER)
+        noise = gate(GATE_LAYER)
+        outputs = mix(outputs, noisy, noise)
+    if config.home_gate:
+        wide = softmax(WIDE_LAYER)
+        if config.noise_gate:
+            wide = mix(wide, softmax(WIDE_NOISY_LAYER), noise)
+        outputs = mix(outputs, wide, gate(HOME_GATE_LAYER))
     return keras.Model(inputs, outputs, name="encoder_head")
 
 

@@ -25,13 +25,27 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_cnn.encoder.head import GATE_LAYER, NOISY_LAYER, clip_normalize, pool
+from ser_cnn.encoder.head import (
+    GATE_LAYER,
+    HOME_GATE_LAYER,
+    NOISY_LAYER,
+    WIDE_LAYER,
+    WIDE_NOISY_LAYER,
+    clip_normalize,
+    pool,
+)
 from ser_cnn.errors import DataError, ParameterError
 
 HEAD_TOLERANCE = 1e-5  # largest probability difference head.npz may have from model.keras
 _POOLINGS = ("weighted", "concat")
-# a noise gate's layers (HeadConfig.noise_gate) -> their arrays' prefix in head.npz
-GATE_ARRAYS = {NOISY_LAYER: "noisy", GATE_LAYER: "gate"}
+# the gates' layers (HeadConfig.noise_gate, home_gate) -> their arrays' prefix in head.npz
+GATE_ARRAYS = {
+    NOISY_LAYER: "noisy",
+    GATE_LAYER: "gate",
+    WIDE_LAYER: "wide",
+    WIDE_NOISY_LAYER: "wide_noisy",
+    HOME_GATE_LAYER: "home_gate",
+}
 
 
 class NumpyHead:
@@ -39,8 +53,8 @@ class NumpyHead:
 
     The same operations as :func:`ser_cnn.encoder.head.build_head`'s model at inference (dropout
     off), in float32: standardise, weigh the layers (softmax weights) or lay them side by side,
-    the hidden layer (ReLU), the output layer, softmax; with a noise gate
-    (:class:`~ser_cnn.encoder.head.HeadConfig`), the noisy expert and the gate beside it.
+    the hidden layer (ReLU), the output layer, softmax; with a noise gate or a home gate
+    (:class:`~ser_cnn.encoder.head.HeadConfig`), their experts and gates beside it.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -54,12 +68,13 @@ class NumpyHead:
             n_dense = int(arrays["n_dense"])
             self.kernels = [arrays[f"kernel_{i}"] for i in range(n_dense)]
             self.biases = [arrays[f"bias_{i}"] for i in range(n_dense)]
-            # a noise gate's expert and gate (HeadConfig.noise_gate), or None
-            self.gate = (  # prefix -> (kernel, bias), or None
-                {p: (arrays[f"{p}_kernel"], arrays[f"{p}_bias"]) for p in GATE_ARRAYS.values()}
-                if "gate_kernel" in arrays
-                else None
-            )
+            # the gates' experts and gates (HeadConfig.noise_gate, home_gate): prefix ->
+            # (kernel, bias), those the head has
+            self.gates = {
+                p: (arrays[f"{p}_kernel"], arrays[f"{p}_bias"])
+                for p in GATE_ARRAYS.values()
+                if f"{p}_kernel" in arrays
+            }
         except (OSError, ValueError, KeyError) as err:
             raise DataError(f"{self.path} is not a ser_cnn encoder head file: {err}") from None
         if self.pooling not in _POOLINGS or (
@@ -89,13 +104,26 @@ class NumpyHead:
             if i < len(self.kernels) - 1:
                 np.maximum(x, 0, out=x)
         p = _softmax(x)
-        if self.gate is None:
+        if not self.gates:
             return p
-        (noisy_kernel, noisy_bias), (gate_kernel, gate_bias) = self.gate["noisy"], self.gate["gate"]
-        noisy = _softmax(features @ noisy_kernel + noisy_bias)
-        z = features @ gate_kernel + gate_bias
-        gate = np.exp(-np.logaddexp(0, -z))  # the sigmoid, without overflow for any z
-        return p + gate * (noisy - p)
+
+        def layer(prefix: str) -> np.ndarray:
+            kernel, bias = self.gates[prefix]
+            return features @ kernel + bias
+
+        def mix(a: np.ndarray, b: np.ndarray, gate: str) -> np.ndarray:
+            g = np.exp(-np.logaddexp(0, -layer(gate)))  # the sigmoid, without overflow
+            return a + g * (b - a)
+
+        noise = "gate" in self.gates
+        if noise:
+            p = mix(p, _softmax(layer("noisy")), "gate")
+        if "home_gate" in self.gates:
+            wide = _softmax(layer("wide"))
+            if noise:
+                wide = mix(wide, _softmax(layer("wide_noisy")), "gate")
+            p = mix(p, wide, "home_gate")
+        return p
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -446,7 +446,7 @@ def train_encoder(
         raise DataError(f"nuisance = {config.nuisance!r} needs every training clip's speaker")
     model, history = fit_parts(x, y, tr, va, config, len(labels), corpora, speakers, **fine_tune)
     # Saved: the head without its optimizer state, the same weights and statistics
-    mean, std = fine_tune.get("statistics") or head_statistics_of(x[:, tr], config)
+    mean, std = fine_tune.get("statistics") or head_statistics_of(x[:, tr], config, corpora[tr])
     plain = build_head(*x.shape[2:], len(labels), config.head, mean=mean, std=std)
     plain.set_weights(model.get_weights())
 

@@ -192,10 +192,12 @@ class HeadSource(RunSource):
         trained by gradient steps from the source's weights: a logistic fit starts from
         nothing, so it would forget what the source knows. A noise gate is left behind (its
         expert and gate were fitted on RAVDESS's always-noisy copies): the usual output layer
-        goes on."""
-        head = dataclasses.replace(self.run.training.head, noise_gate=False)
+        goes on. So is a home gate: its wide output layer (every corpus's) goes on."""
+        head = dataclasses.replace(self.run.training.head, noise_gate=False, home_gate=False)
         usual = config.copies - config.noisy_copies  # the usual copies go on, the noisy stay
-        return dataclasses.replace(config, head=head, fit="gradient", copies=usual, noisy_copies=0)
+        return dataclasses.replace(
+            config, head=head, fit="gradient", copies=usual, noisy_copies=0, home_corpus=""
+        )
 
     def keras_head(self):
         from ser_cnn.encoder.serve import load_keras_head
@@ -212,14 +214,15 @@ class HeadSource(RunSource):
         """Copy the source head's weights into ``model`` (a head of
         :func:`~ser_cnn.encoder.head.build_head` for ``labels``, with the source's
         architecture and statistics): its layers in order, the output row by row."""
-        from ser_cnn.encoder.head import GATE_LAYER, NOISY_LAYER
+        from ser_cnn.encoder.head import WIDE_LAYER
+        from ser_cnn.encoder.serve import GATE_ARRAYS
 
         old = self.keras_head()
         mine = [la for la in model.layers if la.weights and la.name != HEAD_OUTPUT]
         theirs = [
             la
             for la in old.layers
-            if la.weights and la.name not in (HEAD_OUTPUT, NOISY_LAYER, GATE_LAYER)
+            if la.weights and la.name != HEAD_OUTPUT and la.name not in GATE_ARRAYS
         ]
         shapes = [[w.shape for w in la.get_weights()] for la in mine]
         if shapes != [[w.shape for w in la.get_weights()] for la in theirs]:
@@ -228,8 +231,10 @@ class HeadSource(RunSource):
             )
         for new, layer in zip(mine, theirs, strict=True):  # built alike: the same order
             new.set_weights(layer.get_weights())
+        # a home gate's wide output layer knows every corpus, the usual one only the home one
+        source = WIDE_LAYER if WIDE_LAYER in [la.name for la in old.layers] else HEAD_OUTPUT
         output = self.copy_output(
-            old.get_layer(HEAD_OUTPUT), model.get_layer(HEAD_OUTPUT), tuple(labels)
+            old.get_layer(source), model.get_layer(HEAD_OUTPUT), tuple(labels)
         )
         return {"layers": [la.name for la in theirs], "statistics": "the run's", **output}
 
