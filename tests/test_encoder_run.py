@@ -693,6 +693,12 @@ def test_train_encoder_cli(encoder_cache, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "data/encoder/ravdess_noisy is not a finished encoder cache" in err
     assert "--out data/encoder/ravdess_noisy --copies 4 --noisy 2" in err
+    # a home-gated recipe needs the other corpora's caches, and says so before any is read
+    home = str(REPO / "configs" / "encoder_logistic_gated_home.toml")
+    assert train_cli.main(["--model", "encoder", "--config", home, "--fold", "1"]) == 1
+    assert "home gate needs other corpora beside ravdess: give --extra-cache" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(

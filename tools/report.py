@@ -186,6 +186,7 @@ ENCODER_TRIALS = (
     "encoder_logistic_gender",  # each clip by its predicted gender's training statistics
     "encoder_logistic_gated",  # the shipped layer, a noisy expert and a gate telling noise
     "encoder_logistic_gated_usual",  # ... the gate against every usual version
+    "encoder_logistic_gated_home",  # + URDU, ASED, nEMO's own pair and a home gate
 )
 CORPUS_NAMES = {"ravdess": "RAVDESS", "urdu": "URDU", "ased": "ASED", "nemo": "nEMO"}
 # cross-corpus result files: (file prefix, what was trained)
@@ -300,6 +301,7 @@ def encoder_cross(root: str) -> str:
     for prefix, trained in ENCODER_CROSS:
         for head in (
             ENCODER_HEAD,
+            "encoder_logistic_gated_home",
             "encoder_logistic",  # shipped before: the same head without its noise gate
             "encoder_logistic_share50",
             "encoder_logistic_share25",

@@ -344,6 +344,12 @@ def run_encoder(args: argparse.Namespace) -> int:
     if args.data:
         return run_encoder_data(args, config)
     args.cache = args.cache or str(default_cache(config))
+    if config.home_corpus and not args.extra_cache:
+        raise ParameterError(
+            f"this recipe's home gate needs other corpora beside {config.home_corpus}: give "
+            f"--extra-cache DIR for each (tools/encode_cache.py --data CORPUS --out DIR "
+            f"--copies {config.copies} --noisy {config.noisy_copies})"
+        )
     for cache in (args.cache, *args.extra_cache):
         check_cache(cache, config.copies, config.noisy_copies)  # before TensorFlow loads
     if args.cv:

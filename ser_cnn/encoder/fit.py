@@ -19,6 +19,7 @@ from ser_cnn.encoder.head import (
     GATE_LAYER,
     HOME_GATE_LAYER,
     NOISY_LAYER,
+    OUTPUT_LAYER,
     WIDE_LAYER,
     WIDE_NOISY_LAYER,
     HeadConfig,
@@ -419,7 +420,7 @@ def _fit_logistic(
             [fit.coef_.T.astype("float32"), fit.intercept_.astype("float32")]
         )
 
-    experts("probabilities", NOISY_LAYER, home)
+    experts(OUTPUT_LAYER, NOISY_LAYER, home)
     if config.noisy_copies:
         against = 1 if config.gate_against == "recorded" else usual
         kept = np.r_[0:against, usual:versions]  # the versions it tells apart

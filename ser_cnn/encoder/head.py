@@ -19,6 +19,7 @@ from ser_cnn.errors import DataError, ParameterError
 
 POOL_EPS = 1e-5  # variance floor of a clip's frames: a constant layer stays finite
 POOLINGS = ("weighted", "concat")
+OUTPUT_LAYER = "probabilities"  # the (usual) softmax output layer
 NOISY_LAYER, GATE_LAYER = "noisy_probabilities", "noise_gate"  # HeadConfig.noise_gate's layers
 # HeadConfig.home_gate's layers: the wide expert (and its noisy twin, with a noise gate), the gate
 WIDE_LAYER, WIDE_NOISY_LAYER = "wide_probabilities", "wide_noisy_probabilities"
@@ -174,7 +175,7 @@ def build_head(
     def mix(a, b, g):
         return a + g * (b - a)  # (1 - g) · a + g · b
 
-    outputs = softmax("probabilities")
+    outputs = softmax(OUTPUT_LAYER)
     if config.noise_gate:
         noisy = softmax(NOISY_LAYER)
         noise = gate(GATE_LAYER)

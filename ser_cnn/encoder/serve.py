@@ -29,6 +29,7 @@ from ser_cnn.encoder.head import (
     GATE_LAYER,
     HOME_GATE_LAYER,
     NOISY_LAYER,
+    OUTPUT_LAYER,
     WIDE_LAYER,
     WIDE_NOISY_LAYER,
     clip_normalize,
@@ -149,8 +150,8 @@ def write_head_arrays(model, mean: np.ndarray, std: np.ndarray, pooling: str, ou
         for layer in model.layers
         if isinstance(layer, keras.layers.Dense) and layer.name not in GATE_ARRAYS
     ]
-    if not dense or dense[-1].name != "probabilities":
-        raise DataError("not an encoder head: its last dense layer must be 'probabilities'")
+    if not dense or dense[-1].name != OUTPUT_LAYER:
+        raise DataError(f"not an encoder head: its last dense layer must be {OUTPUT_LAYER!r}")
     arrays = {
         "pooling": np.array(pooling),
         "mean": np.asarray(mean, dtype=np.float32),

@@ -38,12 +38,12 @@ from pathlib import Path
 import numpy as np
 
 from ser_cnn.config import TrainConfig
+from ser_cnn.encoder.head import OUTPUT_LAYER as HEAD_OUTPUT
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.model import OUTPUT_NAME, CNNConfig
 from ser_cnn.run import Run, load_run, model_folders
 
 KERAS_FILE = "model.keras"
-HEAD_OUTPUT = "probabilities"  # the output layer of ser_cnn.encoder.head.build_head
 NAMES = {"cnn": "CNN", "encoder": "encoder"}  # the models fine-tuning starts from
 
 
