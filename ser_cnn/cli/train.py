@@ -33,6 +33,7 @@ import numpy as np
 
 from ser_cnn.config import TrainConfig, load_config, recipe_name
 from ser_cnn.corpora.splits import DEFAULT_FOLDS
+from ser_cnn.encoder.cache import noisy_cache_command
 from ser_cnn.encoder.train import DEFAULT_CACHE as ENCODER_CACHE
 from ser_cnn.encoder.train import NOISY_CACHE
 from ser_cnn.errors import ParameterError, SerError
@@ -345,10 +346,10 @@ def run_encoder(args: argparse.Namespace) -> int:
         return run_encoder_data(args, config)
     args.cache = args.cache or str(default_cache(config))
     if config.home_corpus and not args.extra_cache:
+        command = noisy_cache_command("CORPUS", "DIR", config.copies, config.noisy_copies)
         raise ParameterError(
             f"this recipe's home gate needs other corpora beside {config.home_corpus}: give "
-            f"--extra-cache DIR for each (tools/encode_cache.py --data CORPUS --out DIR "
-            f"--copies {config.copies} --noisy {config.noisy_copies})"
+            f"--extra-cache DIR for each ({command})"
         )
     for cache in (args.cache, *args.extra_cache):
         check_cache(cache, config.copies, config.noisy_copies)  # before TensorFlow loads
