@@ -429,9 +429,8 @@ def _fit_logistic(
         set_gate(GATE_LAYER, logistic(kept, clips, noisy))
     if config.home_corpus:
         experts(WIDE_LAYER, WIDE_NOISY_LAYER, slice(None))
-        other = np.ones(n, dtype=bool)
-        other[home] = False
-        set_gate(HOME_GATE_LAYER, logistic(slice(None), slice(None), np.tile(other, versions)))
+        other = np.tile(~home, versions)  # home is a mask with a home gate (home_rows)
+        set_gate(HOME_GATE_LAYER, logistic(slice(None), slice(None), other))
     p = model.predict(train.reshape(versions * n, *train.shape[2:]), verbose=0)
     y = np.tile(y_train, versions)
     history = {

@@ -105,25 +105,26 @@ class NumpyHead:
             if i < len(self.kernels) - 1:
                 np.maximum(x, 0, out=x)
         p = _softmax(x)
-        if not self.gates:
-            return p
 
         def layer(prefix: str) -> np.ndarray:
             kernel, bias = self.gates[prefix]
             return features @ kernel + bias
 
-        def mix(a: np.ndarray, b: np.ndarray, gate: str) -> np.ndarray:
-            g = np.exp(-np.logaddexp(0, -layer(gate)))  # the sigmoid, without overflow
-            return a + g * (b - a)
+        def sigmoid(prefix: str) -> np.ndarray:
+            return np.exp(-np.logaddexp(0, -layer(prefix)))  # without overflow for any z
 
-        noise = "gate" in self.gates
-        if noise:
-            p = mix(p, _softmax(layer("noisy")), "gate")
+        def mix(a: np.ndarray, b: np.ndarray, g: np.ndarray) -> np.ndarray:
+            return a + g * (b - a)  # (1 - g) · a + g · b
+
+        # as build_head: one noise gate weighs each usual expert with its noisy twin
+        noise = sigmoid("gate") if "gate" in self.gates else None
+
+        def expert(usual: np.ndarray, noisy: str) -> np.ndarray:
+            return usual if noise is None else mix(usual, _softmax(layer(noisy)), noise)
+
+        p = expert(p, "noisy")
         if "home_gate" in self.gates:
-            wide = _softmax(layer("wide"))
-            if noise:
-                wide = mix(wide, _softmax(layer("wide_noisy")), "gate")
-            p = mix(p, wide, "home_gate")
+            p = mix(p, expert(_softmax(layer("wide")), "wide_noisy"), sigmoid("home_gate"))
         return p
 
 
