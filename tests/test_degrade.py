@@ -386,6 +386,10 @@ def test_entries_scored_apart_pool_into_one(tmp_path):
     assert sorted(labels["both"]["folds"]) == ["cv/fold1", "cv/fold2"]
     with pytest.raises(DataError, match="two of the entries"):
         robustness.merge([entry("cv/fold1", 0.5), entry("cv/fold1", 0.6)])
+    # one label: a new name, the entry as it was scored (its stamps too)
+    stamped = labels["both"]
+    assert robustness.main(["--merge", "both", "--label", "renamed", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["labels"] == {"renamed": stamped}
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ import pytest
 from ser_cnn.audio.io import load_audio
 from ser_cnn.cli import train as train_cli
 from ser_cnn.encoder.fit import HeadTraining
-from ser_cnn.encoder.head import HeadConfig, build_head
+from ser_cnn.encoder.head import OUTPUT_LAYER, WIDE_LAYER, HeadConfig, build_head
 from ser_cnn.encoder.serve import (
     HEAD_TOLERANCE,
     NumpyHead,
@@ -784,10 +784,13 @@ def test_the_shipped_encoder_run_is_fold_1_of_its_recipe():
     shipped_encoder()
     run = load_run(DEFAULT_RUN / "encoder")
     assert run.split["test"] == [1, 11, 20, 21] and run.split["val"] == [4, 9]
-    recipe = REPO / "configs" / "encoder_logistic_gated_usual.toml"  # checkpoints/README.md's
+    recipe = REPO / "configs" / "encoder_logistic_gated_home.toml"  # checkpoints/README.md's
     assert run.training == HeadTraining.from_dict(tomllib.loads(recipe.read_text()))
-    assert run.training.head.noise_gate  # and head.npz serves the gate (NumpyHead.gates)
-    assert "gate" in NumpyHead(DEFAULT_RUN / "encoder" / "head.npz").gates
+    # both gates, and head.npz serves them (NumpyHead.gates)
+    assert run.training.head.noise_gate and run.training.head.home_gate
+    assert {"gate", "home_gate"} <= set(NumpyHead(DEFAULT_RUN / "encoder" / "head.npz").gates)
+    # trained with the other corpora beside RAVDESS: none of their speakers is a RAVDESS actor
+    assert set(run.data["clips per corpus"]) == {"ravdess", "urdu", "ased", "nemo"}
 
 
 def test_the_shipped_encoder_run_answers_through_infer():
@@ -1001,9 +1004,12 @@ def test_fine_tune_the_shipped_encoder_head_keeps_what_it_knows(data_runs):
     table, _, _, tuned = data_runs
     run, shipped = load_run(tuned), load_run(DEFAULT_RUN / "encoder")
     assert run.labels == ("neutral", "angry", "frustrated")
-    # the run's own recipe, its noise gate left behind (fitted on RAVDESS's noisy copies) ...
+    # the run's own recipe, its gates left behind (fitted on RAVDESS's noisy copies and on
+    # which corpus a clip is from) ...
     assert shipped.training.head.noise_gate and not run.training.head.noise_gate
-    assert run.training.head == dataclasses.replace(shipped.training.head, noise_gate=False)
+    assert shipped.training.head.home_gate and not run.training.head.home_gate
+    no_gates = dataclasses.replace(shipped.training.head, noise_gate=False, home_gate=False)
+    assert run.training.head == no_gates and not run.training.home_corpus
     assert run.training.copies == shipped.training.copies - shipped.training.noisy_copies
     # ... but trained by gradient steps from its weights: a logistic fit would start afresh
     assert shipped.training.fit == "logistic" and run.training.fit == "gradient"
@@ -1037,12 +1043,12 @@ def test_the_head_is_copied_whole_or_row_by_row():
     source = load_source(DEFAULT_RUN, "encoder")
     mean, std = source.statistics()
     x = probe_inputs(mean, std)
-    head = source.config_for(HeadTraining()).head  # what fine-tuning builds: no noise gate
+    head = source.config_for(HeadTraining()).head  # what fine-tuning builds: no gates
+    # the shipped head is home-gated: its wide layer (every corpus's) is the one that goes on
+    wide = source.keras_head().get_layer(WIDE_LAYER)
     usual = build_head(*mean.shape, len(source.run.labels), head, mean=mean, std=std)
-    usual.get_layer("probabilities").set_weights(
-        source.keras_head().get_layer("probabilities").get_weights()
-    )
-    expected = keras_probabilities(usual, x)  # the source's usual layer alone
+    usual.get_layer(OUTPUT_LAYER).set_weights(wide.get_weights())
+    expected = keras_probabilities(usual, x)  # the source's wide layer alone
 
     def transferred(labels):
         model = build_head(*mean.shape, len(labels), head, mean=mean, std=std)
@@ -1055,8 +1061,8 @@ def test_the_head_is_copied_whole_or_row_by_row():
 
     two, kept = transferred(("angry", "frustrated"))
     assert kept["output_rows_kept"] == ["angry"] and kept["output_rows_new"] == ["frustrated"]
-    old_kernel, old_bias = source.keras_head().get_layer("probabilities").get_weights()
-    kernel, bias = two.get_layer("probabilities").get_weights()
+    old_kernel, old_bias = wide.get_weights()
+    kernel, bias = two.get_layer(OUTPUT_LAYER).get_weights()
     angry = source.run.labels.index("angry")
     np.testing.assert_array_equal(kernel[:, 0], old_kernel[:, angry])
     assert bias[0] == old_bias[angry] and not np.allclose(kernel[:, 1], old_kernel[:, angry])

@@ -3,7 +3,7 @@
     python tools/robustness.py RUN [RUN ...] [--label NAME] [--out results/robustness.json]
         [--data ../shared/data] [--conditions NAME ...] [--limit N] [--seed 0]
         [--part test|validation]
-    python tools/robustness.py --merge LABEL [LABEL ...] --label NAME [--out ...]
+    python tools/robustness.py --merge LABEL [LABEL ...] --label NAME [--out ...]   # one: a rename
 
 A RUN is a cross-validation folder (``fold1/`` ... ``fold6/``, each a run folder) or one run
 folder (a model's, or one with ``cnn/`` and ``mlp/`` such as ``checkpoints/ravdess_fold1``);
@@ -387,8 +387,12 @@ def _merge_labels(out: Path, labels: list[str], label: str | None) -> int:
     if missing or not label:
         print(f"error: need --label and entries of {out}; missing: {missing}", file=sys.stderr)
         return 1
-    try:
-        entry = merge([results["labels"][x] for x in labels])
+    try:  # one LABEL: a new name only, the entry kept whole (when, by what it was scored)
+        entry = (
+            results["labels"][labels[0]]
+            if len(labels) == 1
+            else merge([results["labels"][x] for x in labels])
+        )
     except SerError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -402,11 +406,13 @@ def _write(out: Path, results: dict, label: str, entry: dict) -> None:
     """Add ``entry`` as ``label`` to ``results`` (stamped with versions, commit and date), write
     them to ``out`` with the chart beside it, and print the table."""
     results["protocol"] = {"text": PROTOCOL, "conditions": describe_conditions()}
-    results.setdefault("labels", {})[label] = entry | {
+    stamp = {
         "versions": library_versions(),
         "git_commit": git_commit(REPO),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    kept = {k: v for k, v in stamp.items() if k not in entry}  # a renamed entry keeps its own
+    results.setdefault("labels", {})[label] = entry | kept
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, out.with_suffix(".png"))
