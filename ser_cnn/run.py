@@ -194,6 +194,14 @@ class Run:
         return self.calibration.temperature if self.calibration else 1.0
 
     @property
+    def whole_corpora(self) -> tuple[str, ...]:
+        """Corpora every clip of which trained beside RAVDESS's folds (``ser-cnn train
+        --extra-cache``, as the shipped encoder head): none of their speakers is unheard."""
+        if not self.data or "caches" not in self.data:
+            return ()
+        return tuple(sorted(set(self.data["clips per corpus"]) - {"ravdess"}))
+
+    @property
     def test_actors(self) -> tuple[int, ...] | tuple[str, ...]:
         """The test part of the split: RAVDESS actor numbers, or speakers (clips) of data."""
         return tuple(self.split.get("test", ()))

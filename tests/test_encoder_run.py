@@ -791,6 +791,7 @@ def test_the_shipped_encoder_run_is_fold_1_of_its_recipe():
     assert {"gate", "home_gate"} <= set(NumpyHead(DEFAULT_RUN / "encoder" / "head.npz").gates)
     # trained with the other corpora beside RAVDESS: none of their speakers is a RAVDESS actor
     assert set(run.data["clips per corpus"]) == {"ravdess", "urdu", "ased", "nemo"}
+    assert run.whole_corpora == ("ased", "nemo", "urdu")  # evaluate and robustness say so
 
 
 def test_the_shipped_encoder_run_answers_through_infer():
@@ -992,6 +993,7 @@ def test_train_the_encoder_head_on_a_table(data_runs):
     assert run.clips == {"train": 6, "val": 6, "test": 6}
     assert run.data["inputs"] == [str(table)] and run.data["cache"] == str(cache.resolve())
     assert run.data["corpora"]["mine"]["speakers"] == 3 and run.source is None
+    assert run.whole_corpora == ()  # its own speakers split into folds: none heard whole
     settings = json.loads((cache / "settings.json").read_text())
     assert settings["copies"] == 2  # grown for the fine-tuned run's recipe (the shipped one)
     assert settings["babble"].startswith("speakers tested in the same one of 3 folds")

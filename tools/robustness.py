@@ -38,6 +38,7 @@ from ser_cnn.audio.degrade import BABBLE_TALKERS
 from ser_cnn.audio.io import SAMPLE_RATE, load_audio
 from ser_cnn.errors import DataError, SerError
 from ser_cnn.ravdess import load_folds, scan
+from ser_cnn.run import load_run, model_folders
 from ser_cnn.training.metrics import evaluate, mean_std
 from ser_cnn.versions import git_commit, library_versions
 
@@ -179,9 +180,16 @@ def benchmark(runs, *, data: Path | None, conditions, limit, seed, part="test") 
         if rec.speaker_normalized and any(isinstance(i, list) for i in corpora.values()):
             skipped.append(f"{fold}: speaker-normalised, scored on RAVDESS only")
             continue
+        heard = {m: load_run(f).whole_corpora for m, f in model_folders(run_dir).items()}
         for c, items in corpora.items():
             if isinstance(items, list):
-                corpus_fold[c][fold] = score_corpus(rec, items, CORPORA[c][1])
+                scores = score_corpus(rec, items, CORPORA[c][1])
+                trained = [m for m in scores if c in heard.get(m, ())]
+                if trained:  # every clip of it in training: no unheard speaker to score
+                    skipped.append(f"{fold}: {', '.join(trained)} trained on {c}, not scored on it")
+                kept = {m: s for m, s in scores.items() if m not in trained}
+                if kept:
+                    corpus_fold[c][fold] = kept
     cross = {
         c: items
         if isinstance(items, dict)

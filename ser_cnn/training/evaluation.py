@@ -457,26 +457,37 @@ def _predict(rec: Recognizer, paths: list[str], batch_size: int, progress: bool,
 
 
 def _heard(rec: Recognizer, manifest: pd.DataFrame) -> list[str]:
-    """A note when scored RAVDESS clips are of actors a model trained or validated on."""
-    ravdess = manifest[manifest["corpus"] == "ravdess"]
-    if ravdess.empty:
-        return []
+    """Notes when scored clips were heard in training: RAVDESS clips of actors a model trained
+    or validated on, and clips of another corpus a model trained on beside RAVDESS's folds
+    (every clip of it: ``ser-cnn train --extra-cache``, as the shipped encoder head)."""
     heard: set[str] = set()
+    corpora: set[str] = set()
     for folders in rec.members.values():
         for folder in folders:
-            split = load_run(folder).split
-            if split.get("kind") == "random":
-                heard |= set(ravdess["speaker"])
-            heard |= {str(a) for part in ("train", "val") for a in split.get(part, ())}
+            run = load_run(folder)
+            if run.split.get("kind") == "random":
+                heard |= set(manifest.loc[manifest["corpus"] == "ravdess", "speaker"])
+            heard |= {str(a) for part in ("train", "val") for a in run.split.get(part, ())}
+            corpora |= set(run.whole_corpora)
+    notes = []
+    ravdess = manifest[manifest["corpus"] == "ravdess"]
     seen = ravdess["speaker"].isin(heard)
-    if not seen.any():
-        return []
-    actors = sorted({int(s) for s in ravdess.loc[seen, "speaker"]})
-    return [
-        f"{int(seen.sum())} of the scored clips are of RAVDESS actors the run trained or "
-        f"validated on ({', '.join(map(str, actors))}): their scores are optimistic; score "
-        "only its test actors for an estimate on unheard voices"
-    ]
+    if seen.any():
+        actors = sorted({int(s) for s in ravdess.loc[seen, "speaker"]})
+        notes.append(
+            f"{int(seen.sum())} of the scored clips are of RAVDESS actors the run trained or "
+            f"validated on ({', '.join(map(str, actors))}): their scores are optimistic; score "
+            "only its test actors for an estimate on unheard voices"
+        )
+    trained = manifest["corpus"].isin(corpora)
+    if trained.any():
+        names = sorted(set(manifest.loc[trained, "corpus"]))
+        notes.append(
+            f"{int(trained.sum())} of the scored clips are of {', '.join(names)}, which the run "
+            "trained on (every clip of it): their scores are optimistic; a corpus left out of "
+            "training is the estimate (tools/encoder_cv.py --loco)"
+        )
+    return notes
 
 
 def _restricted_info(labels: Sequence[str], classes: list[str]) -> dict:
