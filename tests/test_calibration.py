@@ -111,6 +111,25 @@ def test_a_fitted_temperature_recovers_the_true_one_and_calibrates(synthetic):
     assert fit_temperature(softmax(0.5 * logits), y) == pytest.approx(0.5, rel=0.03)
 
 
+def test_a_left_out_corpus_is_calibrated_by_the_validation_temperature(synthetic):
+    """tools/encoder_cv.py --loco: a corpus's restricted probabilities, raw and with the
+    temperature fitted on validation clips (here of the same too-sure model: T = 3)."""
+    encoder_cv = load_tool("encoder_cv.py")
+    logits = synthetic[0]
+    val, test = slice(0, 10_000), slice(10_000, None)
+    emotions = ("neutral", "happy", "sad", "angry")  # URDU's: the other four dropped
+    keep = np.isin(np.arange(8), [EMOTIONS.index(e) for e in emotions])
+    z = np.where(keep, logits, -30.0)  # a model that never answers the others
+    truth = draw(softmax(z), np.random.default_rng(1))  # calibrated at T = 1
+    too_sure = softmax(3.0 * z)
+    got = encoder_cv.left_out_calibration(
+        too_sure[test], truth[test], emotions, too_sure[val], truth[val]
+    )
+    assert got["temperature"] == pytest.approx(3.0, rel=0.05)
+    assert got["ece_raw"] > 0.15 and got["ece_calibrated"] < 0.03
+    assert got["ece_floor"] < 0.03 and got["mean_confidence"] < 1
+
+
 def test_apply_temperature_keeps_the_order_and_equals_scaled_logits(synthetic):
     logits, p, _ = synthetic
     for t in (0.3, 1.7, 8.0):

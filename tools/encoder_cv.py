@@ -12,8 +12,9 @@
 validation actors of ``ser_cnn.ravdess.split``, the other actors train, with every clip of the
 ``--extra`` corpora (which never hold a RAVDESS actor). ``--loco``: for each corpus of
 ``--extra``, train on RAVDESS and the other extra corpora and score the corpus left out,
-restricted to its emotions (calm counted as neutral); validation is RAVDESS fold 1's
-validation actors plus every tenth speaker of each training corpus. A head always judges one
+restricted to its emotions (calm counted as neutral), and how well calibrated it is there
+(:func:`left_out_calibration`); validation is RAVDESS fold 1's validation actors plus every
+tenth speaker of each training corpus. A head always judges one
 clip alone. Writes ``results/cv_encoder_<name>.json`` (``loco_encoder_<name>.json``).
 """
 
@@ -66,6 +67,10 @@ def fit_and_score(x, y, tr, va, te, config, seed, *, manifest, restrict=None, ge
         test = evaluate(y[te], probs.argmax(1), EMOTIONS)
     else:
         test = restricted_scores(probs, y[te], restrict)
+        home = (manifest["corpus"].to_numpy() == "ravdess")[va]  # as a shipped run's temperature
+        told["calibration"] = left_out_calibration(
+            probs, y[te], restrict, probs_val[home], y[va][home]
+        )
     return {
         **{k: test[k] for k in (*SCORES, "n", "labels", "confusion_matrix")},
         "val": {k: val[k] for k in SCORES},
@@ -120,6 +125,30 @@ def restricted_scores(probs: np.ndarray, y: np.ndarray, emotions: tuple[str, ...
     p = np.stack([restrict(row, EMOTIONS, emotions) for row in probs])
     truth = np.array([emotions.index(EMOTIONS[k]) for k in y])
     return evaluate(truth, p.argmax(1), emotions)
+
+
+def left_out_calibration(probs, y, emotions: tuple[str, ...], val_probs, val_y) -> dict:
+    """How well the probabilities on a corpus left out of training are calibrated: the ECE of
+    its restricted probabilities raw, and with the temperature a run carries (fitted on
+    RAVDESS's validation actors, ``val_probs``: tools/calibrate.py), beside the ECE floor of
+    as many clips."""
+    from ser_cnn.serving.calibration import apply_temperature, ece_floor
+    from ser_cnn.serving.calibration import expected_calibration_error as ece
+    from ser_cnn.training.calibrate import fit_temperature
+
+    t = fit_temperature(val_probs, val_y)
+    truth = np.array([emotions.index(EMOTIONS[k]) for k in y])
+    raw, calibrated = (
+        np.stack([restrict(row, EMOTIONS, emotions) for row in p])
+        for p in (probs, apply_temperature(probs, t))
+    )
+    return {
+        "temperature": round(t, 4),
+        "ece_raw": round(ece(raw, truth), 4),
+        "ece_calibrated": round(ece(calibrated, truth), 4),
+        "ece_floor": round(ece_floor(calibrated), 4),
+        "mean_confidence": round(float(calibrated.max(1).mean()), 4),
+    }
 
 
 def six_folds(manifest, x, y, config, seed, *, gender=False) -> dict:
