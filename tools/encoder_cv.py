@@ -71,6 +71,7 @@ def fit_and_score(x, y, tr, va, te, config, seed, *, manifest, restrict=None, ge
         told["calibration"] = left_out_calibration(
             probs, y[te], restrict, probs_val[home], y[va][home]
         )
+        told["_answers"] = (probs, y[te])  # for unheard_temperatures, not written
     return {
         **{k: test[k] for k in (*SCORES, "n", "labels", "confusion_matrix")},
         "val": {k: val[k] for k in SCORES},
@@ -122,8 +123,8 @@ def by_gender(
 
 def restricted_scores(probs: np.ndarray, y: np.ndarray, emotions: tuple[str, ...]) -> dict:
     """Scores over a corpus's own ``emotions`` only, as ``ser-cnn evaluate --restricted``."""
-    p = np.stack([restrict(row, EMOTIONS, emotions) for row in probs])
-    truth = np.array([emotions.index(EMOTIONS[k]) for k in y])
+    p = restricted(probs, emotions)
+    truth = restricted_truth(y, emotions)
     return evaluate(truth, p.argmax(1), emotions)
 
 
@@ -137,11 +138,8 @@ def left_out_calibration(probs, y, emotions: tuple[str, ...], val_probs, val_y) 
     from ser_cnn.training.calibrate import fit_temperature
 
     t = fit_temperature(val_probs, val_y)
-    truth = np.array([emotions.index(EMOTIONS[k]) for k in y])
-    raw, calibrated = (
-        np.stack([restrict(row, EMOTIONS, emotions) for row in p])
-        for p in (probs, apply_temperature(probs, t))
-    )
+    truth = restricted_truth(y, emotions)
+    raw, calibrated = (restricted(p, emotions) for p in (probs, apply_temperature(probs, t)))
     return {
         "temperature": round(t, 4),
         "ece_raw": round(ece(raw, truth), 4),
@@ -149,6 +147,37 @@ def left_out_calibration(probs, y, emotions: tuple[str, ...], val_probs, val_y) 
         "ece_floor": round(ece_floor(calibrated), 4),
         "mean_confidence": round(float(calibrated.max(1).mean()), 4),
     }
+
+
+def restricted(probs: np.ndarray, emotions: tuple[str, ...]) -> np.ndarray:
+    """Each row's probabilities over a corpus's own ``emotions`` (``ser-cnn evaluate``'s)."""
+    return np.stack([restrict(row, EMOTIONS, emotions) for row in probs])
+
+
+def restricted_truth(y: np.ndarray, emotions: tuple[str, ...]) -> np.ndarray:
+    """Indices into EMOTIONS -> indices into a corpus's own ``emotions``."""
+    return np.array([emotions.index(EMOTIONS[k]) for k in y])
+
+
+def unheard_temperatures(out: dict, answers: dict) -> None:
+    """For each corpus left out, a temperature fitted on the other corpora left out (each
+    answered by a head that never heard it) and the ECE it gives there: whether what one unheard
+    corpus teaches about confidence holds for another. Adds to each record's calibration."""
+    from ser_cnn.serving.calibration import apply_temperature
+    from ser_cnn.serving.calibration import expected_calibration_error as ece
+    from ser_cnn.training.calibrate import fit_temperature
+
+    for c, record in out.items():
+        others = [answers[o] for o in answers if o != c]
+        t = fit_temperature(
+            np.concatenate([p for p, _ in others]), np.concatenate([y for _, y in others])
+        )
+        emotions = tuple(record["labels"])
+        probs, y = answers[c]
+        truth = restricted_truth(y, emotions)
+        scaled = restricted(apply_temperature(probs, t), emotions)
+        record["calibration"]["temperature_unheard"] = round(t, 4)
+        record["calibration"]["ece_unheard_temperature"] = round(ece(scaled, truth), 4)
 
 
 def six_folds(manifest, x, y, config, seed, *, gender=False) -> dict:
@@ -192,6 +221,7 @@ def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False, ge
         )
         r = out[left]
         print(f"seed {seed} left out {left}: UAR {r['uar']:.3f} val {r['val']['accuracy']:.3f}")
+    unheard_temperatures(out, {c: r.pop("_answers") for c, r in out.items()})
     return out
 
 

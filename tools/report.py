@@ -813,8 +813,8 @@ def left_out_calibration(root: str) -> str:
         "temperature fitted on RAVDESS's validation actors, as a shipped run's):",
         "",
         "| head | corpus left out | clips | T | UAR | mean confidence | ECE raw | ECE calibrated "
-        "| ECE floor |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| ECE floor | T from the other corpora left out | ECE with it |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     names = {
         f"loco_encoder_{ENCODER_HEAD}.json": ENCODER_HEAD,
@@ -830,7 +830,12 @@ def left_out_calibration(root: str) -> str:
             rows.append(
                 f"| `{head}` | {CORPUS_NAMES[corpus]} | {r['n']} | {c['temperature']:.2f} | "
                 f"{r['uar']:.3f} | {c['mean_confidence']:.3f} | {c['ece_raw']:.3f} | "
-                f"{c['ece_calibrated']:.3f} | {c['ece_floor']:.3f} |"
+                f"{c['ece_calibrated']:.3f} | {c['ece_floor']:.3f} | "
+                + (
+                    f"{c['temperature_unheard']:.2f} | {c['ece_unheard_temperature']:.3f} |"
+                    if "temperature_unheard" in c
+                    else "– | – |"
+                )
             )
     rows += ["", "Sources: " + ", ".join(_link(root, n) for n in names) + "."]
     return "\n".join(rows)
