@@ -49,9 +49,12 @@ RESULTS = Path("results")
 VAL_EVERY = 10  # LOCO: every tenth speaker (sorted ids) of a training corpus validates
 
 
-def fit_and_score(x, y, tr, va, te, config, seed, *, manifest, restrict=None, gender=False) -> dict:
-    """Train on ``tr`` (all versions), select on ``va``, score ``te``: one run's record
-    (``gender``: every clip standardised by its gender's training statistics first)."""
+def fit_and_score(
+    x, y, tr, va, te, config, seed, *, manifest, restrict=None, gender=False
+) -> tuple[dict, np.ndarray]:
+    """Train on ``tr`` (all versions), select on ``va``, score ``te``: one run's record and
+    its probabilities of the test clips (``gender``: every clip standardised by its gender's
+    training statistics first)."""
     started = time.perf_counter()
     told = {}
     if gender:
@@ -71,14 +74,14 @@ def fit_and_score(x, y, tr, va, te, config, seed, *, manifest, restrict=None, ge
         told["calibration"] = left_out_calibration(
             probs, y[te], restrict, probs_val[home], y[va][home]
         )
-        told["_answers"] = (probs, y[te])  # for unheard_temperatures, not written
-    return {
+    record = {
         **{k: test[k] for k in (*SCORES, "n", "labels", "confusion_matrix")},
         "val": {k: val[k] for k in SCORES},
         "epochs": len(history),
         "seconds": round(time.perf_counter() - started, 1),
         **told,
     }
+    return record, probs
 
 
 def home_gate(model, x: np.ndarray) -> np.ndarray:
@@ -133,19 +136,18 @@ def left_out_calibration(probs, y, emotions: tuple[str, ...], val_probs, val_y) 
     its restricted probabilities raw, and with the temperature a run carries (fitted on
     RAVDESS's validation actors, ``val_probs``: tools/calibrate.py), beside the ECE floor of
     as many clips."""
-    from ser_cnn.serving.calibration import apply_temperature, ece_floor
-    from ser_cnn.serving.calibration import expected_calibration_error as ece
+    from ser_cnn.serving.calibration import ece_floor
     from ser_cnn.training.calibrate import fit_temperature
 
     t = fit_temperature(val_probs, val_y)
-    truth = restricted_truth(y, emotions)
-    raw, calibrated = (restricted(p, emotions) for p in (probs, apply_temperature(probs, t)))
+    raw, _ = restricted_ece(probs, y, emotions, 1.0)
+    calibrated, scaled = restricted_ece(probs, y, emotions, t)
     return {
         "temperature": round(t, 4),
-        "ece_raw": round(ece(raw, truth), 4),
-        "ece_calibrated": round(ece(calibrated, truth), 4),
-        "ece_floor": round(ece_floor(calibrated), 4),
-        "mean_confidence": round(float(calibrated.max(1).mean()), 4),
+        "ece_raw": round(raw, 4),
+        "ece_calibrated": round(calibrated, 4),
+        "ece_floor": round(ece_floor(scaled), 4),
+        "mean_confidence": round(float(scaled.max(1).mean()), 4),
     }
 
 
@@ -159,12 +161,20 @@ def restricted_truth(y: np.ndarray, emotions: tuple[str, ...]) -> np.ndarray:
     return np.array([emotions.index(EMOTIONS[k]) for k in y])
 
 
+def restricted_ece(probs, y, emotions: tuple[str, ...], t: float) -> tuple[float, np.ndarray]:
+    """The ECE of ``probs`` at temperature ``t``, restricted to ``emotions``, and those
+    restricted probabilities."""
+    from ser_cnn.serving.calibration import apply_temperature, expected_calibration_error
+
+    scaled = restricted(apply_temperature(probs, t), emotions)
+    return expected_calibration_error(scaled, restricted_truth(y, emotions)), scaled
+
+
 def unheard_temperatures(out: dict, answers: dict) -> None:
     """For each corpus left out, a temperature fitted on the other corpora left out (each
-    answered by a head that never heard it) and the ECE it gives there: whether what one unheard
-    corpus teaches about confidence holds for another. Adds to each record's calibration."""
-    from ser_cnn.serving.calibration import apply_temperature
-    from ser_cnn.serving.calibration import expected_calibration_error as ece
+    answered by a head that never heard it; ``answers``: corpus -> its probabilities and
+    labels) and the ECE it gives there: whether what one unheard corpus teaches about
+    confidence holds for another. Adds to each record's calibration."""
     from ser_cnn.training.calibrate import fit_temperature
 
     for c, record in out.items():
@@ -172,12 +182,9 @@ def unheard_temperatures(out: dict, answers: dict) -> None:
         t = fit_temperature(
             np.concatenate([p for p, _ in others]), np.concatenate([y for _, y in others])
         )
-        emotions = tuple(record["labels"])
-        probs, y = answers[c]
-        truth = restricted_truth(y, emotions)
-        scaled = restricted(apply_temperature(probs, t), emotions)
+        ece, _ = restricted_ece(*answers[c], tuple(record["labels"]), t)
         record["calibration"]["temperature_unheard"] = round(t, 4)
-        record["calibration"]["ece_unheard_temperature"] = round(ece(scaled, truth), 4)
+        record["calibration"]["ece_unheard_temperature"] = round(ece, 4)
 
 
 def six_folds(manifest, x, y, config, seed, *, gender=False) -> dict:
@@ -186,7 +193,7 @@ def six_folds(manifest, x, y, config, seed, *, gender=False) -> dict:
     out = {}
     for fold in sorted(load_folds()):
         tr, va, te = ravdess_parts(manifest, split(fold))
-        out[str(fold)] = fit_and_score(
+        out[str(fold)], _ = fit_and_score(
             x, y, tr, va, te, config, seed, manifest=manifest, gender=gender
         )
         r = out[str(fold)]
@@ -202,12 +209,12 @@ def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False, ge
         ids = sorted(set(speaker[corpus == c]))
         val_actors |= set(ids[::VAL_EVERY])
     is_val = np.isin(speaker, sorted(val_actors))
-    out = {}
+    out, answers = {}, {}
     for left in sorted(set(corpus) - {"ravdess"}):
         te = corpus == left
         train = corpus == "ravdess" if only_ravdess else ~te
         emotions = tuple(e for e in EMOTIONS if e in set(manifest.loc[te, "emotion"]))
-        out[left] = fit_and_score(
+        out[left], probs = fit_and_score(
             x,
             y,
             train & ~is_val,
@@ -219,9 +226,10 @@ def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False, ge
             restrict=emotions,
             gender=gender,
         )
+        answers[left] = (probs, y[te])
         r = out[left]
         print(f"seed {seed} left out {left}: UAR {r['uar']:.3f} val {r['val']['accuracy']:.3f}")
-    unheard_temperatures(out, {c: r.pop("_answers") for c, r in out.items()})
+    unheard_temperatures(out, answers)
     return out
 
 

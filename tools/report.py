@@ -823,7 +823,9 @@ def left_out_calibration(root: str) -> str:
     for name, head in names.items():
         s = _load(name)
         run = next(iter(s["runs"].values())) if s else {}
-        if not run or not all("calibration" in r for r in run.values()):
+        if not run or not all(
+            "temperature_unheard" in r.get("calibration", {}) for r in run.values()
+        ):
             return f"_(not measured yet: `tools/encoder_cv.py ... --loco`: `results/{name}`)_"
         for corpus, r in run.items():
             c = r["calibration"]
@@ -831,11 +833,7 @@ def left_out_calibration(root: str) -> str:
                 f"| `{head}` | {CORPUS_NAMES[corpus]} | {r['n']} | {c['temperature']:.2f} | "
                 f"{r['uar']:.3f} | {c['mean_confidence']:.3f} | {c['ece_raw']:.3f} | "
                 f"{c['ece_calibrated']:.3f} | {c['ece_floor']:.3f} | "
-                + (
-                    f"{c['temperature_unheard']:.2f} | {c['ece_unheard_temperature']:.3f} |"
-                    if "temperature_unheard" in c
-                    else "– | – |"
-                )
+                f"{c['temperature_unheard']:.2f} | {c['ece_unheard_temperature']:.3f} |"
             )
     rows += ["", "Sources: " + ", ".join(_link(root, n) for n in names) + "."]
     return "\n".join(rows)

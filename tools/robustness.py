@@ -38,7 +38,6 @@ from ser_cnn.audio.degrade import BABBLE_TALKERS
 from ser_cnn.audio.io import SAMPLE_RATE, load_audio
 from ser_cnn.errors import DataError, SerError
 from ser_cnn.ravdess import load_folds, scan
-from ser_cnn.run import load_run, model_folders
 from ser_cnn.training.metrics import evaluate, mean_std
 from ser_cnn.versions import git_commit, library_versions
 
@@ -180,16 +179,16 @@ def benchmark(runs, *, data: Path | None, conditions, limit, seed, part="test") 
         if rec.speaker_normalized and any(isinstance(i, list) for i in corpora.values()):
             skipped.append(f"{fold}: speaker-normalised, scored on RAVDESS only")
             continue
-        heard = {m: load_run(f).whole_corpora for m, f in model_folders(run_dir).items()}
         for c, items in corpora.items():
-            if isinstance(items, list):
+            if not isinstance(items, list):
+                continue
+            # a model that trained on every clip of c has no unheard speaker of it to score
+            trained = [m for m in rec.models if c in rec.runs[m].whole_corpora]
+            if trained:
+                skipped.append(f"{fold}: {', '.join(trained)} trained on {c}, not scored on it")
+            if len(trained) < len(rec.models):
                 scores = score_corpus(rec, items, CORPORA[c][1])
-                trained = [m for m in scores if c in heard.get(m, ())]
-                if trained:  # every clip of it in training: no unheard speaker to score
-                    skipped.append(f"{fold}: {', '.join(trained)} trained on {c}, not scored on it")
-                kept = {m: s for m, s in scores.items() if m not in trained}
-                if kept:
-                    corpus_fold[c][fold] = kept
+                corpus_fold[c][fold] = {m: s for m, s in scores.items() if m not in trained}
     cross = {
         c: items
         if isinstance(items, dict)

@@ -232,7 +232,7 @@ class HeadSource(RunSource):
         for new, layer in zip(mine, theirs, strict=True):  # built alike: the same order
             new.set_weights(layer.get_weights())
         # a home gate's wide output layer knows every corpus, the usual one only the home one
-        source = WIDE_LAYER if WIDE_LAYER in [la.name for la in old.layers] else HEAD_OUTPUT
+        source = WIDE_LAYER if self.run.training.head.home_gate else HEAD_OUTPUT
         output = self.copy_output(
             old.get_layer(source), model.get_layer(HEAD_OUTPUT), tuple(labels)
         )
