@@ -128,15 +128,19 @@ def test_a_left_out_corpus_is_calibrated_by_the_validation_temperature(synthetic
     assert got["temperature"] == pytest.approx(3.0, rel=0.05)
     assert got["ece_raw"] > 0.15 and got["ece_calibrated"] < 0.03
     assert got["ece_floor"] < 0.03 and got["mean_confidence"] < 1
-    # two corpora left out, both answered three times too sure: each one's temperature, fitted
-    # on the other's answers, calibrates it
+    # two corpora left out, both answered three times too sure, each run carrying T = 1.5:
+    # each one's temperature, fitted on the other's answers, calibrates it, and so does the
+    # factor of 2 on top of its run's 1.5
     record = {"labels": list(emotions), "calibration": {}}
     out = {"a": record, "b": {**record, "calibration": {}}}
-    answers = {"a": (too_sure[val], truth[val]), "b": (too_sure[test], truth[test])}
-    encoder_cv.unheard_temperatures(out, answers)
+    answers = {"a": (too_sure[val], truth[val], 1.5), "b": (too_sure[test], truth[test], 1.5)}
+    factor = encoder_cv.unheard_temperatures(out, answers)
+    assert factor == pytest.approx(2.0, rel=0.05)  # 20,000 clips: within 5 % as above
     for c in out:
         assert out[c]["calibration"]["temperature_unheard"] == pytest.approx(3.0, rel=0.05)
         assert out[c]["calibration"]["ece_unheard_temperature"] < 0.03
+        assert out[c]["calibration"]["wide_temperature"] == pytest.approx(2.0, rel=0.05)
+        assert out[c]["calibration"]["ece_wide_temperature"] < 0.03
 
 
 def test_apply_temperature_keeps_the_order_and_equals_scaled_logits(synthetic):

@@ -26,6 +26,7 @@ import json
 import sys
 import time
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -170,21 +171,38 @@ def restricted_ece(probs, y, emotions: tuple[str, ...], t: float) -> tuple[float
     return expected_calibration_error(scaled, restricted_truth(y, emotions)), scaled
 
 
-def unheard_temperatures(out: dict, answers: dict) -> None:
+def unheard_temperatures(out: dict, answers: dict) -> float:
     """For each corpus left out, a temperature fitted on the other corpora left out (each
-    answered by a head that never heard it; ``answers``: corpus -> its probabilities and
-    labels) and the ECE it gives there: whether what one unheard corpus teaches about
-    confidence holds for another. Adds to each record's calibration."""
+    answered by a head that never heard it; ``answers``: corpus -> its probabilities, labels
+    and the run's own temperature) and the ECE it gives there: whether what one unheard corpus
+    teaches about confidence holds for another. Likewise the factor on top of each run's own
+    temperature (``wide_temperature``, :class:`HeadTraining`'s), fitted on the others' answers
+    after their runs' temperatures. Adds both to each record's calibration; returns the factor
+    fitted on every corpus left out."""
+    from ser_cnn.serving.calibration import apply_temperature
     from ser_cnn.training.calibrate import fit_temperature
 
+    def fitted(corpora, run_temperature: bool) -> float:
+        probs = [
+            apply_temperature(answers[c][0], answers[c][2] if run_temperature else 1.0)
+            for c in corpora
+        ]
+        labels = np.concatenate([answers[c][1] for c in corpora])
+        return fit_temperature(np.concatenate(probs), labels)
+
     for c, record in out.items():
-        others = [answers[o] for o in answers if o != c]
-        t = fit_temperature(
-            np.concatenate([p for p, _ in others]), np.concatenate([y for _, y in others])
+        others = [o for o in answers if o != c]
+        probs, y, t_run = answers[c]
+        labels = tuple(record["labels"])
+        t, factor = fitted(others, False), fitted(others, True)
+        calibration = record["calibration"]
+        calibration["temperature_unheard"] = round(t, 4)
+        calibration["ece_unheard_temperature"] = round(restricted_ece(probs, y, labels, t)[0], 4)
+        calibration["wide_temperature"] = round(factor, 4)
+        calibration["ece_wide_temperature"] = round(
+            restricted_ece(probs, y, labels, t_run * factor)[0], 4
         )
-        ece, _ = restricted_ece(*answers[c], tuple(record["labels"]), t)
-        record["calibration"]["temperature_unheard"] = round(t, 4)
-        record["calibration"]["ece_unheard_temperature"] = round(ece, 4)
+    return fitted(list(answers), True)
 
 
 def six_folds(manifest, x, y, config, seed, *, gender=False) -> dict:
@@ -201,7 +219,13 @@ def six_folds(manifest, x, y, config, seed, *, gender=False) -> dict:
     return out
 
 
-def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False, gender=False) -> dict:
+def leave_one_corpus_out(
+    manifest, x, y, config, seed, *, only_ravdess=False, gender=False, wide=None, notes=None
+) -> dict:
+    """Each other corpus left out in turn (its records by corpus). ``wide``: corpus -> the
+    ``wide_temperature`` its run takes instead of the config's (fitted without it, as
+    ``--wide-temperature-from`` reads them); ``notes``: gets, by seed, the
+    ``wide_temperature`` fitted on every corpus left out."""
     corpus = manifest["corpus"].to_numpy()
     speaker = speaker_keys(manifest).to_numpy()
     val_actors = {f"ravdess/{a}" for a in split(1).val}  # the corpus layer's speaker ids
@@ -220,17 +244,28 @@ def leave_one_corpus_out(manifest, x, y, config, seed, *, only_ravdess=False, ge
             train & ~is_val,
             train & is_val,
             te,
-            config,
+            config if wide is None else replace(config, wide_temperature=wide[left]),
             seed,
             manifest=manifest,
             restrict=emotions,
             gender=gender,
         )
-        answers[left] = (probs, y[te])
+        answers[left] = (probs, y[te], out[left]["calibration"]["temperature"])
         r = out[left]
         print(f"seed {seed} left out {left}: UAR {r['uar']:.3f} val {r['val']['accuracy']:.3f}")
-    unheard_temperatures(out, answers)
+    factor = unheard_temperatures(out, answers)
+    if notes is not None:
+        notes[str(seed)] = round(factor, 4)
     return out
+
+
+def wide_temperatures(path: Path | None) -> dict | None:
+    """Corpus -> the ``wide_temperature`` a LOCO file fitted without that corpus (its first
+    seed's), or None without a file."""
+    if path is None:
+        return None
+    run = next(iter(json.loads(path.read_text())["runs"].values()))
+    return {c: r["calibration"]["wide_temperature"] for c, r in run.items()}
 
 
 def side_by_side(manifest, x: np.ndarray, other: Path, config: HeadTraining) -> np.ndarray:
@@ -291,6 +326,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="standardise every clip by its (predicted) gender's training statistics",
     )
+    p.add_argument(
+        "--wide-temperature-from",
+        type=Path,
+        metavar="LOCO_FILE",
+        help="(--loco) each corpus left out takes the wide_temperature that LOCO_FILE fitted "
+        "without it, instead of the config's",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--name", help="result name (default: the config's stem)")
     args = p.parse_args(argv)
@@ -311,9 +353,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.view:
         x = with_view(x, caches, args.view, config)
     manifest, x, y = labelled(manifest, x)
+    notes = {}  # --loco: the wide_temperature fitted on every corpus left out, by seed
     if args.loco:
         protocol = functools.partial(
-            leave_one_corpus_out, only_ravdess=args.only_ravdess, gender=args.by_gender
+            leave_one_corpus_out,
+            only_ravdess=args.only_ravdess,
+            gender=args.by_gender,
+            wide=wide_temperatures(args.wide_temperature_from),
+            notes=notes,
         )
     else:
         protocol = functools.partial(six_folds, gender=args.by_gender)
@@ -340,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     if args.loco:
+        summary["wide_temperature"] = notes
+        summary["wide_temperature_from"] = args.wide_temperature_from and str(
+            args.wide_temperature_from
+        )
         summary["per_corpus"] = {
             c: mean_std(run[c] for run in runs.values()) for c in next(iter(runs.values()))
         }

@@ -75,6 +75,12 @@ class HeadTraining:
     # statistics they standardise with (as if it were the only one); every training corpus
     # fits the wide experts, and the home gate tells this corpus's clips from the others'.
     home_corpus: str = ""
+    # With ``head.home_gate``: the wide experts' logits divided by this (folded into their
+    # weights). A clip from a corpus no expert heard opens the home gate, and the run's
+    # temperature, fitted on the home corpus's validation speakers, leaves such answers too
+    # sure; ``tools/encoder_cv.py --loco`` fits this factor on corpora left out of training
+    # (``wide_temperature`` in its file). 1: the experts as fitted.
+    wide_temperature: float = 1.0
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
 
     def __post_init__(self) -> None:
@@ -121,6 +127,12 @@ class HeadTraining:
                 "corpus_share and a home_corpus, and home_corpus needs the gate; got "
                 f"home_gate = {self.head.home_gate}, fit = {self.fit!r}, "
                 f"home_corpus = {self.home_corpus!r}"
+            )
+
+        if self.wide_temperature <= 0 or (self.wide_temperature != 1 and not self.home_corpus):
+            raise ParameterError(
+                "wide_temperature must be above 0, and other than 1 only with a home gate; got "
+                f"{self.wide_temperature} with home_corpus = {self.home_corpus!r}"
             )
 
         if self.gate_against not in GATE_AGAINST:
@@ -410,10 +422,12 @@ def _fit_logistic(
             class_weight="balanced" if balanced else None,
         ).fit(rows.reshape(-1, x.shape[2]), np.reshape(target, -1), sample_weight=sample)
 
-    def experts(usual_layer: str, noisy_layer: str, clips) -> None:
-        _set_softmax(model.get_layer(usual_layer), logistic(slice(0, usual), clips), basis)
+    def experts(usual_layer: str, noisy_layer: str, clips, temperature: float = 1.0) -> None:
+        layers = [(usual_layer, slice(0, usual), basis)]
         if config.noisy_copies:
-            _set_softmax(model.get_layer(noisy_layer), logistic(slice(None), clips), None)
+            layers.append((noisy_layer, slice(None), None))
+        for name, v, projected in layers:
+            _set_softmax(model.get_layer(name), logistic(v, clips), projected, temperature)
 
     def set_gate(layer: str, fit) -> None:
         model.get_layer(layer).set_weights(
@@ -428,7 +442,7 @@ def _fit_logistic(
         noisy = np.broadcast_to((kept >= usual)[:, None], (len(kept), len(clips)))
         set_gate(GATE_LAYER, logistic(kept, clips, noisy))
     if config.home_corpus:
-        experts(WIDE_LAYER, WIDE_NOISY_LAYER, slice(None))
+        experts(WIDE_LAYER, WIDE_NOISY_LAYER, slice(None), config.wide_temperature)
         other = np.tile(~home, versions)  # home is a mask with a home gate (home_rows)
         set_gate(HOME_GATE_LAYER, logistic(slice(None), slice(None), other))
     p = model.predict(train.reshape(versions * n, *train.shape[2:]), verbose=0)
@@ -441,10 +455,10 @@ def _fit_logistic(
     return model, [history]
 
 
-def _set_softmax(output, fit, basis) -> None:
+def _set_softmax(output, fit, basis, temperature: float = 1.0) -> None:
     """Set a softmax layer to a fitted multinomial logistic regression (``basis``: directions
-    projected out before the fit, folded into the weights); classes it never saw get
-    :data:`ABSENT_LOGIT`."""
+    projected out before the fit, folded into the weights; its logits divided by
+    ``temperature``); classes it never saw get :data:`ABSENT_LOGIT`."""
     coef, intercept = fit.coef_, fit.intercept_
     if basis is not None:  # w·(P x) = (P w)·x: the projection folds into the weights
         coef = coef - (coef @ basis) @ basis.T
@@ -452,5 +466,5 @@ def _set_softmax(output, fit, basis) -> None:
         coef, intercept = np.vstack([0 * coef, coef]), np.concatenate([[0.0], intercept])
     kernel = np.zeros(output.kernel.shape, "float32")
     bias = np.full(output.bias.shape, ABSENT_LOGIT, "float32")
-    kernel[:, fit.classes_], bias[fit.classes_] = coef.T, intercept
+    kernel[:, fit.classes_], bias[fit.classes_] = coef.T / temperature, intercept / temperature
     output.set_weights([kernel, bias])

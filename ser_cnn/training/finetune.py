@@ -192,11 +192,18 @@ class HeadSource(RunSource):
         trained by gradient steps from the source's weights: a logistic fit starts from
         nothing, so it would forget what the source knows. A noise gate is left behind (its
         expert and gate were fitted on RAVDESS's always-noisy copies): the usual output layer
-        goes on. So is a home gate: its wide output layer (every corpus's) goes on."""
+        goes on. So is a home gate: its wide output layer (every corpus's) goes on, with the
+        logits it serves (``wide_temperature`` folded in: a softer start, the same order)."""
         head = dataclasses.replace(self.run.training.head, noise_gate=False, home_gate=False)
         usual = config.copies - config.noisy_copies  # the usual copies go on, the noisy stay
         return dataclasses.replace(
-            config, head=head, fit="gradient", copies=usual, noisy_copies=0, home_corpus=""
+            config,
+            head=head,
+            fit="gradient",
+            copies=usual,
+            noisy_copies=0,
+            home_corpus="",
+            wide_temperature=1.0,
         )
 
     def keras_head(self):
