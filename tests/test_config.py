@@ -211,6 +211,7 @@ def test_every_encoder_recipe_gives_the_settings_its_six_fold_result_records(pat
         "noisy_copies": 0,
         "gate_against": "recorded",
         "home_corpus": "",
+        "wide_temperature": 1.0,
     }
     head = {"speaker_norm": False, "noise_gate": False, "home_gate": False} | recorded[
         "head"

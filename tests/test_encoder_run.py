@@ -230,6 +230,18 @@ def test_a_home_gate_keeps_the_home_experts_on_home_clips_and_the_wide_ones_else
     # float32 layers vs float64 scikit-learn, the same coefficients: rounding only
     np.testing.assert_allclose(model.predict(x[0], verbose=0), expected, atol=1e-5)
     assert h[home].max() < 0.1 < 0.9 < h[~home].min()  # it tells the corpora apart
+    # a wide temperature softens the wide experts' logits alone: home experts and gate as before
+    softer, _ = fit_head(
+        x, y, x[0], y, 3, dataclasses.replace(config, wide_temperature=2.0), corpora=corpora
+    )
+    tempered = wide.predict_proba(flat[0]) ** 0.5  # softmax(z / 2), unnormalised
+    tempered /= tempered.sum(1, keepdims=True)
+    expected = (1 - h) * usual.predict_proba(flat[0]) + h * tempered
+    np.testing.assert_allclose(softer.predict(x[0], verbose=0), expected, atol=1e-5)
+    no_gate = {"home_corpus": "", "head": HeadConfig("concat", hidden=0)}
+    for bad in ({"wide_temperature": 0.0}, {"wide_temperature": 2.0} | no_gate):
+        with pytest.raises(ParameterError, match="wide_temperature"):
+            dataclasses.replace(config, **bad)
     with pytest.raises(ParameterError, match="each training clip's corpus"):
         fit_head(x, y, x[0], y, 3, config)  # which clips are home's?
     with pytest.raises(ParameterError, match="each training clip's corpus"):

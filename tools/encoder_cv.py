@@ -66,6 +66,7 @@ def fit_and_score(
     probs_val, probs = model.predict(x[0, va], verbose=0), model.predict(x[0, te], verbose=0)
     if cfg.head.home_gate:  # how far the home gate opened for the test clips (0: home's answer)
         told["home_gate_mean"] = round(float(np.mean(home_gate(model, x[0, te]))), 4)
+        told["wide_temperature"] = cfg.wide_temperature  # as this run took it
     val = evaluate(y[va], probs_val.argmax(1), EMOTIONS)
     if restrict is None:
         test = evaluate(y[te], probs.argmax(1), EMOTIONS)
