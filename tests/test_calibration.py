@@ -143,6 +143,29 @@ def test_a_left_out_corpus_is_calibrated_by_the_validation_temperature(synthetic
         assert out[c]["calibration"]["ece_wide_temperature"] < 0.03
 
 
+def test_a_recipes_wide_temperature_is_the_one_fitted_on_corpora_left_out(tmp_path):
+    """configs/encoder_logistic_gated_unheard.toml takes the factor that the shipped recipe's
+    --loco run fitted on all three corpora left out; scored on one of them, a run takes the
+    factor fitted without it (tools/encoder_cv.py --wide-temperature-from)."""
+    import tomllib
+
+    encoder_cv = load_tool("encoder_cv.py")
+    loco = REPO / "results" / "loco_encoder_encoder_logistic_gated_home.json"
+    recipe = tomllib.loads((REPO / "configs" / "encoder_logistic_gated_unheard.toml").read_text())
+    assert recipe["wide_temperature"] == json.loads(loco.read_text())["wide_temperature"]["0"]
+    fitted = {
+        "runs": {
+            "0": {
+                c: {"calibration": {"wide_temperature": t}}
+                for c, t in (("ased", 2.5), ("urdu", 1.5))
+            }
+        }
+    }
+    (tmp_path / "loco.json").write_text(json.dumps(fitted))
+    assert encoder_cv.wide_temperatures(tmp_path / "loco.json") == {"ased": 2.5, "urdu": 1.5}
+    assert encoder_cv.wide_temperatures(None) is None  # the config's own
+
+
 def test_apply_temperature_keeps_the_order_and_equals_scaled_logits(synthetic):
     logits, p, _ = synthetic
     for t in (0.3, 1.7, 8.0):

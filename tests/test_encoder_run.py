@@ -796,8 +796,9 @@ def test_the_shipped_encoder_run_is_fold_1_of_its_recipe():
     shipped_encoder()
     run = load_run(DEFAULT_RUN / "encoder")
     assert run.split["test"] == [1, 11, 20, 21] and run.split["val"] == [4, 9]
-    recipe = REPO / "configs" / "encoder_logistic_gated_home.toml"  # checkpoints/README.md's
+    recipe = REPO / "configs" / "encoder_logistic_gated_unheard.toml"  # checkpoints/README.md's
     assert run.training == HeadTraining.from_dict(tomllib.loads(recipe.read_text()))
+    assert run.training.wide_temperature > 1  # its experts for elsewhere softened
     # both gates, and head.npz serves them (NumpyHead.gates)
     assert run.training.head.noise_gate and run.training.head.home_gate
     assert {"gate", "home_gate"} <= set(NumpyHead(DEFAULT_RUN / "encoder" / "head.npz").gates)

@@ -5,6 +5,7 @@
     python tools/encoder_cv.py CACHE --config C --extra OTHER_CACHE        # + other corpora
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco       # leave one corpus out
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco --only-ravdess
+    python tools/encoder_cv.py CACHE --config C --extra OTHER --loco --wide-temperature-from F
     python tools/encoder_cv.py CACHE --config C --beside OTHER_ENCODER_CACHE  # two encoders
     python tools/encoder_cv.py CACHE --config C --view view   # + <cache>/view.copy<j>.npy
 
@@ -13,8 +14,8 @@ validation actors of ``ser_cnn.ravdess.split``, the other actors train, with eve
 ``--extra`` corpora (which never hold a RAVDESS actor). ``--loco``: for each corpus of
 ``--extra``, train on RAVDESS and the other extra corpora and score the corpus left out,
 restricted to its emotions (calm counted as neutral), and how well calibrated it is there
-(:func:`left_out_calibration`); validation is RAVDESS fold 1's validation actors plus every
-tenth speaker of each training corpus. A head always judges one
+(:func:`left_out_calibration`, :func:`unheard_temperatures`); validation is RAVDESS fold 1's
+validation actors plus every tenth speaker of each training corpus. A head always judges one
 clip alone. Writes ``results/cv_encoder_<name>.json`` (``loco_encoder_<name>.json``).
 """
 
