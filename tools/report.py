@@ -743,11 +743,12 @@ def limits(root: str) -> str:
         def three(run: dict) -> str:
             return ", ".join(f"{_quoted(run[c]['uar'])}" for c in ("urdu", "ased", "nemo"))
 
-        def too_sure(run: dict) -> str:  # calibration on the corpora left out, when measured
+        def too_sure(summary: dict) -> str:  # calibration on the corpora left out, if measured
+            run = next(iter(summary["runs"].values()))
             if not all("calibration" in r for r in run.values()):
                 return ""
             eces = [Decimal(f"{r['calibration']['ece_calibrated']:.3f}") for r in run.values()]
-            if loco["training"].get("wide_temperature", 1) == 1:
+            if summary["training"].get("wide_temperature", 1) == 1:  # no second temperature
                 return f", and there too sure of itself (ECE {_span(eces)} after its temperature)"
             return (
                 f", its probabilities calibrated there to ECE {_span(eces)} (a second temperature "
@@ -760,7 +761,7 @@ def limits(root: str) -> str:
             f"(six folds, {_seeds_in_words(encoder)}; the issue's target is 0.78). It is "
             "trained with Urdu, ASED and nEMO beside RAVDESS; on each of them left out of "
             f"training its restricted UAR is {three(left)} (Urdu, ASED, nEMO; its RAVDESS half "
-            f"trained alone: {three(other)}){too_sure(left)}; "
+            f"trained alone: {three(other)}){too_sure(loco)}; "
             + (
                 _encoder_robustness(robust_encoder, shipped, accuracy, cost)
                 if robust_encoder
