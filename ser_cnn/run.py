@@ -213,8 +213,9 @@ class Run:
             "feature settings": self.features.to_dict(),
             "speaker normalisation": self.speaker_normalized,
         }
-        if self.encoder is not None:  # one encoder serves every member
+        if self.encoder is not None:  # one encoder, and its front end, serve every member
             interface["encoder"] = self.encoder.to_dict()
+            interface["denoise"] = self.training.denoise and self.training.denoise.to_dict()
         return interface
 
     def to_dict(self) -> dict:

@@ -52,11 +52,12 @@ VAL_EVERY = 10  # LOCO: every tenth speaker (sorted ids) of a training corpus va
 
 
 def fit_and_score(
-    x, y, tr, va, te, config, seed, *, manifest, restrict=None, gender=False
+    x, y, tr, va, te, config, seed, *, manifest, restrict=None, gender=False, served=None
 ) -> tuple[dict, np.ndarray]:
     """Train on ``tr`` (all versions), select on ``va``, score ``te``: one run's record and
     its probabilities of the test clips (``gender``: every clip standardised by its gender's
-    training statistics first)."""
+    training statistics first; ``served``: what the run hears of each clip as served, from
+    :func:`served_states`, instead of the clip as recorded)."""
     started = time.perf_counter()
     told = {}
     if gender:
@@ -64,9 +65,10 @@ def fit_and_score(
     cfg = HeadTraining.from_dict(config.to_dict() | {"seed": seed})
     corpora, speakers = manifest["corpus"].to_numpy(), speaker_keys(manifest).to_numpy()
     model, history = fit_parts(x, y, tr, va, cfg, corpora=corpora, speakers=speakers)
-    probs_val, probs = model.predict(x[0, va], verbose=0), model.predict(x[0, te], verbose=0)
+    heard = x[0] if served is None else served
+    probs_val, probs = model.predict(heard[va], verbose=0), model.predict(heard[te], verbose=0)
     if cfg.head.home_gate:  # how far the home gate opened for the test clips (0: home's answer)
-        told["home_gate_mean"] = round(float(np.mean(home_gate(model, x[0, te]))), 4)
+        told["home_gate_mean"] = round(float(np.mean(home_gate(model, heard[te]))), 4)
         told["wide_temperature"] = cfg.wide_temperature  # as this run took it
     val = evaluate(y[va], probs_val.argmax(1), EMOTIONS)
     if restrict is None:
@@ -207,14 +209,45 @@ def unheard_temperatures(out: dict, answers: dict) -> float:
     return fitted(list(answers), True)
 
 
-def six_folds(manifest, x, y, config, seed, *, gender=False) -> dict:
+def served_states(manifest, x, config: HeadTraining, features: dict) -> tuple[np.ndarray, dict]:
+    """What a run of ``config`` hears of each clip as served, (n_clips, ...) as ``x[0]``: the
+    clip as recorded, but where its front end (``config.denoise``) denoises a clip, that clip
+    read again, denoised and encoded (the NumPy encoder, its states rounded to float16 as the
+    cache keeps them); and how many clips of each corpus it denoised."""
+    out = x[0]
+    if config.denoise is None:
+        return out, {}
+    from ser_cnn.audio.denoise import denoise, floor_snr
+    from ser_cnn.audio.io import load_audio
+    from ser_cnn.encoder.head import pool
+    from ser_cnn.encoder.light import LightEncoder
+    from ser_cnn.features.logmel import WhisperFeatureConfig, clip_whisper_log_mel
+
+    if config.head.clip_norm or config.head.speaker_norm:
+        raise SystemExit("error: a denoising front end is scored only without clip or speaker norm")
+    settings = WhisperFeatureConfig.from_dict({k: v for k, v in features.items() if k != "kind"})
+    sr, encoder, denoised = settings.sample_rate, None, dict.fromkeys(manifest["corpus"], 0)
+    out = out.copy()
+    for i, (path, corpus) in enumerate(zip(manifest["path"], manifest["corpus"], strict=True)):
+        y = load_audio(path, target_sr=sr)
+        if floor_snr(y, sr) >= config.denoise.below_db:
+            continue
+        encoder = encoder or LightEncoder.load()
+        mel = clip_whisper_log_mel(denoise(y, sr, config=config.denoise), settings)
+        out[i] = pool(encoder.encode([mel])[0].astype(np.float16))
+        denoised[corpus] += 1
+    print(f"denoised as served: {denoised}")
+    return out, denoised
+
+
+def six_folds(manifest, x, y, config, seed, *, gender=False, served=None) -> dict:
     """The published folds (``ser-cnn train --model encoder`` trains one, as here);
     other corpora are training data only."""
     out = {}
     for fold in sorted(load_folds()):
         tr, va, te = ravdess_parts(manifest, split(fold))
         out[str(fold)], _ = fit_and_score(
-            x, y, tr, va, te, config, seed, manifest=manifest, gender=gender
+            x, y, tr, va, te, config, seed, manifest=manifest, gender=gender, served=served
         )
         r = out[str(fold)]
         print(f"seed {seed} fold {fold}: test {r['accuracy']:.3f} val {r['val']['accuracy']:.3f}")
@@ -222,7 +255,17 @@ def six_folds(manifest, x, y, config, seed, *, gender=False) -> dict:
 
 
 def leave_one_corpus_out(
-    manifest, x, y, config, seed, *, only_ravdess=False, gender=False, wide=None, notes=None
+    manifest,
+    x,
+    y,
+    config,
+    seed,
+    *,
+    only_ravdess=False,
+    gender=False,
+    wide=None,
+    notes=None,
+    served=None,
 ) -> dict:
     """Each other corpus left out in turn (its records by corpus). ``wide``: corpus -> the
     ``wide_temperature`` its run takes instead of the config's (fitted without it, as
@@ -251,6 +294,7 @@ def leave_one_corpus_out(
             manifest=manifest,
             restrict=emotions,
             gender=gender,
+            served=served,
         )
         answers[left] = (probs, y[te], out[left]["calibration"]["temperature"])
         r = out[left]
@@ -355,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.view:
         x = with_view(x, caches, args.view, config)
     manifest, x, y = labelled(manifest, x)
+    served, denoised = served_states(manifest, x, config, cache_settings(args.cache)["features"])
     notes = {}  # --loco: the wide_temperature fitted on every corpus left out, by seed
     if args.loco:
         protocol = functools.partial(
@@ -363,9 +408,10 @@ def main(argv: list[str] | None = None) -> int:
             gender=args.by_gender,
             wide=wide_temperatures(args.wide_temperature_from),
             notes=notes,
+            served=served,
         )
     else:
-        protocol = functools.partial(six_folds, gender=args.by_gender)
+        protocol = functools.partial(six_folds, gender=args.by_gender, served=served)
     runs = {str(seed): protocol(manifest, x, y, config, seed) for seed in args.seeds}
     every = [r for run in runs.values() for r in run.values()]
     summary = {
@@ -381,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         "corpus_norm": args.corpus_norm,
         "view": args.view,
         "by_gender": args.by_gender,
+        "denoised_as_served": denoised,  # clips the front end (training.denoise) changed
         "seeds": args.seeds,
         "labels": list(EMOTIONS),
         **mean_std(every),

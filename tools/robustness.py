@@ -3,6 +3,7 @@
     python tools/robustness.py RUN [RUN ...] [--label NAME] [--out results/robustness.json]
         [--data ../shared/data] [--conditions NAME ...] [--limit N] [--seed 0]
         [--part test|validation]
+    python tools/robustness.py RUN --front-end RECIPE.toml --label NAME   # another front end
     python tools/robustness.py --merge LABEL [LABEL ...] --label NAME [--out ...]   # one: a rename
 
 A RUN is a cross-validation folder (``fold1/`` ... ``fold6/``, each a run folder) or one run
@@ -14,7 +15,9 @@ read by :mod:`ser_cnn.corpora`; each from ``--data``/urdu, ased, nemo, else $URD
 $NEMO_DIR, else the shared data folder; skipped when absent). Each
 invocation adds or replaces its label's entry in ``--out`` and redraws the chart beside it.
 ``--part validation`` scores each run's validation actors instead, RAVDESS only (the other
-corpora are test data): the judge for choosing a recipe (tools/ablation.py).
+corpora are test data): the judge for choosing a recipe (tools/ablation.py). ``--front-end``:
+the encoder runs serve with the ``[denoise]`` table of an encoder recipe instead of their own
+(:mod:`ser_cnn.audio.denoise`; the head as trained), to score a front end without retraining.
 On a shared machine, run it with OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1.
 """
 
@@ -152,8 +155,11 @@ def score_corpus(rec, items: list[tuple[Path, str]], emotions: tuple[str, ...]) 
     return out
 
 
-def benchmark(runs, *, data: Path | None, conditions, limit, seed, part="test") -> dict:
-    """Score every fold run of ``runs``; the entry of one label in the results file."""
+def benchmark(
+    runs, *, data: Path | None, conditions, limit, seed, part="test", front_end=None
+) -> dict:
+    """Score every fold run of ``runs``; the entry of one label in the results file
+    (``front_end``: the ``DenoiseConfig`` its encoder runs serve with instead of their own)."""
     import ser_cnn
 
     ravdess, _ = scan(_corpus_dir("RAVDESS_DIR", data, "ravdess-speech"))
@@ -168,6 +174,8 @@ def benchmark(runs, *, data: Path | None, conditions, limit, seed, part="test") 
         held_out = set(actors) | set(split_actors(run_dir, "test"))  # babble: training actors
         # raw output: a temperature changes no RAVDESS answer but can change a cross-corpus one
         rec = ser_cnn.load_recognizer(run_dir, calibrated=False)
+        if front_end is not None and "encoder" in rec.models:
+            rec.encoder_denoise = front_end
         tests = _subset([c for c in ravdess if c.actor in actors], limit, seed)
         speakers = [c.actor for c in tests] if rec.speaker_normalized else None
         others = _subset([c for c in ravdess if c.actor not in held_out], BABBLE_POOL, seed)
@@ -202,6 +210,7 @@ def benchmark(runs, *, data: Path | None, conditions, limit, seed, part="test") 
         "cross_corpus": cross,
         "skipped": skipped,
         "part": part,
+        "front_end": front_end and {"denoise": front_end.to_dict()},
         "limit": limit,
         "seed": seed,
     }
@@ -357,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
         default="test",
         help="whose clips: each run's test actors, or its validation actors (RAVDESS only)",
     )
+    parser.add_argument(
+        "--front-end",
+        type=Path,
+        metavar="RECIPE",
+        help="encoder runs serve with this encoder recipe's [denoise] table instead of their own",
+    )
     args = parser.parse_args(argv)
     if args.merge:
         return _merge_labels(args.out, args.merge, args.label)
@@ -376,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             limit=args.limit,
             seed=args.seed,
             part=args.part,
+            front_end=args.front_end and _front_end(args.front_end),
         )
     except SerError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -424,6 +440,18 @@ def _write(out: Path, results: dict, label: str, entry: dict) -> None:
     out.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, out.with_suffix(".png"))
     print(table(results))
+
+
+def _front_end(recipe: Path):
+    """The ``DenoiseConfig`` of an encoder recipe (a HeadTraining TOML); it must have one."""
+    import tomllib
+
+    from ser_cnn.encoder.fit import HeadTraining
+
+    denoise = HeadTraining.from_dict(tomllib.loads(recipe.read_text())).denoise
+    if denoise is None:
+        raise SystemExit(f"error: {recipe} has no [denoise] table")
+    return denoise
 
 
 def _configs(run_dir: Path) -> list[Path]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ser_cnn.audio.denoise import DenoiseConfig
 from ser_cnn.encoder.head import (
     GATE_LAYER,
     HOME_GATE_LAYER,
@@ -81,6 +82,10 @@ class HeadTraining:
     # sure; ``tools/encoder_cv.py --loco`` fits this factor on corpora left out of training
     # (``wide_temperature`` in its file). 1: the experts as fitted.
     wide_temperature: float = 1.0
+    # Serving only: spectral gating of a clip whose own noise floor lies within ``below_db`` of
+    # its speech, before the Whisper log-mel (:mod:`ser_cnn.audio.denoise`); training clips and
+    # copies never pass through it. None: every clip as recorded.
+    denoise: DenoiseConfig | None = None
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
 
     def __post_init__(self) -> None:
@@ -147,10 +152,11 @@ class HeadTraining:
     def from_dict(cls, d: dict) -> HeadTraining:
         d = dict(d)
         head = HeadConfig.from_dict(d.pop("head", {}))
+        denoise = d.pop("denoise", None)
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ParameterError(f"unknown head training settings {sorted(unknown)}")
-        return cls(**d, head=head)
+        return cls(**d, head=head, denoise=denoise and DenoiseConfig.from_dict(denoise))
 
 
 def pooled_statistics(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

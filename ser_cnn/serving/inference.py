@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_cnn.audio.denoise import denoise
 from ser_cnn.audio.io import (
     AUDIO_SUFFIXES,
     BLOCK_SECONDS,
@@ -168,6 +169,7 @@ class Recognizer:
             self.runtimes[m] = tuple(name for _, name in pairs)
         if "encoder" in self.runs:
             self.encoder_config = self.runs["encoder"].features  # Whisper's log-mel
+            self.encoder_denoise = self.runs["encoder"].training.denoise  # its front end
             self._encoder = [model for model, _ in loaded["encoder"]]  # predict_proba(log_mels)
         if "cnn" in self.runs:
             self.feature_config = self.runs["cnn"].features
@@ -283,7 +285,7 @@ class Recognizer:
         if "cnn" in part:
             part["cnn"].add(self._log_mel(y)[None])
         if "encoder" in part:  # members share the encoder: the first one's states
-            pooled = self._encoder[0].pooled([clip_whisper_log_mel(y, self.encoder_config)])
+            pooled = self._encoder[0].pooled([self._whisper_log_mel(y)])
             part["encoder"].add(pooled.reshape(1, -1, 1))  # every number as a "band"
         return part
 
@@ -452,12 +454,18 @@ class Recognizer:
         """Each loaded model's input for one 16 kHz clip of any length."""
         out = {}
         if self._encoder:
-            out["encoder"] = clip_whisper_log_mel(y, self.encoder_config)
+            out["encoder"] = self._whisper_log_mel(y)
         if self._cnn:
             out["cnn"] = self._log_mel(y)
         if self._mlp:
             out["mlp"] = classic_from_samples(y, self.classic_config)
         return out
+
+    def _whisper_log_mel(self, y: np.ndarray) -> np.ndarray:
+        """The encoder's input: the clip through the run's front end (``denoise``), if any."""
+        if self.encoder_denoise is not None:
+            y = denoise(y, self.encoder_config.sample_rate, config=self.encoder_denoise)
+        return clip_whisper_log_mel(y, self.encoder_config)
 
     def _score_features(self, features: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """Probabilities (n, n_labels) of each loaded model, one batched call per model,

@@ -193,7 +193,8 @@ class HeadSource(RunSource):
         nothing, so it would forget what the source knows. A noise gate is left behind (its
         expert and gate were fitted on RAVDESS's always-noisy copies): the usual output layer
         goes on. So is a home gate: its wide output layer (every corpus's) goes on, with the
-        logits it serves (``wide_temperature`` folded in: a softer start, the same order)."""
+        logits it serves (``wide_temperature`` folded in: a softer start, the same order).
+        The source's serving front end (``denoise``) goes on too: the new run hears as it did."""
         head = dataclasses.replace(self.run.training.head, noise_gate=False, home_gate=False)
         usual = config.copies - config.noisy_copies  # the usual copies go on, the noisy stay
         return dataclasses.replace(
@@ -204,6 +205,7 @@ class HeadSource(RunSource):
             noisy_copies=0,
             home_corpus="",
             wide_temperature=1.0,
+            denoise=self.run.training.denoise,
         )
 
     def keras_head(self):
