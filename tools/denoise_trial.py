@@ -12,7 +12,7 @@ and where it loses. All of it on validation actors, never on test actors. ``--su
 noise-floor SNR (:func:`ser_cnn.audio.denoise.floor_snr`) of every clip of each corpus as
 recorded, and of the fold runs' test clips under each benchmark condition; how many fall
 below the recipe's gate.
-Both write their part of ``results/denoise_gate.json``.
+Both write their part of ``results/denoise_gate.json`` (the survey under the recipe's name).
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ import robustness  # tools/robustness.py, beside this file: its clips, babble po
 
 from ser_cnn import corpora
 from ser_cnn.audio.conditions import CONDITIONS
-from ser_cnn.audio.denoise import PROFILES, DenoiseConfig, denoise, floor_snr
+from ser_cnn.audio.denoise import (
+    PROFILES,
+    DenoiseConfig,
+    denoise,
+    floor_snr,
+    floor_spread,
+    needs_denoising,
+)
 from ser_cnn.audio.io import SAMPLE_RATE, load_audio
 from ser_cnn.encoder.fit import HeadTraining
 from ser_cnn.ravdess import scan
@@ -38,6 +45,7 @@ CHOOSE_ON = ("white 5 dB", "white 10 dB")  # the profile and amount: the best me
 GATE_ON = ("white 20 dB", "hum 10 dB", "babble 10 dB")  # the benchmark's other added noises
 OPEN = 1e9  # dB: a gate every clip passes
 PERCENTILES = (5, 50, 95)
+CAP_DB = 120.0  # floor SNRs above are written as this: digital silence in the pauses is infinite
 
 
 def fold_clips(run_dir: Path, part: str, ravdess) -> tuple[list, list, list]:
@@ -74,7 +82,7 @@ def validation(cv_run: Path, amounts: list[float], ravdess) -> dict:
     variants = [
         DenoiseConfig(below_db=OPEN, amount=a, profile=p) for p in PROFILES for a in amounts
     ]
-    per_fold, floor = {}, {}
+    per_fold, floor, spread_db = {}, {}, {}
 
     def score(conditions, candidates) -> None:
         for fold, run_dir in runs.items():
@@ -83,6 +91,7 @@ def validation(cv_run: Path, amounts: list[float], ravdess) -> dict:
             for name in conditions:
                 noisy = degraded(name, clips, pool)
                 floor.setdefault(name, []).extend(floor_snr(y, SAMPLE_RATE) for y in noisy)
+                spread_db.setdefault(name, []).extend(floor_spread(y, SAMPLE_RATE) for y in noisy)
                 for config in candidates:
                     heard = [
                         y if config is None else denoise(y, SAMPLE_RATE, config=config)
@@ -108,9 +117,15 @@ def validation(cv_run: Path, amounts: list[float], ravdess) -> dict:
     # The gate: halfway between the median floor SNR of the noisiest condition where denoising
     # lost and of the cleanest where it gained, so that clips like those pass, and no others.
     gain = {n: accuracy(f"{n}, {_variant(best)}") - accuracy(f"{n}, as recorded") for n in floor}
+    gained, lost = [n for n in gain if gain[n] > 0], [n for n in gain if gain[n] <= 0]
     median = {n: float(np.median(v)) for n, v in floor.items()}
-    gained = max(median[n] for n in gain if gain[n] > 0)
-    lost = min(median[n] for n in gain if gain[n] <= 0)
+    gate = (max(median[n] for n in gained) + min(median[n] for n in lost)) / 2
+    # Steadiness: a lost condition some of whose clips still pass that gate (its 5th percentile
+    # below it) is told apart by how its floor moves, halfway between the median spread of the
+    # least steady condition that gained and of the steadiest of those.
+    moving = {n: float(np.median(v)) for n, v in spread_db.items()}
+    through = [n for n in lost if np.percentile(floor[n], 5) < gate]
+    steady = (max(moving[n] for n in gained) + min(moving[n] for n in through)) / 2
     return {
         "what": "validation actors of every fold, each clip as recorded or denoised (gate open)",
         "cv_run": str(cv_run),
@@ -118,7 +133,10 @@ def validation(cv_run: Path, amounts: list[float], ravdess) -> dict:
         "chosen": {"amount": best.amount, "profile": best.profile},
         "gain": {n: round(g, 4) for n, g in gain.items()},
         "floor_snr_median_db": {n: round(m, 1) for n, m in median.items()},
-        "gate_db": round((gained + lost) / 2, 1),
+        "gate_db": round(gate, 1),
+        "floor_spread_median_db": {n: round(m, 2) for n, m in moving.items()},
+        "through_the_gate_and_lost": through,
+        "steady_db": round(steady, 1),
         "per_fold": per_fold,
     }
 
@@ -129,36 +147,45 @@ def _variant(config: DenoiseConfig | None) -> str:
     return f"denoised, {config.profile} profile, amount {config.amount}"
 
 
-def spread(values: list[float], gate: float) -> dict:
-    v = np.array(values)
+def facts(y: np.ndarray, config: DenoiseConfig) -> tuple[float, bool]:
+    """A clip's floor SNR and whether the front end denoises it."""
+    return floor_snr(y, SAMPLE_RATE), needs_denoising(y, SAMPLE_RATE, config=config)
+
+
+def spread(found: list[tuple[float, bool]], config: DenoiseConfig) -> dict:
+    """Where clips fall (their :func:`facts`): floor SNR percentiles, how many are denoised."""
+    v = np.minimum([snr for snr, _ in found], CAP_DB)
+    denoised = [d for _, d in found]
     return {
         "clips": len(v),
         "floor_snr_db": {f"p{q}": round(float(np.percentile(v, q)), 1) for q in PERCENTILES},
         "min_db": round(float(v.min()), 1),
-        "below_gate": int(np.sum(v < gate)),
-        "fraction_below_gate": round(float(np.mean(v < gate)), 4),
+        "below_gate": int(np.sum(v < config.below_db)),
+        "denoised": int(np.sum(denoised)),
+        "fraction_denoised": round(float(np.mean(denoised)), 4),
     }
 
 
-def survey(cv_run: Path, gate: float, ravdess, data: Path) -> dict:
-    """Floor SNRs of every corpus's clips, and of the fold runs' test clips per condition."""
-    snr = {"ravdess": [floor_snr(load_audio(c.path), SAMPLE_RATE) for c in ravdess]}
+def survey(cv_run: Path, config: DenoiseConfig, ravdess, data: Path) -> dict:
+    """Where every corpus's clips fall, and the fold runs' test clips under each condition."""
+    found = {"ravdess": [facts(load_audio(c.path), config) for c in ravdess]}
     for name, (env, _) in robustness.CORPORA.items():
         root = robustness._corpus_dir(env, data, name)
         items = robustness.read_corpus(name, root, None, 0)
         if isinstance(items, list):
-            snr[name] = [floor_snr(load_audio(path), SAMPLE_RATE) for path, _ in items]
+            found[name] = [facts(load_audio(path), config) for path, _ in items]
     conditions = {name: [] for name in CONDITIONS}
     for run_dir in robustness.fold_runs(cv_run).values():
         clips, _, pool = fold_clips(run_dir, "test", ravdess)
         for name in CONDITIONS:
-            conditions[name] += [floor_snr(y, SAMPLE_RATE) for y in degraded(name, clips, pool)]
+            conditions[name] += [facts(y, config) for y in degraded(name, clips, pool)]
     return {
         "what": "floor_snr of every clip as recorded; of the six folds' test clips per condition",
-        "gate_db": gate,
-        "corpora": {c: spread(v, gate) for c, v in snr.items()},
-        "conditions": {c: spread(v, gate) for c, v in conditions.items()},
-        "corpora_available": sorted(snr),
+        "capped_at_db": CAP_DB,
+        "denoise": config.to_dict(),
+        "corpora": {c: spread(v, config) for c, v in found.items()},
+        "conditions": {c: spread(v, config) for c, v in conditions.items()},
+        "corpora_available": sorted(found),
         "known_corpora": sorted(corpora.CORPORA),
     }
 
@@ -183,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         recipe = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
         if recipe.denoise is None:
             p.error(f"{args.config} has no [denoise] table")
-        results["survey"] = survey(args.cv_run, recipe.denoise.below_db, ravdess, args.data)
-        results["survey"]["config"] = str(args.config)
+        entry = survey(args.cv_run, recipe.denoise, ravdess, args.data)
+        results.setdefault("survey", {})[args.config.stem] = entry
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

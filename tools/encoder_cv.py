@@ -217,7 +217,7 @@ def served_states(manifest, x, config: HeadTraining, features: dict) -> tuple[np
     out = x[0]
     if config.denoise is None:
         return out, {}
-    from ser_cnn.audio.denoise import denoise, floor_snr
+    from ser_cnn.audio.denoise import denoise, needs_denoising
     from ser_cnn.audio.io import load_audio
     from ser_cnn.encoder.head import pool
     from ser_cnn.encoder.light import LightEncoder
@@ -230,7 +230,7 @@ def served_states(manifest, x, config: HeadTraining, features: dict) -> tuple[np
     out = out.copy()
     for i, (path, corpus) in enumerate(zip(manifest["path"], manifest["corpus"], strict=True)):
         y = load_audio(path, target_sr=sr)
-        if floor_snr(y, sr) >= config.denoise.below_db:
+        if not needs_denoising(y, sr, config=config.denoise):
             continue
         encoder = encoder or LightEncoder.load()
         mel = clip_whisper_log_mel(denoise(y, sr, config=config.denoise), settings)

@@ -3,12 +3,13 @@
 The encoder's training copies hold noise at 8 dB SNR and up; a recording whose pauses are
 nearly as loud as its speech (a fan, hiss, a car) is beyond what it heard. :func:`denoise`
 measures the clip's own noise floor (:func:`floor_snr`) and, only when it lies within
-``below_db`` of the speech, takes away the stationary noise by spectral gating (noisereduce's
-stationary mode: the noise's spectrum learnt from the clip's quietest frames, its pauses, and
-each time-frequency bin kept or attenuated by how far it stands above it). A clip above the
-threshold, as every studio or quiet-room recording is, passes through untouched, so the gate
-changes nothing where it is not needed. Serving only: training clips and their degraded
-copies are never denoised.
+``below_db`` of the speech and holds steady (:func:`floor_spread`: babble does not, and
+spectral gating takes voices for signal), takes away the stationary noise by spectral gating
+(noisereduce's stationary mode: the noise's spectrum learnt from the clip's quietest frames, its
+pauses, and each time-frequency bin kept or attenuated by how far it stands above it). A clip
+above the threshold, as every studio or quiet-room recording is, passes through untouched, so
+the gate changes nothing where it is not needed (:func:`needs_denoising`). Serving only:
+training clips and their degraded copies are never denoised.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from ser_cnn.errors import ParameterError
 
 FLOOR_FRAME = 0.025  # s: frames whose powers estimate the speech and the noise floor
 # The quietest tenth of frames are the pauses between words, where only the noise is heard;
-# the loudest tenth are vowels. RAVDESS studio clips measure 49-86 dB (5th-95th percentile),
-# the benchmark's white noise at 5 dB SNR 7-9 dB and at 10 dB 11-14 dB.
+# the loudest tenth are vowels (where corpora and the benchmark's conditions fall:
+# tools/denoise_trial.py --survey).
 FLOOR_PERCENTILE = 10.0
 SPEECH_PERCENTILE = 90.0
 # "pauses": the noise's spectrum learnt from the quietest fifth of frames; "clip": from the whole
@@ -45,11 +46,15 @@ class DenoiseConfig:
         than all of it leaves fewer artefacts for the encoder to hear.
     profile : str
         Where the noise's spectrum is learnt: one of ``PROFILES``.
+    steady_db : float or None
+        Gate: a clip is denoised only when its :func:`floor_spread` is below this, in dB;
+        None: however its floor moves.
     """
 
     below_db: float = 15.0
     amount: float = 1.0
     profile: str = "pauses"
+    steady_db: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.amount <= 1.0:
@@ -95,16 +100,41 @@ def floor_snr(y: np.ndarray, sr: int) -> float:
     return float(10.0 * np.log10(speech / floor))
 
 
+def floor_spread(y: np.ndarray, sr: int) -> float:
+    """How much a clip's noise floor moves, in dB: the ratio of the loudest to the quietest of
+    its quietest ``PROFILE_PERCENTILE`` percent of frames (those :func:`denoise` learns the
+    noise from). Steady noise keeps them within a dB or two; babble, other voices, does not.
+
+    Returns
+    -------
+    float
+        dB; infinite when the quietest frame is digital silence and others are not.
+    """
+    power = np.sort(_frame_power(_frames(y, sr)))
+    quiet = power[: max(2, int(len(power) * PROFILE_PERCENTILE / 100))]
+    if quiet[0] <= 0.0:
+        return float("inf") if quiet[-1] > 0.0 else 0.0
+    return float(10.0 * np.log10(quiet[-1] / quiet[0]))
+
+
+def needs_denoising(y: np.ndarray, sr: int, *, config: DenoiseConfig) -> bool:
+    """Whether :func:`denoise` changes ``y``: its floor within ``config.below_db`` of its speech,
+    and steady (within ``config.steady_db``, when set)."""
+    if len(y) < 2 * round(FLOOR_FRAME * sr) or floor_snr(y, sr) >= config.below_db:
+        return False
+    return config.steady_db is None or floor_spread(y, sr) < config.steady_db
+
+
 def denoise(y: np.ndarray, sr: int, *, config: DenoiseConfig) -> np.ndarray:
-    """``y`` with part of its stationary noise taken away when its :func:`floor_snr` is below
-    ``config.below_db``; otherwise ``y`` itself.
+    """``y`` with its stationary noise taken away (``config.amount`` of it) when it
+    :func:`needs_denoising`; otherwise ``y`` itself.
 
     Returns
     -------
     np.ndarray, shape (n,), float32
     """
     y = np.asarray(y, dtype=np.float32)
-    if len(y) < 2 * round(FLOOR_FRAME * sr) or floor_snr(y, sr) >= config.below_db:
+    if not needs_denoising(y, sr, config=config):
         return y
     import noisereduce  # imported only when a clip needs it: it costs the light runtime's start
 
