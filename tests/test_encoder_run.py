@@ -820,9 +820,10 @@ def test_the_shipped_encoder_run_is_fold_1_of_its_recipe():
     shipped_encoder()
     run = load_run(DEFAULT_RUN / "encoder")
     assert run.split["test"] == [1, 11, 20, 21] and run.split["val"] == [4, 9]
-    recipe = REPO / "configs" / "encoder_logistic_gated_unheard.toml"  # checkpoints/README.md's
+    recipe = REPO / "configs" / "encoder_logistic_gated_steady.toml"  # checkpoints/README.md's
     assert run.training == HeadTraining.from_dict(tomllib.loads(recipe.read_text()))
     assert run.training.wide_temperature > 1  # its experts for elsewhere softened
+    assert run.training.denoise.steady_db is not None  # its front end: steady noise only
     # both gates, and head.npz serves them (NumpyHead.gates)
     assert run.training.head.noise_gate and run.training.head.home_gate
     assert {"gate", "home_gate"} <= set(NumpyHead(DEFAULT_RUN / "encoder" / "head.npz").gates)
@@ -1047,6 +1048,7 @@ def test_fine_tune_the_shipped_encoder_head_keeps_what_it_knows(data_runs):
     # which corpus a clip is from) ...
     assert shipped.training.head.noise_gate and not run.training.head.noise_gate
     assert shipped.training.head.home_gate and not run.training.head.home_gate
+    assert run.training.denoise == shipped.training.denoise is not None  # its front end goes on
     no_gates = dataclasses.replace(shipped.training.head, noise_gate=False, home_gate=False)
     assert run.training.head == no_gates and not run.training.home_corpus
     assert run.training.copies == shipped.training.copies - shipped.training.noisy_copies

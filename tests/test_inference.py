@@ -339,6 +339,7 @@ SERVING = {
     "ser_cnn.run",
     "ser_cnn.audio",
     "ser_cnn.audio.io",
+    "ser_cnn.audio.denoise",  # an encoder run's front end (noisereduce only when a clip needs it)
     "ser_cnn.audio.degradations",  # the names a config's degradations may use; imports nothing
     "ser_cnn.features",
     "ser_cnn.features.classic",

@@ -8,7 +8,7 @@ ser-cnn train --cv --config configs/refit.toml   # a recipe -> results/cv_cnn_re
 ser-cnn train --cv --config configs/studio.toml  # the studio recipe -> results/cv_cnn.json
 ser-cnn train --model mlp --cv                   # MLP baseline -> results/cv_mlp.json
 ser-cnn train --model mlp --split random --emotions calm,happy,fearful,disgust
-ser-cnn train --model encoder --config configs/encoder_logistic_gated_unheard.toml --fold 1 \
+ser-cnn train --model encoder --config configs/encoder_logistic_gated_steady.toml --fold 1 \
     --extra-cache data/encoder/urdu_noisy --extra-cache data/encoder/ased_noisy \
     --extra-cache data/encoder/nemo_noisy       # the shipped encoder head
 ser-cnn train --data mine.csv --cv               # your data: speaker-grouped folds (5)
@@ -275,7 +275,7 @@ def _check_encoder_args(p: argparse.ArgumentParser, args: argparse.Namespace) ->
     if not args.config and not (args.data and args.source):
         p.error(
             "--model encoder needs --config: its head's settings (the shipped recipe: "
-            "configs/encoder_logistic_gated_unheard.toml; on RAVDESS alone: "
+            "configs/encoder_logistic_gated_steady.toml; on RAVDESS alone: "
             "configs/encoder_logistic_gated_usual.toml), or --data with --from (the run's own "
             "settings)"
         )
