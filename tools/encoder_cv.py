@@ -217,7 +217,7 @@ def served_states(manifest, x, config: HeadTraining, features: dict) -> tuple[np
     out = x[0]
     if config.denoise is None:
         return out, {}
-    from ser_cnn.audio.denoise import denoise, needs_denoising
+    from ser_cnn.audio.denoise import needs_denoising
     from ser_cnn.audio.io import load_audio
     from ser_cnn.encoder.head import pool
     from ser_cnn.encoder.light import LightEncoder
@@ -233,7 +233,7 @@ def served_states(manifest, x, config: HeadTraining, features: dict) -> tuple[np
         if not needs_denoising(y, sr, config=config.denoise):
             continue
         encoder = encoder or LightEncoder.load()
-        mel = clip_whisper_log_mel(denoise(y, sr, config=config.denoise), settings)
+        mel = clip_whisper_log_mel(y, settings, front_end=config.denoise)
         out[i] = pool(encoder.encode([mel])[0].astype(np.float16))
         denoised[corpus] += 1
     print(f"denoised as served: {denoised}")

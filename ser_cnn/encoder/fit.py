@@ -82,9 +82,9 @@ class HeadTraining:
     # sure; ``tools/encoder_cv.py --loco`` fits this factor on corpora left out of training
     # (``wide_temperature`` in its file). 1: the experts as fitted.
     wide_temperature: float = 1.0
-    # Serving only: spectral gating of a clip whose own noise floor lies within ``below_db`` of
-    # its speech, before the Whisper log-mel (:mod:`ser_cnn.audio.denoise`); training clips and
-    # copies never pass through it. None: every clip as recorded.
+    # Serving only: spectral gating, before the Whisper log-mel, of a clip buried in steady
+    # noise (:mod:`ser_cnn.audio.denoise`: its gate); training clips and copies never pass
+    # through it. None: every clip as recorded.
     denoise: DenoiseConfig | None = None
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
 
@@ -156,7 +156,8 @@ class HeadTraining:
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ParameterError(f"unknown head training settings {sorted(unknown)}")
-        return cls(**d, head=head, denoise=denoise and DenoiseConfig.from_dict(denoise))
+        denoise = None if denoise is None else DenoiseConfig.from_dict(denoise)
+        return cls(**d, head=head, denoise=denoise)
 
 
 def pooled_statistics(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_cnn.audio.denoise import denoise
 from ser_cnn.audio.io import (
     AUDIO_SUFFIXES,
     BLOCK_SECONDS,
@@ -285,7 +284,8 @@ class Recognizer:
         if "cnn" in part:
             part["cnn"].add(self._log_mel(y)[None])
         if "encoder" in part:  # members share the encoder: the first one's states
-            pooled = self._encoder[0].pooled([self._whisper_log_mel(y)])
+            mel = clip_whisper_log_mel(y, self.encoder_config, front_end=self.encoder_denoise)
+            pooled = self._encoder[0].pooled([mel])
             part["encoder"].add(pooled.reshape(1, -1, 1))  # every number as a "band"
         return part
 
@@ -454,18 +454,14 @@ class Recognizer:
         """Each loaded model's input for one 16 kHz clip of any length."""
         out = {}
         if self._encoder:
-            out["encoder"] = self._whisper_log_mel(y)
+            out["encoder"] = clip_whisper_log_mel(
+                y, self.encoder_config, front_end=self.encoder_denoise
+            )
         if self._cnn:
             out["cnn"] = self._log_mel(y)
         if self._mlp:
             out["mlp"] = classic_from_samples(y, self.classic_config)
         return out
-
-    def _whisper_log_mel(self, y: np.ndarray) -> np.ndarray:
-        """The encoder's input: the clip through the run's front end (``denoise``), if any."""
-        if self.encoder_denoise is not None:
-            y = denoise(y, self.encoder_config.sample_rate, config=self.encoder_denoise)
-        return clip_whisper_log_mel(y, self.encoder_config)
 
     def _score_features(self, features: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """Probabilities (n, n_labels) of each loaded model, one batched call per model,
