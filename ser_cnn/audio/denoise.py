@@ -93,11 +93,7 @@ def floor_snr(y: np.ndarray, sr: int) -> float:
     float
         dB; infinite for a clip with digital silence in its pauses, 0 for one without speech.
     """
-    power = _frame_power(_frames(y, sr))
-    floor, speech = np.percentile(power, [FLOOR_PERCENTILE, SPEECH_PERCENTILE])
-    if floor <= 0.0:
-        return float("inf") if speech > 0.0 else 0.0
-    return float(10.0 * np.log10(speech / floor))
+    return _snr_db(_frame_power(_frames(y, sr)))
 
 
 def floor_spread(y: np.ndarray, sr: int) -> float:
@@ -110,19 +106,13 @@ def floor_spread(y: np.ndarray, sr: int) -> float:
     float
         dB; infinite when the quietest frame is digital silence and others are not.
     """
-    power = np.sort(_frame_power(_frames(y, sr)))
-    quiet = power[: max(2, int(len(power) * PROFILE_PERCENTILE / 100))]
-    if quiet[0] <= 0.0:
-        return float("inf") if quiet[-1] > 0.0 else 0.0
-    return float(10.0 * np.log10(quiet[-1] / quiet[0]))
+    return _spread_db(_frame_power(_frames(y, sr)))
 
 
 def needs_denoising(y: np.ndarray, sr: int, *, config: DenoiseConfig) -> bool:
     """Whether :func:`denoise` changes ``y``: its floor within ``config.below_db`` of its speech,
     and steady (within ``config.steady_db``, when set)."""
-    if len(y) < 2 * round(FLOOR_FRAME * sr) or floor_snr(y, sr) >= config.below_db:
-        return False
-    return config.steady_db is None or floor_spread(y, sr) < config.steady_db
+    return _framed(y, sr, config) is not None
 
 
 def denoise(y: np.ndarray, sr: int, *, config: DenoiseConfig) -> np.ndarray:
@@ -134,14 +124,14 @@ def denoise(y: np.ndarray, sr: int, *, config: DenoiseConfig) -> np.ndarray:
     np.ndarray, shape (n,), float32
     """
     y = np.asarray(y, dtype=np.float32)
-    if not needs_denoising(y, sr, config=config):
+    framed = _framed(y, sr, config)  # once, for the gate and the noise profile
+    if framed is None:
         return y
     import noisereduce  # imported only when a clip needs it: it costs the light runtime's start
 
     noise = None  # noisereduce's default: the clip itself
     if config.profile == "pauses":
-        frames = _frames(y, sr)
-        power = _frame_power(frames)
+        frames, power = framed
         noise = frames[power <= np.percentile(power, PROFILE_PERCENTILE)].ravel()
     out = noisereduce.reduce_noise(
         y=y, sr=sr, stationary=True, y_noise=noise, prop_decrease=config.amount
@@ -160,3 +150,33 @@ def _frames(y: np.ndarray, sr: int) -> np.ndarray:
 
 def _frame_power(frames: np.ndarray) -> np.ndarray:
     return np.mean(np.square(frames, dtype=np.float64), axis=1)
+
+
+def _framed(y: np.ndarray, sr: int, config: DenoiseConfig) -> tuple | None:
+    """The clip's frames and their powers when it passes the gate; None when it does not (or
+    is shorter than two frames)."""
+    if len(y) < 2 * round(FLOOR_FRAME * sr):
+        return None
+    frames = _frames(y, sr)
+    power = _frame_power(frames)
+    if _snr_db(power) >= config.below_db:
+        return None
+    if config.steady_db is not None and _spread_db(power) >= config.steady_db:
+        return None
+    return frames, power
+
+
+def _snr_db(power: np.ndarray) -> float:
+    """:func:`floor_snr` of frame powers."""
+    floor, speech = np.percentile(power, [FLOOR_PERCENTILE, SPEECH_PERCENTILE])
+    if floor <= 0.0:
+        return float("inf") if speech > 0.0 else 0.0
+    return float(10.0 * np.log10(speech / floor))
+
+
+def _spread_db(power: np.ndarray) -> float:
+    """:func:`floor_spread` of frame powers."""
+    quiet = np.sort(power)[: max(2, int(len(power) * PROFILE_PERCENTILE / 100))]
+    if quiet[0] <= 0.0:
+        return float("inf") if quiet[-1] > 0.0 else 0.0
+    return float(10.0 * np.log10(quiet[-1] / quiet[0]))
