@@ -3,6 +3,7 @@
     python tools/encoder_cv.py CACHE --config configs/encoder.toml --seeds 0 1 2
     python tools/encoder_cv.py CACHE --config configs/encoder_probe.toml   # the issue's probe
     python tools/encoder_cv.py CACHE --config C --extra OTHER_CACHE        # + other corpora
+    python tools/encoder_cv.py CACHE CACHE_SEED1 CACHE_SEED2 --config C --name N  # copies redrawn
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco       # leave one corpus out
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco --only-ravdess
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco --wide-temperature-from F
@@ -341,9 +342,26 @@ def with_view(x: np.ndarray, caches: list[Path], name: str, config: HeadTraining
     return np.concatenate([x.reshape(*x.shape[:2], 1, -1), view], axis=-1)
 
 
+def copy_seeds(caches: list[Path]) -> dict[int, Path]:
+    """RAVDESS caches of one recipe by the seed of their copies' draws; they must differ in
+    that seed alone."""
+    settings = {c: cache_settings(c) for c in caches}
+    seeds = {s["seed"]: c for c, s in settings.items()}
+    rest = {json.dumps({k: v for k, v in s.items() if k != "seed"}) for s in settings.values()}
+    if len(seeds) < len(caches) or len(rest) > 1:
+        raise SystemExit("error: several caches must differ in their copies' seed, and only in it")
+    return seeds
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("cache", type=Path, help="the RAVDESS encoder cache")
+    p.add_argument(
+        "cache",
+        type=Path,
+        nargs="+",
+        help="the RAVDESS encoder cache; several: the same recipe's copies drawn with other "
+        "seeds (tools/encode_cache.py --seed), one run each, keyed by that seed",
+    )
     p.add_argument("--extra", type=Path, action="append", default=[], help="other corpora")
     p.add_argument("--loco", action="store_true", help="leave each --extra corpus out in turn")
     p.add_argument(
@@ -385,34 +403,43 @@ def main(argv: list[str] | None = None) -> int:
     if args.loco and not args.extra:
         p.error("--loco needs --extra corpora")
     config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
-    caches = [args.cache, *args.extra]  # one corpus or more each
+    by_seed = copy_seeds(args.cache)
+    if len(by_seed) > 1 and (len(args.seeds) > 1 or args.beside or args.view):
+        p.error("several caches (one per copies' seed) take one --seeds and no --beside, --view")
     norms = {"corpus_norm": args.corpus_norm, **pooled_norms(config.head)}
-    if args.loco and args.only_ravdess:  # the others are only scored: as recorded suffices
-        manifest, x = load_pooled_set([args.cache], config.copies, **norms)
-        others, recorded = load_pooled_set(args.extra, 0, **norms)
-        manifest = pd.concat([manifest, others], ignore_index=True)
-        x = np.concatenate([x, np.repeat(recorded, len(x), axis=0)], axis=1)  # never trained on
-    else:
-        manifest, x = load_pooled_set(caches, config.copies, **norms)
-    if args.beside:
-        x = side_by_side(manifest, x, args.beside, config)
-    if args.view:
-        x = with_view(x, caches, args.view, config)
-    manifest, x, y = labelled(manifest, x)
-    served, denoised = served_states(manifest, x, config, cache_settings(args.cache)["features"])
-    notes = {}  # --loco: the wide_temperature fitted on every corpus left out, by seed
-    if args.loco:
-        protocol = functools.partial(
-            leave_one_corpus_out,
-            only_ravdess=args.only_ravdess,
-            gender=args.by_gender,
-            wide=wide_temperatures(args.wide_temperature_from),
-            notes=notes,
-            served=served,
-        )
-    else:
-        protocol = functools.partial(six_folds, gender=args.by_gender, served=served)
-    runs = {str(seed): protocol(manifest, x, y, config, seed) for seed in args.seeds}
+    runs, denoised, notes = {}, None, {}  # notes (--loco): the wide_temperature fitted, by seed
+    for copies_seed, cache in by_seed.items():
+        caches = [cache, *args.extra]  # one corpus or more each
+        if args.loco and args.only_ravdess:  # the others are only scored: as recorded suffices
+            manifest, x = load_pooled_set([cache], config.copies, **norms)
+            others, recorded = load_pooled_set(args.extra, 0, **norms)
+            manifest = pd.concat([manifest, others], ignore_index=True)
+            x = np.concatenate([x, np.repeat(recorded, len(x), axis=0)], axis=1)  # never trained
+        else:
+            manifest, x = load_pooled_set(caches, config.copies, **norms)
+        if args.beside:
+            x = side_by_side(manifest, x, args.beside, config)
+        if args.view:
+            x = with_view(x, caches, args.view, config)
+        manifest, x, y = labelled(manifest, x)
+        if denoised is None:  # the clips as recorded are every cache's copy 0
+            served, denoised = served_states(manifest, x, config, cache_settings(cache)["features"])
+        if args.loco:
+            protocol = functools.partial(
+                leave_one_corpus_out,
+                only_ravdess=args.only_ravdess,
+                gender=args.by_gender,
+                wide=wide_temperatures(args.wide_temperature_from),
+                notes=notes,
+                served=served,
+            )
+        else:
+            protocol = functools.partial(six_folds, gender=args.by_gender, served=served)
+        for seed in args.seeds:
+            key = str(copies_seed if len(by_seed) > 1 else seed)
+            runs[key] = protocol(manifest, x, y, config, seed)
+            if key != str(seed) and str(seed) in notes:  # keyed by the copies' seed instead
+                notes[key] = notes.pop(str(seed))
     every = [r for run in runs.values() for r in run.values()]
     summary = {
         "model": "encoder head",
@@ -422,13 +449,15 @@ def main(argv: list[str] | None = None) -> int:
             else "RAVDESS six folds"
         ),
         "corpora": {c: int(n) for c, n in manifest["corpus"].value_counts().items()},
-        "caches": {str(c): cache_settings(c) for c in [*caches, args.beside] if c},
+        "caches": {str(c): cache_settings(c) for c in [*args.cache, *args.extra, args.beside] if c},
         "training": config.to_dict(),
         "corpus_norm": args.corpus_norm,
         "view": args.view,
         "by_gender": args.by_gender,
         "denoised_as_served": denoised,  # clips the front end (training.denoise) changed
-        "seeds": args.seeds,
+        "seeds": [int(k) for k in runs],
+        # what a seed draws: the RAVDESS copies (one cache each) or the head's initialisation
+        "seed_of": "copies" if len(by_seed) > 1 else "head",
         "labels": list(EMOTIONS),
         **mean_std(every),
         "val": mean_std(r["val"] for r in every),
