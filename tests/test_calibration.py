@@ -166,6 +166,25 @@ def test_a_recipes_wide_temperature_is_the_one_fitted_on_corpora_left_out(tmp_pa
     assert encoder_cv.wide_temperatures(None) is None  # the config's own
 
 
+def test_caches_of_one_recipe_are_runs_keyed_by_their_copies_seed(tmp_path):
+    """tools/encoder_cv.py given several RAVDESS caches: one run per seed of the copies' draw;
+    caches that share a seed, or differ in anything else, are refused."""
+    encoder_cv = load_tool("encoder_cv.py")
+    recipe = {"format": 1, "copies": 4, "chain": {"p": {"noise": 1.0}, "from_copy": 3}}
+
+    def cache(name: str, **changed):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "settings.json").write_text(json.dumps(recipe | changed))
+        return tmp_path / name
+
+    a, b, c = cache("a", seed=0), cache("b", seed=2), cache("c", seed=1)
+    assert encoder_cv.copy_seeds([a, b, c]) == {0: a, 2: b, 1: c}
+    with pytest.raises(SystemExit, match="differ in their copies' seed"):
+        encoder_cv.copy_seeds([a, cache("d", seed=0)])
+    with pytest.raises(SystemExit, match="and only in it"):
+        encoder_cv.copy_seeds([a, cache("e", seed=3, copies=2)])
+
+
 def test_apply_temperature_keeps_the_order_and_equals_scaled_logits(synthetic):
     logits, p, _ = synthetic
     for t in (0.3, 1.7, 8.0):

@@ -59,8 +59,10 @@ def vector(scores) -> np.ndarray:
     return np.array(list(scores.probabilities.values()))
 
 
-def assert_same(updates, others, atol: float = 1e-12) -> None:
-    """The same windows, the same verdicts, and every probability within ``atol``."""
+def assert_same(updates, others, atol: float = 1e-6) -> None:
+    """The same windows, the same verdicts, and every probability within ``atol``: windows
+    scored in other batches may differ in float32's last bits (BLAS blocking differs by CPU;
+    5e-8 seen), a window that heard other audio by far more."""
     assert len(updates) == len(others)
     for u, v in zip(updates, others, strict=True):
         assert (u.start, u.end) == pytest.approx((v.start, v.end), abs=1e-9)
