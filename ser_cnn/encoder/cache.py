@@ -30,6 +30,7 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -186,35 +187,64 @@ def build_cache(
     started, done = time.monotonic(), 0
     batch: list[tuple[int, int, np.ndarray]] = []
 
-    def flush() -> None:
+    def encode(versions: list[tuple[int, int, np.ndarray]]) -> None:
         nonlocal done
-        states = encoder.encode([m for _, _, m in batch])
-        for (i, j, _), s in zip(batch, states, strict=True):
+        states = encoder.encode([m for _, _, m in versions])
+        for (i, j, _), s in zip(versions, states, strict=True):
             atomic_save(out_dir / state_file(manifest.at[i, "key"], j), s.astype(np.float16))
-        done += len(batch)
-        batch.clear()
+        done += len(versions)
         if progress:
             rate = done / (time.monotonic() - started)
             print(f"\rencoded {done}/{len(todo)} ({rate:.1f}/s)", end="", flush=True)
 
-    for i, j in todo:
-        if not usable(i):
-            continue
-        y = clip_version(
-            manifest, i, j, sr=sr, seed=seed, pool=pool, samples=samples, usable=usable, chain=chain
-        )
-        try:
-            log_mel = feature_config.compute(y, sr=sr)
-        except AudioError as err:  # e.g. silent: no speech to trim to
-            if strict:
-                raise DataError(f"{manifest.at[i, 'path']}: {err}") from None
-            failed[i] = str(err)
-            continue
-        batch.append((i, j, log_mel))
-        if sum(m.shape[1] for _, _, m in batch) * feature_config.hop_length >= BATCH_SECONDS * sr:
-            flush()
-    if batch:
-        flush()
+    def versions():
+        """Each missing version's log-mel, in order; a clip that cannot be analysed is skipped."""
+        for i, j in todo:
+            if not usable(i):
+                continue
+            y = clip_version(
+                manifest,
+                i,
+                j,
+                sr=sr,
+                seed=seed,
+                pool=pool,
+                samples=samples,
+                usable=usable,
+                chain=chain,
+            )
+            try:
+                log_mel = feature_config.compute(y, sr=sr)
+            except AudioError as err:  # e.g. silent: no speech to trim to
+                if strict:
+                    raise DataError(f"{manifest.at[i, 'path']}: {err}") from None
+                failed[i] = str(err)
+                continue
+            yield i, j, log_mel
+
+    # The encoder (it lets go of the GIL) works on one batch in a second thread while this one
+    # degrades and analyses the next: the same batches in the same order, so the same states.
+    with ThreadPoolExecutor(max_workers=1) as encoding:
+        running = None
+
+        def hand_over() -> None:
+            nonlocal running
+            if running is not None:
+                running.result()  # one batch at a time: memory stays bounded; errors raised
+            running = encoding.submit(encode, batch.copy())
+            batch.clear()
+
+        for version in versions():
+            batch.append(version)
+            if (
+                sum(m.shape[1] for _, _, m in batch) * feature_config.hop_length
+                >= BATCH_SECONDS * sr
+            ):
+                hand_over()
+        if batch:
+            hand_over()
+        if running is not None:
+            running.result()
     if progress and todo:
         print()
     done_rows = [
