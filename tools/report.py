@@ -59,6 +59,7 @@ DOCUMENTS = {
         "robustness",
         "robustness-validation",
         "chain-ablation",
+        "dereverb",
         "calibration",
         "leakage",
         "cost",
@@ -165,6 +166,7 @@ ENCODER_CHOSEN = f"cv_encoder_{ENCODER_BEFORE}.json"
 # its RAVDESS half fitted on three draws of the degraded copies (a convex fit's only seed)
 ENCODER_COPIES = f"cv_encoder_{ENCODER_HOME_ALONE}_copies.json"
 DENOISE_GATE = "denoise_gate.json"  # tools/denoise_trial.py: the front end's validation, surveys
+DEREVERB = "dereverb_trial.json"  # tools/dereverb_trial.py: WPE on validation actors
 ENCODER = "frozen Whisper tiny.en encoder"
 ENCODER_SPEAKER = "cv_encoder_encoder_logistic_speaker.json"  # an explicit option, never shipped
 # tools/encoder_cv.py result files of the encoder's trials on RAVDESS, in the order tried
@@ -477,6 +479,39 @@ CHAIN_CONDITIONS = (
     "room-tone padding",
     "codec",
 )
+
+
+def dereverb(root: str) -> str:
+    """The dereverberation trial on validation actors (tools/dereverb_trial.py): accuracy by
+    condition, as recorded and after WPE, and the energy WPE took away."""
+    d = _load(DEREVERB)
+    if d is None:
+        return "_(not measured yet: `python tools/dereverb_trial.py CV_RUN`)_"
+    conditions = list(dict.fromkeys(k.split(", ")[0] for k in d["accuracy"]))
+    variants = list(dict.fromkeys(k.split(", ", 1)[1] for k in d["accuracy"]))
+    rows = [
+        "| validation actors, six folds | " + " | ".join(conditions) + " |",
+        "|" + " --- |" * (len(conditions) + 1),
+    ]
+    for v in variants:
+        cells = []
+        for c in conditions:
+            cell = f"{d['accuracy'][f'{c}, {v}']:.3f}"
+            if f"{c}, {v}" in d["gain"]:
+                removed = d["removed_db"][f"{c}, {v}"]["p50"]
+                cell += f" ({d['gain'][f'{c}, {v}']:+.3f}; {removed:.1f} dB taken)"
+            cells.append(cell)
+        rows.append(f"| {v} | " + " | ".join(cells) + " |")
+    w = d["wpe"]
+    rows += [
+        "",
+        f"{w['package']} {w['version']}, frames of {w['frame']} samples every {w['shift']}, "
+        f"delay {w['delay']}, {w['iterations']} iterations; the change in accuracy and the "
+        "median energy taken away in brackets; seconds per clip: "
+        + ", ".join(f"{k} {v}" for k, v in d["seconds_per_clip"].items())
+        + f". Source: {_link(root, DEREVERB)}.",
+    ]
+    return "\n".join(rows)
 
 
 def chain_ablation(root: str) -> str:
@@ -1170,6 +1205,7 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "robustness": robustness,
     "robustness-validation": robustness_validation,
     "chain-ablation": chain_ablation,
+    "dereverb": dereverb,
     "robust-headline": robust_headline,
     "limits": limits,
     "calibration": calibration,
