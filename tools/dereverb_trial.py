@@ -15,6 +15,7 @@ validation actors, never on test actors. Writes ``results/dereverb_trial.json``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -118,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, help="shared data folder (as tools/robustness.py)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
+    if importlib.util.find_spec("nara_wpe") is None:  # before the scoring, not after it
+        p.error("the trial needs nara-wpe: pip install nara-wpe==0.0.11")
     ravdess, _ = scan(robustness._corpus_dir("RAVDESS_DIR", args.data, "ravdess-speech"))
     args.out.write_text(json.dumps(trial(args.cv_run, args.taps, ravdess), indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
