@@ -215,7 +215,8 @@ class Run:
         }
         if self.encoder is not None:  # one encoder, and its front end, serve every member
             interface["encoder"] = self.encoder.to_dict()
-            interface["denoise"] = self.training.denoise and self.training.denoise.to_dict()
+            front_end = self.training.front_end
+            interface["front end"] = front_end and front_end.to_dict()
         return interface
 
     def to_dict(self) -> dict:

@@ -217,6 +217,7 @@ def test_every_encoder_recipe_gives_the_settings_its_six_fold_result_records(pat
         "home_corpus": "",
         "wide_temperature": 1.0,
         "denoise": None,
+        "dereverb": None,
     }
     head = {"speaker_norm": False, "noise_gate": False, "home_gate": False} | recorded[
         "head"

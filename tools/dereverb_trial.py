@@ -1,15 +1,18 @@
 """Would dereverberation help the encoder in a hall? Weighted prediction error on validation actors.
 
-    pip install nara-wpe==0.0.11     # the trial's own dependency (not ser_cnn's)
-    python tools/dereverb_trial.py CV_RUN [--taps 10 20]
+    pip install nara-wpe==0.0.11     # or ser_cnn's encoder extra, which brings it
+    python tools/dereverb_trial.py CV_RUN --variants 10x1 20x1 --out results/dereverb_front_end.json
 
 Every fold run of ``CV_RUN`` (an encoder cross-validation folder) answers its own validation
 actors' clips clean and in the robustness benchmark's two rooms (the same seeds as
-``tools/robustness.py``), as recorded and dereverberated by single-channel WPE (nara_wpe's
-``wpe``, Yoshioka and Nakatani 2012: each frequency's late reverberation predicted from the
-frames ``DELAY`` and more before it and taken away; ``--taps`` frames of prediction). Also
-recorded: how much energy WPE takes away (dB), the quantity a gate would read. All of it on
-validation actors, never on test actors. Writes ``results/dereverb_trial.json``.
+``tools/robustness.py``), as recorded and dereverberated by the serving front end's WPE
+(:func:`ser_cnn.audio.dereverb.dereverberate`; each ``--variants`` entry TAPSxITERATIONS,
+the delay :class:`~ser_cnn.audio.dereverb.DereverbConfig`'s). Also recorded: how much energy
+WPE takes away (dB) and its seconds per clip (one thread: run it alone on the machine). All
+of it on validation actors, never on test actors.
+
+``results/dereverb_trial.json`` (the first stage, three iterations at 10 and 20 taps) was
+written by this tool as of commit 7170020, with nara-wpe's own STFT (Blackman frames).
 """
 
 from __future__ import annotations
@@ -25,26 +28,14 @@ from pathlib import Path
 import denoise_trial  # tools/denoise_trial.py, beside this file: its clips and conditions
 import numpy as np
 import robustness
+from threadpoolctl import threadpool_limits
 
+from ser_cnn.audio.dereverb import FRAME, SHIFT, DereverbConfig, dereverberate
 from ser_cnn.audio.io import SAMPLE_RATE
 from ser_cnn.ravdess import scan
 
-OUT = robustness.REPO / "results" / "dereverb_trial.json"
+OUT = robustness.REPO / "results" / "dereverb_front_end.json"
 CONDITIONS = ("clean", "reverb 0.3 s", "reverb 0.8 s")
-# STFT of 32 ms every 8 ms at 16 kHz and a 24 ms guard before the prediction (nara_wpe's
-# 16 kHz example), its function's default three iterations
-FRAME, SHIFT, DELAY, ITERATIONS = 512, 128, 3, 3
-
-
-def dereverberate(y: np.ndarray, *, taps: int) -> np.ndarray:
-    """``y`` with its late reverberation taken away by WPE, the same length, float32."""
-    from nara_wpe.utils import istft, stft
-    from nara_wpe.wpe import wpe
-
-    spectrum = stft(y[None].astype(np.float64), size=FRAME, shift=SHIFT).transpose(2, 0, 1)
-    clean = wpe(spectrum, taps=taps, delay=DELAY, iterations=ITERATIONS, statistics_mode="full")
-    out = istft(clean.transpose(1, 2, 0), size=FRAME, shift=SHIFT)[0][: len(y)]
-    return np.pad(out, (0, len(y) - len(out))).astype(np.float32)
 
 
 def removed_db(y: np.ndarray, out: np.ndarray) -> float:
@@ -52,22 +43,24 @@ def removed_db(y: np.ndarray, out: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(np.square(y, dtype=np.float64)) / np.sum(np.square(out))))
 
 
-def trial(cv_run: Path, taps: list[int], ravdess) -> dict:
+def trial(cv_run: Path, configs: list[DereverbConfig], ravdess) -> dict:
     import ser_cnn
 
-    variants = [None, *taps]
-    per_fold, removed, seconds = {}, {}, {t: [] for t in taps}
+    variants = [None, *configs]
+    per_fold, removed, seconds = {}, {}, {c: [] for c in configs}
     for fold, run_dir in robustness.fold_runs(cv_run).items():
         rec = ser_cnn.load_recognizer(run_dir, calibrated=False)
         clips, emotions, pool = denoise_trial.fold_clips(run_dir, "validation", ravdess)
         for name in CONDITIONS:
             heard = denoise_trial.degraded(name, clips, pool)
-            for t in variants:
-                key, versions = f"{name}, {_variant(t)}", heard
-                if t is not None:
-                    started = time.perf_counter()
-                    versions = [dereverberate(y, taps=t) for y in heard]
-                    seconds[t].append((time.perf_counter() - started) / len(heard))
+            for c in variants:
+                key, versions = f"{name}, {_variant(c)}", heard
+                if c is not None:
+                    with threadpool_limits(1):  # the cost on one core, as the plan counts it
+                        started = time.perf_counter()
+                        versions = [dereverberate(y, SAMPLE_RATE, config=c) for y in heard]
+                        elapsed = time.perf_counter() - started
+                    seconds[c].append(elapsed / len(heard))
                     removed.setdefault(key, []).extend(map(removed_db, heard, versions))
                 right = sum(
                     rec.predict(y, sr=SAMPLE_RATE).scores["encoder"].emotion == e
@@ -86,43 +79,58 @@ def trial(cv_run: Path, taps: list[int], ravdess) -> dict:
         "wpe": {
             "package": "nara-wpe",
             "version": version("nara-wpe"),
-            "frame": FRAME,
-            "shift": SHIFT,
-            "delay": DELAY,
-            "iterations": ITERATIONS,
+            "front_end": "ser_cnn.audio.dereverb.dereverberate",
+            "frame_s": FRAME,
+            "shift_s": SHIFT,
+            "variants": {_variant(c): c.to_dict() for c in configs},
         },
         "accuracy": {k: round(accuracy(k), 4) for k in per_fold},
         "gain": {
-            f"{n}, {_variant(t)}": round(
-                accuracy(f"{n}, {_variant(t)}") - accuracy(f"{n}, {_variant(None)}"), 4
+            f"{n}, {_variant(c)}": round(
+                accuracy(f"{n}, {_variant(c)}") - accuracy(f"{n}, {_variant(None)}"), 4
             )
             for n in CONDITIONS
-            for t in taps
+            for c in configs
         },
         "removed_db": {
             k: {f"p{q}": round(float(np.percentile(v, q)), 2) for q in (10, 50, 90)}
             for k, v in removed.items()
         },
-        "seconds_per_clip": {_variant(t): round(float(np.mean(s)), 3) for t, s in seconds.items()},
+        "seconds_per_clip": {  # the median over the folds' and conditions' means
+            _variant(c): round(float(np.median(s)), 4) for c, s in seconds.items()
+        },
         "per_fold": per_fold,
     }
 
 
-def _variant(taps: int | None) -> str:
-    return "as recorded" if taps is None else f"WPE, {taps} taps"
+def _variant(config: DereverbConfig | None) -> str:
+    if config is None:
+        return "as recorded"
+    return f"WPE, {config.taps} taps, {config.iterations} iteration" + "s" * (config.iterations > 1)
+
+
+def _config(text: str) -> DereverbConfig:
+    """``TAPSxITERATIONS``, e.g. ``10x1``."""
+    taps, _, iterations = text.partition("x")
+    try:
+        return DereverbConfig(taps=int(taps), iterations=int(iterations))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"expected TAPSxITERATIONS such as 10x1, got {text!r}"
+        ) from err
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("cv_run", type=Path, help="an encoder cross-validation folder (fold1 ...)")
-    p.add_argument("--taps", type=int, nargs="+", default=[10, 20])
+    p.add_argument("--variants", type=_config, nargs="+", default=[_config("10x1")])
     p.add_argument("--data", type=Path, help="shared data folder (as tools/robustness.py)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     if importlib.util.find_spec("nara_wpe") is None:  # before the scoring, not after it
         p.error("the trial needs nara-wpe: pip install nara-wpe==0.0.11")
     ravdess, _ = scan(robustness._corpus_dir("RAVDESS_DIR", args.data, "ravdess-speech"))
-    args.out.write_text(json.dumps(trial(args.cv_run, args.taps, ravdess), indent=2) + "\n")
+    args.out.write_text(json.dumps(trial(args.cv_run, args.variants, ravdess), indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -212,33 +212,32 @@ def unheard_temperatures(out: dict, answers: dict) -> float:
 
 def served_states(manifest, x, config: HeadTraining, features: dict) -> tuple[np.ndarray, dict]:
     """What a run of ``config`` hears of each clip as served, (n_clips, ...) as ``x[0]``: the
-    clip as recorded, but where its front end (``config.denoise``) denoises a clip, that clip
-    read again, denoised and encoded (the NumPy encoder, its states rounded to float16 as the
-    cache keeps them); and how many clips of each corpus it denoised."""
-    out = x[0]
-    if config.denoise is None:
+    clip as recorded, but where its front end (``config.front_end``) changes a clip, that clip
+    read again, passed through it and encoded (the NumPy encoder, its states rounded to float16
+    as the cache keeps them); and how many clips of each corpus it changed."""
+    out, front_end = x[0], config.front_end
+    if front_end is None:
         return out, {}
-    from ser_cnn.audio.denoise import needs_denoising
     from ser_cnn.audio.io import load_audio
     from ser_cnn.encoder.head import pool
     from ser_cnn.encoder.light import LightEncoder
     from ser_cnn.features.logmel import WhisperFeatureConfig, clip_whisper_log_mel
 
     if config.head.clip_norm or config.head.speaker_norm:
-        raise SystemExit("error: a denoising front end is scored only without clip or speaker norm")
+        raise SystemExit("error: a front end is scored only without clip or speaker norm")
     settings = WhisperFeatureConfig.from_dict({k: v for k, v in features.items() if k != "kind"})
-    sr, encoder, denoised = settings.sample_rate, None, dict.fromkeys(manifest["corpus"], 0)
+    sr, encoder, changed = settings.sample_rate, None, dict.fromkeys(manifest["corpus"], 0)
     out = out.copy()
     for i, (path, corpus) in enumerate(zip(manifest["path"], manifest["corpus"], strict=True)):
         y = load_audio(path, target_sr=sr)
-        if not needs_denoising(y, sr, config=config.denoise):
+        if not front_end.changes(y, sr):
             continue
         encoder = encoder or LightEncoder.load()
-        mel = clip_whisper_log_mel(y, settings, front_end=config.denoise)
+        mel = clip_whisper_log_mel(y, settings, front_end=front_end)
         out[i] = pool(encoder.encode([mel])[0].astype(np.float16))
-        denoised[corpus] += 1
-    print(f"denoised as served: {denoised}")
-    return out, denoised
+        changed[corpus] += 1
+    print(f"changed by the front end as served: {changed}")
+    return out, changed
 
 
 def six_folds(manifest, x, y, config, seed, *, gender=False, served=None) -> dict:
@@ -407,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(by_seed) > 1 and (len(args.seeds) > 1 or args.beside or args.view):
         p.error("several caches (one per copies' seed) take one --seeds and no --beside, --view")
     norms = {"corpus_norm": args.corpus_norm, **pooled_norms(config.head)}
-    runs, denoised, notes = {}, None, {}  # notes (--loco): the wide_temperature fitted, by seed
+    runs, changed, notes = {}, None, {}  # notes (--loco): the wide_temperature fitted, by seed
     for copies_seed, cache in by_seed.items():
         caches = [cache, *args.extra]  # one corpus or more each
         if args.loco and args.only_ravdess:  # the others are only scored: as recorded suffices
@@ -422,8 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.view:
             x = with_view(x, caches, args.view, config)
         manifest, x, y = labelled(manifest, x)
-        if denoised is None:  # the clips as recorded are every cache's copy 0
-            served, denoised = served_states(manifest, x, config, cache_settings(cache)["features"])
+        if changed is None:  # the clips as recorded are every cache's copy 0
+            served, changed = served_states(manifest, x, config, cache_settings(cache)["features"])
         if args.loco:
             protocol = functools.partial(
                 leave_one_corpus_out,
@@ -454,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         "corpus_norm": args.corpus_norm,
         "view": args.view,
         "by_gender": args.by_gender,
-        "denoised_as_served": denoised,  # clips the front end (training.denoise) changed
+        "changed_as_served": changed,  # clips the front end (training.front_end) changed
         "seeds": [int(k) for k in runs],
         # what a seed draws: the RAVDESS copies (one cache each) or the head's initialisation
         "seed_of": "copies" if len(by_seed) > 1 else "head",

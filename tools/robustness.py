@@ -16,8 +16,9 @@ $NEMO_DIR, else the shared data folder; skipped when absent). Each
 invocation adds or replaces its label's entry in ``--out`` and redraws the chart beside it.
 ``--part validation`` scores each run's validation actors instead, RAVDESS only (the other
 corpora are test data): the judge for choosing a recipe (tools/ablation.py). ``--front-end``:
-the encoder runs serve with the ``[denoise]`` table of an encoder recipe instead of their own
-(:mod:`ser_cnn.audio.denoise`; the head as trained), to score a front end without retraining.
+the encoder runs serve with the front end of an encoder recipe (its ``[denoise]`` and
+``[dereverb]`` tables, :mod:`ser_cnn.audio.front_end`) instead of their own, the head as
+trained, to score a front end without retraining.
 On a shared machine, run it with OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1.
 """
 
@@ -159,7 +160,7 @@ def benchmark(
     runs, *, data: Path | None, conditions, limit, seed, part="test", front_end=None
 ) -> dict:
     """Score every fold run of ``runs``; the entry of one label in the results file
-    (``front_end``: the ``DenoiseConfig`` its encoder runs serve with instead of their own)."""
+    (``front_end``: the ``FrontEnd`` its encoder runs serve with instead of their own)."""
     import ser_cnn
 
     ravdess, _ = scan(_corpus_dir("RAVDESS_DIR", data, "ravdess-speech"))
@@ -175,7 +176,7 @@ def benchmark(
         # raw output: a temperature changes no RAVDESS answer but can change a cross-corpus one
         rec = ser_cnn.load_recognizer(run_dir, calibrated=False)
         if front_end is not None and "encoder" in rec.models:
-            rec.encoder_denoise = front_end
+            rec.encoder_front_end = front_end
         tests = _subset([c for c in ravdess if c.actor in actors], limit, seed)
         speakers = [c.actor for c in tests] if rec.speaker_normalized else None
         others = _subset([c for c in ravdess if c.actor not in held_out], BABBLE_POOL, seed)
@@ -210,7 +211,7 @@ def benchmark(
         "cross_corpus": cross,
         "skipped": skipped,
         "part": part,
-        "front_end": front_end and {"denoise": front_end.to_dict()},
+        "front_end": front_end and front_end.to_dict(),
         "limit": limit,
         "seed": seed,
     }
@@ -370,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         "--front-end",
         type=Path,
         metavar="RECIPE",
-        help="encoder runs serve with this encoder recipe's [denoise] table instead of their own",
+        help="encoder runs serve with this encoder recipe's front end instead of their own",
     )
     args = parser.parse_args(argv)
     if args.merge:
@@ -443,15 +444,15 @@ def _write(out: Path, results: dict, label: str, entry: dict) -> None:
 
 
 def _front_end(recipe: Path):
-    """The ``DenoiseConfig`` of an encoder recipe (a HeadTraining TOML); it must have one."""
+    """The ``FrontEnd`` of an encoder recipe (a HeadTraining TOML); it must have one."""
     import tomllib
 
     from ser_cnn.encoder.fit import HeadTraining
 
-    denoise = HeadTraining.from_dict(tomllib.loads(recipe.read_text())).denoise
-    if denoise is None:
-        raise SystemExit(f"error: {recipe} has no [denoise] table")
-    return denoise
+    front_end = HeadTraining.from_dict(tomllib.loads(recipe.read_text())).front_end
+    if front_end is None:
+        raise SystemExit(f"error: {recipe} has neither a [denoise] nor a [dereverb] table")
+    return front_end
 
 
 def _configs(run_dir: Path) -> list[Path]:

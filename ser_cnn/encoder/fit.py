@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ser_cnn.audio.denoise import DenoiseConfig
+from ser_cnn.audio.dereverb import DereverbConfig
+from ser_cnn.audio.front_end import FrontEnd
 from ser_cnn.encoder.head import (
     GATE_LAYER,
     HOME_GATE_LAYER,
@@ -86,6 +88,9 @@ class HeadTraining:
     # noise (:mod:`ser_cnn.audio.denoise`: its gate); training clips and copies never pass
     # through it. None: every clip as recorded.
     denoise: DenoiseConfig | None = None
+    # Serving only, after the denoiser: single-channel WPE of every clip, taking away a room's
+    # late reverberation (:mod:`ser_cnn.audio.dereverb`). None: none.
+    dereverb: DereverbConfig | None = None
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
 
     def __post_init__(self) -> None:
@@ -145,6 +150,13 @@ class HeadTraining:
                 f"gate_against must be one of {GATE_AGAINST}, got {self.gate_against!r}"
             )
 
+    @property
+    def front_end(self) -> FrontEnd | None:
+        """What a clip passes through before the log-mel when served; None: nothing."""
+        if self.denoise is None and self.dereverb is None:
+            return None
+        return FrontEnd(denoise=self.denoise, dereverb=self.dereverb)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -152,12 +164,13 @@ class HeadTraining:
     def from_dict(cls, d: dict) -> HeadTraining:
         d = dict(d)
         head = HeadConfig.from_dict(d.pop("head", {}))
-        denoise = d.pop("denoise", None)
+        denoise, dereverb = d.pop("denoise", None), d.pop("dereverb", None)
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ParameterError(f"unknown head training settings {sorted(unknown)}")
         denoise = None if denoise is None else DenoiseConfig.from_dict(denoise)
-        return cls(**d, head=head, denoise=denoise)
+        dereverb = None if dereverb is None else DereverbConfig.from_dict(dereverb)
+        return cls(**d, head=head, denoise=denoise, dereverb=dereverb)
 
 
 def pooled_statistics(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -35,7 +35,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.fft
 
-from ser_cnn.audio.denoise import DenoiseConfig, denoise
+from ser_cnn.audio.front_end import FrontEnd
 from ser_cnn.audio.io import SAMPLE_RATE, AudioSource, load_audio
 from ser_cnn.errors import ParameterError
 
@@ -517,12 +517,12 @@ def clip_whisper_log_mel(
     y: np.ndarray,
     config: WhisperFeatureConfig = DEFAULT_WHISPER,
     *,
-    front_end: DenoiseConfig | None = None,
+    front_end: FrontEnd | None = None,
 ) -> np.ndarray:
     """:func:`whisper_log_mel` of samples already at ``config.sample_rate``; ``front_end``: an
-    encoder run's denoising front end, applied first (:func:`ser_cnn.audio.denoise.denoise`)."""
+    encoder run's front end, applied first (:mod:`ser_cnn.audio.front_end`)."""
     if front_end is not None:
-        y = denoise(y, config.sample_rate, config=front_end)
+        y = front_end(y, config.sample_rate)
     y = trim_silence(y, config=config)
     power = _frame_power(y, config)
     if config.level_db is not None:  # as clip_log_mel: the loudest frame at level_db

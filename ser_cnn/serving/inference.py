@@ -168,7 +168,7 @@ class Recognizer:
             self.runtimes[m] = tuple(name for _, name in pairs)
         if "encoder" in self.runs:
             self.encoder_config = self.runs["encoder"].features  # Whisper's log-mel
-            self.encoder_denoise = self.runs["encoder"].training.denoise  # its front end
+            self.encoder_front_end = self.runs["encoder"].training.front_end
             self._encoder = [model for model, _ in loaded["encoder"]]  # predict_proba(log_mels)
         if "cnn" in self.runs:
             self.feature_config = self.runs["cnn"].features
@@ -284,7 +284,7 @@ class Recognizer:
         if "cnn" in part:
             part["cnn"].add(self._log_mel(y)[None])
         if "encoder" in part:  # members share the encoder: the first one's states
-            mel = clip_whisper_log_mel(y, self.encoder_config, front_end=self.encoder_denoise)
+            mel = clip_whisper_log_mel(y, self.encoder_config, front_end=self.encoder_front_end)
             pooled = self._encoder[0].pooled([mel])
             part["encoder"].add(pooled.reshape(1, -1, 1))  # every number as a "band"
         return part
@@ -455,7 +455,7 @@ class Recognizer:
         out = {}
         if self._encoder:
             out["encoder"] = clip_whisper_log_mel(
-                y, self.encoder_config, front_end=self.encoder_denoise
+                y, self.encoder_config, front_end=self.encoder_front_end
             )
         if self._cnn:
             out["cnn"] = self._log_mel(y)

@@ -194,7 +194,8 @@ class HeadSource(RunSource):
         expert and gate were fitted on RAVDESS's always-noisy copies): the usual output layer
         goes on. So is a home gate: its wide output layer (every corpus's) goes on, with the
         logits it serves (``wide_temperature`` folded in: a softer start, the same order).
-        The source's serving front end (``denoise``) goes on too: the new run hears as it did."""
+        The source's serving front end (``denoise``, ``dereverb``) goes on too: the new run
+        hears as it did."""
         head = dataclasses.replace(self.run.training.head, noise_gate=False, home_gate=False)
         usual = config.copies - config.noisy_copies  # the usual copies go on, the noisy stay
         return dataclasses.replace(
@@ -206,6 +207,7 @@ class HeadSource(RunSource):
             home_corpus="",
             wide_temperature=1.0,
             denoise=self.run.training.denoise,
+            dereverb=self.run.training.dereverb,
         )
 
     def keras_head(self):

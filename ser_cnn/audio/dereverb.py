@@ -1,0 +1,141 @@
+"""A hall's late reverberation taken away before the encoder: single-channel WPE.
+
+In a large room each syllable rings on into the next, and the encoder's head, though its
+training copies hold rooms up to RT60 = 1 s, loses most in the benchmark's hall. Weighted
+prediction error (Nakatani et al. 2010, Yoshioka and Nakatani 2012) predicts each STFT
+frequency's late reverberation from the frames ``delay`` and more before it, weighting frames
+by the inverse of the dereverberated power estimated so far, and takes the prediction away:
+a linear filter of the clip's own past, so the direct sound and early reflections (within
+``delay`` frames) are kept and nothing is learnt from other clips. The filter is nara-wpe's
+``wpe`` (MIT); the STFT around it is this module's (SciPy's FFT, which the features already
+load, not nara-wpe's SciPy-signal one: 1.5 s more at start-up). Serving only, as
+:mod:`ser_cnn.audio.denoise`: training clips and their degraded copies never pass through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+
+from ser_cnn.errors import ParameterError
+
+FRAME = 0.032  # s: STFT frames (512 samples at 16 kHz, nara-wpe's 16 kHz setting)
+SHIFT = 0.008  # s: between frames, a quarter frame, so a tap is 8 ms of the past
+LEVEL_RMS = 0.1  # the clip is brought to this RMS for the filter and back: WPE's power floor
+# is absolute, so this keeps the output proportional to the input at any recording level
+
+
+@dataclass(frozen=True)
+class DereverbConfig:
+    """How :func:`dereverberate` predicts the reverberation.
+
+    Attributes
+    ----------
+    taps : int
+        Frames of the past the prediction uses (each ``SHIFT`` s): 10 taps reach 80 ms
+        beyond the delay, 20 taps 160 ms.
+    delay : int
+        Frames skipped before the prediction (3: 24 ms), whose direct sound and early
+        reflections are kept.
+    iterations : int
+        Rounds of the power estimate and the filter; each costs as much as the first.
+    """
+
+    taps: int = 10
+    delay: int = 3
+    iterations: int = 1
+
+    def __post_init__(self) -> None:
+        if min(self.taps, self.delay, self.iterations) < 1:
+            raise ParameterError(
+                "dereverb taps, delay and iterations must each be at least 1, got "
+                f"taps = {self.taps}, delay = {self.delay}, iterations = {self.iterations}"
+            )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DereverbConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(d) - names:
+            raise ParameterError(
+                f"unknown dereverb settings {sorted(set(d) - names)}; known: {sorted(names)}"
+            )
+        return cls(**d)
+
+
+def dereverberate(y: np.ndarray, sr: int, *, config: DereverbConfig) -> np.ndarray:
+    """``y`` with its late reverberation predicted and taken away.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n,)
+        Samples at ``sr`` Hz.
+    sr : int
+        Sample rate in Hz.
+    config : DereverbConfig
+
+    Returns
+    -------
+    np.ndarray, shape (n,), float32
+        The same length; digital silence stays silent.
+    """
+    from nara_wpe.wpe import wpe  # imported only when a clip is served through it
+
+    y = np.asarray(y, dtype=np.float32)
+    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
+    if rms == 0.0:
+        return y
+    spectrum = stft(y * (LEVEL_RMS / rms), sr)  # (frames, bins)
+    clean = wpe(
+        spectrum.T[:, None, :],  # nara-wpe's (frequency, channel, time)
+        taps=config.taps,
+        delay=config.delay,
+        iterations=config.iterations,
+        statistics_mode="full",
+    )[:, 0, :].T
+    return (istft(clean, len(y), sr) * (rms / LEVEL_RMS)).astype(np.float32)
+
+
+def stft(y: np.ndarray, sr: int) -> np.ndarray:
+    """Complex spectrum of ``FRAME``-long Hann frames every ``SHIFT`` s, the clip padded by a
+    frame less a shift on each side so that every sample lies in equally many frames.
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames, frame // 2 + 1), complex128
+    """
+    frame, shift = _lengths(sr)
+    padded = np.pad(np.asarray(y, dtype=np.float64), frame - shift)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, frame)[::shift]
+    return scipy.fft.rfft(frames * _window(frame), axis=1)
+
+
+def istft(spectrum: np.ndarray, n: int, sr: int) -> np.ndarray:
+    """Samples back from :func:`stft`'s spectrum by weighted overlap-add: ``n`` of them,
+    float64. The round trip returns the clip to within floating-point error."""
+    frame, shift = _lengths(sr)
+    window = _window(frame)
+    frames = scipy.fft.irfft(spectrum, n=frame, axis=1) * window
+    length = (len(frames) - 1) * shift + frame
+    out, weight = np.zeros(length), np.zeros(length)
+    for i, chunk in enumerate(frames):
+        out[i * shift : i * shift + frame] += chunk
+        weight[i * shift : i * shift + frame] += window**2
+    start = frame - shift
+    return out[start : start + n] / weight[start : start + n]
+
+
+def _lengths(sr: int) -> tuple[int, int]:
+    frame, shift = round(FRAME * sr), round(SHIFT * sr)
+    if frame % shift:
+        raise ParameterError(f"dereverb needs a frame a whole number of shifts long at {sr} Hz")
+    return frame, shift
+
+
+def _window(frame: int) -> np.ndarray:
+    return np.hanning(frame + 1)[:-1]  # periodic Hann: its squares overlap-add to a constant

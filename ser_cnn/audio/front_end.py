@@ -1,0 +1,48 @@
+"""What an encoder run does to a clip before its log-mel: denoise, then dereverberate.
+
+Serving only: a run's recipe names its front end (``[denoise]`` and ``[dereverb]`` tables,
+:class:`ser_cnn.encoder.fit.HeadTraining`), and training clips and their degraded copies never
+pass through it. The denoiser comes first because its gate was chosen on clips as recorded
+(:mod:`ser_cnn.audio.denoise`), before any reverberation was taken from their pauses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ser_cnn.audio.denoise import DenoiseConfig, denoise, needs_denoising
+from ser_cnn.audio.dereverb import DereverbConfig, dereverberate
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """The stages a clip passes through before the Whisper log-mel, each None when absent."""
+
+    denoise: DenoiseConfig | None = None
+    dereverb: DereverbConfig | None = None
+
+    def __call__(self, y: np.ndarray, sr: int) -> np.ndarray:
+        """``y`` (shape (n,), at ``sr`` Hz) through each stage; float32, the same length."""
+        y = np.asarray(y, dtype=np.float32)
+        if self.denoise is not None:
+            y = denoise(y, sr, config=self.denoise)
+        if self.dereverb is not None:
+            y = dereverberate(y, sr, config=self.dereverb)
+        return y
+
+    def changes(self, y: np.ndarray, sr: int) -> bool:
+        """Whether any stage changes ``y``: dereverberation every clip, the denoiser only those
+        its gate lets in."""
+        return self.dereverb is not None or (
+            self.denoise is not None and needs_denoising(y, sr, config=self.denoise)
+        )
+
+    def to_dict(self) -> dict:
+        """The stages present, by name (as a recipe's tables)."""
+        return {
+            name: stage.to_dict()
+            for name, stage in (("denoise", self.denoise), ("dereverb", self.dereverb))
+            if stage is not None
+        }
