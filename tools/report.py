@@ -60,6 +60,7 @@ DOCUMENTS = {
         "robustness-validation",
         "chain-ablation",
         "dereverb",
+        "dereverb-front-end",
         "calibration",
         "leakage",
         "cost",
@@ -167,6 +168,7 @@ ENCODER_CHOSEN = f"cv_encoder_{ENCODER_BEFORE}.json"
 ENCODER_COPIES = f"cv_encoder_{ENCODER_HOME_ALONE}_copies.json"
 DENOISE_GATE = "denoise_gate.json"  # tools/denoise_trial.py: the front end's validation, surveys
 DEREVERB = "dereverb_trial.json"  # tools/dereverb_trial.py: WPE on validation actors
+DEREVERB_FRONT_END = "dereverb_front_end.json"  # the same through ser_cnn's own front end
 ENCODER = "frozen Whisper tiny.en encoder"
 ENCODER_SPEAKER = "cv_encoder_encoder_logistic_speaker.json"  # an explicit option, never shipped
 # tools/encoder_cv.py result files of the encoder's trials on RAVDESS, in the order tried
@@ -482,11 +484,44 @@ CHAIN_CONDITIONS = (
 
 
 def dereverb(root: str) -> str:
-    """The dereverberation trial on validation actors (tools/dereverb_trial.py): accuracy by
-    condition, as recorded and after WPE, and the energy WPE took away."""
+    """The dereverberation trial on validation actors (tools/dereverb_trial.py as of 7170020,
+    with nara-wpe's own STFT): accuracy by condition, as recorded and after WPE, and the energy
+    WPE took away."""
     d = _load(DEREVERB)
     if d is None:
         return "_(not measured yet: `python tools/dereverb_trial.py CV_RUN`)_"
+    w = d["wpe"]
+    return _dereverb_table(d) + (
+        f"\n\n{w['package']} {w['version']}, frames of {w['frame']} samples every {w['shift']}, "
+        f"delay {w['delay']}, {w['iterations']} iterations; the change in accuracy and the "
+        "median energy taken away in brackets; seconds per clip: "
+        + ", ".join(f"{k} {v}" for k, v in d["seconds_per_clip"].items())
+        + f". Source: {_link(root, DEREVERB)}."
+    )
+
+
+def dereverb_front_end(root: str) -> str:
+    """The same trial through the serving front end (ser_cnn.audio.dereverb), one iteration."""
+    d = _load(DEREVERB_FRONT_END)
+    if d is None:
+        return (
+            "_(not measured yet: `python tools/dereverb_trial.py CV_RUN --variants 10x1 20x1`)_"
+        )
+    w = d["wpe"]
+    delays = {v["delay"] for v in w["variants"].values()}
+    return _dereverb_table(d) + (
+        f"\n\n`{w['front_end']}` ({w['package']} {w['version']}), frames of "
+        f"{w['frame_s'] * 1000:.0f} ms every {w['shift_s'] * 1000:.0f} ms, delay "
+        + ", ".join(map(str, sorted(delays)))
+        + " frames; the change in accuracy and the median energy taken away in brackets; "
+        "median seconds per clip on one thread: "
+        + ", ".join(f"{k} {v}" for k, v in d["seconds_per_clip"].items())
+        + f". Source: {_link(root, DEREVERB_FRONT_END)}."
+    )
+
+
+def _dereverb_table(d: dict) -> str:
+    """Accuracy by condition (columns) and variant (rows) of a dereverberation trial."""
     conditions = list(dict.fromkeys(k.split(", ")[0] for k in d["accuracy"]))
     variants = list(dict.fromkeys(k.split(", ", 1)[1] for k in d["accuracy"]))
     rows = [
@@ -502,15 +537,6 @@ def dereverb(root: str) -> str:
                 cell += f" ({d['gain'][f'{c}, {v}']:+.3f}; {removed:.1f} dB taken)"
             cells.append(cell)
         rows.append(f"| {v} | " + " | ".join(cells) + " |")
-    w = d["wpe"]
-    rows += [
-        "",
-        f"{w['package']} {w['version']}, frames of {w['frame']} samples every {w['shift']}, "
-        f"delay {w['delay']}, {w['iterations']} iterations; the change in accuracy and the "
-        "median energy taken away in brackets; seconds per clip: "
-        + ", ".join(f"{k} {v}" for k, v in d["seconds_per_clip"].items())
-        + f". Source: {_link(root, DEREVERB)}.",
-    ]
     return "\n".join(rows)
 
 
@@ -1206,6 +1232,7 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "robustness-validation": robustness_validation,
     "chain-ablation": chain_ablation,
     "dereverb": dereverb,
+    "dereverb-front-end": dereverb_front_end,
     "robust-headline": robust_headline,
     "limits": limits,
     "calibration": calibration,
