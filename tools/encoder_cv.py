@@ -28,6 +28,7 @@ import json
 import sys
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,6 +50,7 @@ from ser_cnn.training.evaluation import restrict
 from ser_cnn.training.metrics import SCORES, evaluate, mean_std
 
 RESULTS = Path("results")
+SERVED_BATCH = 32  # clips heard through a front end and encoded together (as a batch is served)
 VAL_EVERY = 10  # LOCO: every tenth speaker (sorted ids) of a training corpus validates
 
 
@@ -227,15 +229,29 @@ def served_states(manifest, x, config: HeadTraining, features: dict) -> tuple[np
         raise SystemExit("error: a front end is scored only without clip or speaker norm")
     settings = WhisperFeatureConfig.from_dict({k: v for k, v in features.items() if k != "kind"})
     sr, encoder, changed = settings.sample_rate, None, dict.fromkeys(manifest["corpus"], 0)
-    out = out.copy()
-    for i, (path, corpus) in enumerate(zip(manifest["path"], manifest["corpus"], strict=True)):
-        y = load_audio(path, target_sr=sr)
-        if not front_end.changes(y, sr):
-            continue
-        encoder = encoder or LightEncoder.load()
-        mel = clip_whisper_log_mel(y, settings, front_end=front_end)
-        out[i] = pool(encoder.encode([mel])[0].astype(np.float16))
-        changed[corpus] += 1
+    paths, corpora, out = list(manifest["path"]), list(manifest["corpus"]), out.copy()
+
+    def heard(i: int) -> np.ndarray | None:
+        """Clip ``i``'s log-mel as served, or None where the front end leaves it as it is."""
+        y = load_audio(paths[i], target_sr=sr)
+        return (
+            clip_whisper_log_mel(y, settings, front_end=front_end)
+            if front_end.changes(y, sr)
+            else None
+        )
+
+    # a batch of clips at a time, through the front end on both cores, then encoded together
+    with ThreadPoolExecutor(max_workers=2) as workers:
+        for start in range(0, len(paths), SERVED_BATCH):
+            batch = range(start, min(start + SERVED_BATCH, len(paths)))
+            mels = zip(batch, workers.map(heard, batch), strict=True)
+            todo = [(i, m) for i, m in mels if m is not None]
+            if not todo:
+                continue
+            encoder = encoder or LightEncoder.load()
+            for (i, _), states in zip(todo, encoder.encode([m for _, m in todo]), strict=True):
+                out[i] = pool(states.astype(np.float16))
+                changed[corpora[i]] += 1
     print(f"changed by the front end as served: {changed}")
     return out, changed
 
