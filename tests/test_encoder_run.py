@@ -630,22 +630,29 @@ def test_labels_and_temperature_come_from_the_run(encoder_run, tmp_path):
     )
 
 
+def served_with(encoder_run, tmp_path, **tables):
+    """A recognizer of a copy of ``encoder_run`` whose recipe has these front-end tables."""
+    run_dir = shutil.copytree(encoder_run, tmp_path / "run")
+    config = json.loads((run_dir / "config.json").read_text())
+    config["training"] |= tables
+    (run_dir / "config.json").write_text(json.dumps(config))
+    return load_recognizer(run_dir)
+
+
+def probabilities(rec, clip) -> list[float]:
+    return list(rec.predict(clip, sr=16_000).probabilities.values())
+
+
 def test_the_runs_front_end_denoises_a_clip_buried_in_steady_noise(encoder_run, tmp_path):
     from ser_cnn.audio.degrade import add_noise
     from ser_cnn.audio.denoise import DenoiseConfig, denoise, floor_snr
 
-    run_dir = shutil.copytree(encoder_run, tmp_path / "run")
-    config = json.loads((run_dir / "config.json").read_text())
-    config["training"]["denoise"] = {"below_db": 12.0, "amount": 0.8}
-    (run_dir / "config.json").write_text(json.dumps(config))
-    gated, plain = load_recognizer(run_dir), load_recognizer(encoder_run)
+    gated = served_with(encoder_run, tmp_path, denoise={"below_db": 12.0, "amount": 0.8})
+    plain = load_recognizer(encoder_run)
     assert gated.encoder_front_end.denoise == DenoiseConfig(below_db=12.0, amount=0.8)
     y = load_audio(EXAMPLES[0], target_sr=16_000)
     noisy = add_noise(y, 16_000, snr_db=5.0, kind="white", rng=np.random.default_rng(0))
     assert floor_snr(noisy, 16_000) < 12.0 <= floor_snr(y, 16_000)
-
-    def probabilities(rec, clip):
-        return list(rec.predict(clip, sr=16_000).probabilities.values())
 
     assert probabilities(gated, y) == probabilities(plain, y)  # above the gate: untouched
     cleaned = denoise(noisy, 16_000, config=gated.encoder_front_end.denoise)
@@ -657,17 +664,10 @@ def test_the_runs_front_end_denoises_a_clip_buried_in_steady_noise(encoder_run, 
 def test_the_runs_front_end_dereverberates_every_clip(encoder_run, tmp_path):
     from ser_cnn.audio.dereverb import DereverbConfig, dereverberate
 
-    run_dir = shutil.copytree(encoder_run, tmp_path / "run")
-    config = json.loads((run_dir / "config.json").read_text())
-    config["training"]["dereverb"] = {"taps": 10, "iterations": 1}
-    (run_dir / "config.json").write_text(json.dumps(config))
-    heard, plain = load_recognizer(run_dir), load_recognizer(encoder_run)
+    heard = served_with(encoder_run, tmp_path, dereverb={"taps": 10, "iterations": 1})
+    plain = load_recognizer(encoder_run)
     assert heard.encoder_front_end.dereverb == DereverbConfig(taps=10, iterations=1)
     y = load_audio(EXAMPLES[0], target_sr=16_000)
-
-    def probabilities(rec, clip):
-        return list(rec.predict(clip, sr=16_000).probabilities.values())
-
     expected = probabilities(plain, dereverberate(y, 16_000, config=DereverbConfig()))
     np.testing.assert_allclose(probabilities(heard, y), expected, atol=1e-6)
     assert not np.allclose(probabilities(heard, y), probabilities(plain, y), atol=1e-4)

@@ -339,6 +339,7 @@ SERVING = {
     "ser_cnn.model",
     "ser_cnn.ravdess",
     "ser_cnn.run",
+    "ser_cnn.settings",
     "ser_cnn.audio",
     "ser_cnn.audio.io",
     "ser_cnn.audio.front_end",  # an encoder run's front end, its stages:

@@ -504,9 +504,7 @@ def dereverb_front_end(root: str) -> str:
     """The same trial through the serving front end (ser_cnn.audio.dereverb), one iteration."""
     d = _load(DEREVERB_FRONT_END)
     if d is None:
-        return (
-            "_(not measured yet: `python tools/dereverb_trial.py CV_RUN --variants 10x1 20x1`)_"
-        )
+        return "_(not measured yet: `python tools/dereverb_trial.py CV_RUN --variants 10x1 20x1`)_"
     w = d["wpe"]
     delays = {v["delay"] for v in w["variants"].values()}
     return _dereverb_table(d) + (

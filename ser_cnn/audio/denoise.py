@@ -14,12 +14,12 @@ training clips and their degraded copies are never denoised.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from ser_cnn.errors import ParameterError
+from ser_cnn.settings import Settings
 
 FLOOR_FRAME = 0.025  # s: frames whose powers estimate the speech and the noise floor
 # The quietest tenth of frames are the pauses between words, where only the noise is heard;
@@ -34,7 +34,7 @@ PROFILE_PERCENTILE = 20.0
 
 
 @dataclass(frozen=True)
-class DenoiseConfig:
+class DenoiseConfig(Settings):
     """When and how much :func:`denoise` takes away.
 
     Attributes
@@ -51,6 +51,8 @@ class DenoiseConfig:
         None: however its floor moves.
     """
 
+    TABLE = "denoise"
+
     below_db: float = 15.0
     amount: float = 1.0
     profile: str = "pauses"
@@ -61,18 +63,6 @@ class DenoiseConfig:
             raise ParameterError(f"denoise amount must be in (0, 1], got {self.amount}")
         if self.profile not in PROFILES:
             raise ParameterError(f"denoise profile must be one of {PROFILES}, got {self.profile!r}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DenoiseConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        if set(d) - names:
-            raise ParameterError(
-                f"unknown denoise settings {sorted(set(d) - names)}; known: {sorted(names)}"
-            )
-        return cls(**d)
 
 
 def floor_snr(y: np.ndarray, sr: int) -> float:

@@ -14,13 +14,13 @@ load, not nara-wpe's SciPy-signal one: 1.5 s more at start-up). Serving only, as
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 
 from ser_cnn.errors import ParameterError
+from ser_cnn.settings import Settings
 
 FRAME = 0.032  # s: STFT frames (512 samples at 16 kHz, nara-wpe's 16 kHz setting)
 SHIFT = 0.008  # s: between frames, a quarter frame, so a tap is 8 ms of the past
@@ -29,7 +29,7 @@ LEVEL_RMS = 0.1  # the clip is brought to this RMS for the filter and back: WPE'
 
 
 @dataclass(frozen=True)
-class DereverbConfig:
+class DereverbConfig(Settings):
     """How :func:`dereverberate` predicts the reverberation.
 
     Attributes
@@ -44,6 +44,8 @@ class DereverbConfig:
         Rounds of the power estimate and the filter; each costs as much as the first.
     """
 
+    TABLE = "dereverb"
+
     taps: int = 10
     delay: int = 3
     iterations: int = 1
@@ -54,18 +56,6 @@ class DereverbConfig:
                 "dereverb taps, delay and iterations must each be at least 1, got "
                 f"taps = {self.taps}, delay = {self.delay}, iterations = {self.iterations}"
             )
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DereverbConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        if set(d) - names:
-            raise ParameterError(
-                f"unknown dereverb settings {sorted(set(d) - names)}; known: {sorted(names)}"
-            )
-        return cls(**d)
 
 
 def dereverberate(y: np.ndarray, sr: int, *, config: DereverbConfig) -> np.ndarray:
