@@ -200,8 +200,12 @@ def test_every_encoder_recipe_gives_the_settings_its_six_fold_result_records(pat
     that changes no RAVDESS clip); each file must still read as recorded."""
     from ser_cnn.encoder.fit import HeadTraining
 
-    found = [RESULTS / f"{kind}_encoder_{path.stem}.json" for kind in ("cv", "loco")]
-    recorded = json.loads(next(f for f in found if f.exists()).read_text())["training"]
+    found = [
+        f for kind in ("cv", "loco") if (f := RESULTS / f"{kind}_encoder_{path.stem}.json").exists()
+    ]
+    if not found:
+        pytest.skip(f"{path.name} has no published result (cv_ or loco_encoder_{path.stem}.json)")
+    recorded = json.loads(found[0].read_text())["training"]
     if recorded.get("denoise"):  # recorded before steady_db existed
         recorded["denoise"] = {"steady_db": None} | recorded["denoise"]
     settings = HeadTraining.from_dict(tomllib.loads(path.read_text()))
