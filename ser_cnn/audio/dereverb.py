@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from ser_cnn.errors import ParameterError
+from ser_cnn.errors import ParameterError, SerError
 from ser_cnn.settings import Settings
 
 FRAME = 0.032  # s: STFT frames (512 samples at 16 kHz, nara-wpe's 16 kHz setting)
@@ -74,7 +74,13 @@ def dereverberate(y: np.ndarray, sr: int, *, config: DereverbConfig) -> np.ndarr
     np.ndarray, shape (n,), float32
         The same length; digital silence stays silent.
     """
-    from nara_wpe.wpe import wpe  # imported only when a clip is served through it
+    try:  # imported only when a clip is served through it
+        from nara_wpe.wpe import wpe
+    except ImportError:
+        raise SerError(
+            "this run's front end dereverberates (a [dereverb] table), which needs nara-wpe, "
+            "in the encoder extra: pip install 'ser_cnn[encoder]'"
+        ) from None
 
     y = np.asarray(y, dtype=np.float32)
     rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
