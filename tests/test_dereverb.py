@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from ser_cnn.audio.degrade import apply_rir
-from ser_cnn.audio.denoise import DenoiseConfig, denoise
-from ser_cnn.audio.dereverb import DereverbConfig, dereverberate, istft, stft
+from ser_cnn.audio.denoise import DenoiseConfig, denoise, floor_snr
+from ser_cnn.audio.dereverb import (
+    DereverbConfig,
+    dereverberate,
+    istft,
+    needs_dereverberation,
+    stft,
+)
 from ser_cnn.audio.front_end import FrontEnd
 from ser_cnn.audio.io import load_audio
 from ser_cnn.audio.rooms import room_impulse_response
@@ -93,3 +99,27 @@ def test_the_front_end_denoises_before_it_dereverberates(speech):
     np.testing.assert_array_equal(both(noisy, SR), expected)
     assert both.changes(speech, SR)  # WPE hears every clip
     assert not FrontEnd(denoise=DenoiseConfig(below_db=0.0)).changes(speech, SR)  # gate shut
+
+
+def test_the_dereverberation_gate_reads_the_clip_as_it_arrives(room, speech):
+    reverberant, _ = room
+    noisy = speech + np.random.default_rng(1).standard_normal(len(speech)).astype(np.float32) * (
+        0.3 * np.abs(speech).max()
+    )
+    quiet, loud = floor_snr(reverberant, SR), floor_snr(noisy, SR)
+    assert loud < quiet  # the noise fills the pauses
+    gated = DereverbConfig(above_db=(quiet + loud) / 2)
+    assert needs_dereverberation(reverberant, SR, config=gated)
+    assert not needs_dereverberation(noisy, SR, config=gated)
+    front = FrontEnd(dereverb=gated)
+    np.testing.assert_array_equal(
+        front(reverberant, SR), dereverberate(reverberant, SR, config=gated)
+    )
+    np.testing.assert_array_equal(front(noisy, SR), noisy)  # passed through untouched
+    assert front.changes(reverberant, SR) and not front.changes(noisy, SR)
+    # Denoised, the noisy clip's pauses are empty, but the gate heard it before the denoiser.
+    both = FrontEnd(denoise=DenoiseConfig(below_db=loud + 1.0), dereverb=gated)
+    np.testing.assert_array_equal(
+        both(noisy, SR), denoise(noisy, SR, config=DenoiseConfig(below_db=loud + 1.0))
+    )
+    assert not needs_dereverberation(reverberant[:100], SR, config=DereverbConfig())  # < 2 frames

@@ -2,6 +2,7 @@
 
     pip install nara-wpe==0.0.11     # or ser_cnn's encoder extra, which brings it
     python tools/dereverb_trial.py CV_RUN --variants 10x1 20x1 --out results/dereverb_front_end.json
+    python tools/dereverb_trial.py CV_RUN --gate
 
 Every fold run of ``CV_RUN`` (an encoder cross-validation folder) answers its own validation
 actors' clips clean and in the robustness benchmark's two rooms (the same seeds as
@@ -9,7 +10,10 @@ actors' clips clean and in the robustness benchmark's two rooms (the same seeds 
 (:func:`ser_cnn.audio.dereverb.dereverberate`; each ``--variants`` entry TAPSxITERATIONS,
 the delay :class:`~ser_cnn.audio.dereverb.DereverbConfig`'s). Also recorded: how much energy
 WPE takes away (dB) and its seconds per clip (one thread: run it alone on the machine). All
-of it on validation actors, never on test actors.
+of it on validation actors, never on test actors. ``--gate`` instead: the floor SNR
+(:func:`ser_cnn.audio.denoise.floor_snr`) of the same clips under every condition of the
+benchmark, and the gate (``DereverbConfig.above_db``) that the third stage's plan sets from it.
+Either writes its part of ``--out``.
 
 ``results/dereverb_trial.json`` (the first stage, three iterations at 10 and 20 taps) was
 written by this tool as of commit 7170020, with nara-wpe's own STFT (Blackman frames).
@@ -30,12 +34,18 @@ import numpy as np
 import robustness
 from threadpoolctl import threadpool_limits
 
+from ser_cnn.audio.conditions import CONDITIONS as BENCHMARK
+from ser_cnn.audio.denoise import floor_snr
 from ser_cnn.audio.dereverb import FRAME, SHIFT, DereverbConfig, dereverberate
 from ser_cnn.audio.io import SAMPLE_RATE
 from ser_cnn.ravdess import scan
 
 OUT = robustness.REPO / "results" / "dereverb_front_end.json"
 CONDITIONS = ("clean", "reverb 0.3 s", "reverb 0.8 s")
+# The gate lies between where the benchmark's added noises fill the pauses and where WPE is meant
+# to work: halfway between the former's highest 95th and the latter's lowest 5th percentile.
+NOISES = ("white 20 dB", "white 10 dB", "white 5 dB", "babble 10 dB", "hum 10 dB")
+GATE_PERCENTILES = (5, 50, 95)
 
 
 def removed_db(y: np.ndarray, out: np.ndarray) -> float:
@@ -103,6 +113,38 @@ def trial(cv_run: Path, configs: list[DereverbConfig], ravdess) -> dict:
     }
 
 
+def gate(cv_run: Path, ravdess) -> dict:
+    """The floor SNR of every fold run's validation clips per condition, and the gate between
+    the added noises and the clean clips and rooms (None where they overlap)."""
+    floors = {name: [] for name in BENCHMARK}
+    for run_dir in robustness.fold_runs(cv_run).values():
+        clips, _, pool = denoise_trial.fold_clips(run_dir, "validation", ravdess)
+        for name in BENCHMARK:
+            floors[name] += [
+                floor_snr(y, SAMPLE_RATE) for y in denoise_trial.degraded(name, clips, pool)
+            ]
+    cap = denoise_trial.CAP_DB  # digital silence in the pauses is infinite
+    spread = {
+        name: {
+            f"p{q}": round(float(np.percentile(np.minimum(v, cap), q)), 1) for q in GATE_PERCENTILES
+        }
+        for name, v in floors.items()
+    }
+    noise = max(spread[n]["p95"] for n in NOISES)
+    quiet = min(spread[n]["p5"] for n in CONDITIONS)
+    return {
+        "what": "floor SNR of the validation actors' clips per condition (dB, capped at "
+        f"{cap}); the gate halfway between the added noises' highest p95 and the clean clips' "
+        "and rooms' lowest p5",
+        "cv_run": str(cv_run),
+        "clips": {name: len(v) for name, v in floors.items()},
+        "floor_snr_db": spread,
+        "noises_highest_p95_db": noise,
+        "quiet_lowest_p5_db": quiet,
+        "above_db": round((noise + quiet) / 2, 1) if noise < quiet else None,
+    }
+
+
 def _variant(config: DereverbConfig | None) -> str:
     if config is None:
         return "as recorded"
@@ -124,13 +166,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("cv_run", type=Path, help="an encoder cross-validation folder (fold1 ...)")
     p.add_argument("--variants", type=_config, nargs="+", default=[_config("10x1")])
+    p.add_argument("--gate", action="store_true", help="the floor-SNR gate, not the variants")
     p.add_argument("--data", type=Path, help="shared data folder (as tools/robustness.py)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
-    if importlib.util.find_spec("nara_wpe") is None:  # before the scoring, not after it
+    if importlib.util.find_spec("nara_wpe") is None and not args.gate:  # before the scoring
         p.error("the trial needs nara-wpe: pip install nara-wpe==0.0.11")
     ravdess, _ = scan(robustness._corpus_dir("RAVDESS_DIR", args.data, "ravdess-speech"))
-    args.out.write_text(json.dumps(trial(args.cv_run, args.variants, ravdess), indent=2) + "\n")
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if args.gate:
+        results["gate"] = gate(args.cv_run, ravdess)
+    else:
+        results.update(trial(args.cv_run, args.variants, ravdess))
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

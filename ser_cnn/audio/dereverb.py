@@ -8,8 +8,11 @@ by the inverse of the dereverberated power estimated so far, and takes the predi
 a linear filter of the clip's own past, so the direct sound and early reflections (within
 ``delay`` frames) are kept and nothing is learnt from other clips. The filter is nara-wpe's
 ``wpe`` (MIT); the STFT around it is this module's (SciPy's FFT, which the features already
-load, not nara-wpe's SciPy-signal one: 1.5 s more at start-up). Serving only, as
-:mod:`ser_cnn.audio.denoise`: training clips and their degraded copies never pass through it.
+load, not nara-wpe's SciPy-signal one: 1.5 s more at start-up). WPE models reverberant speech
+without added noise; where noise fills the pauses it predicts the noise, so a gate
+(:func:`needs_dereverberation`) may keep it to clips whose pauses are quiet, read by the
+denoiser's noise-floor SNR. Serving only, as :mod:`ser_cnn.audio.denoise`: training clips and
+their degraded copies never pass through it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
+from ser_cnn.audio.denoise import FLOOR_FRAME, floor_snr
 from ser_cnn.errors import ParameterError, SerError
 from ser_cnn.settings import Settings
 
@@ -42,6 +46,9 @@ class DereverbConfig(Settings):
         reflections are kept.
     iterations : int
         Rounds of the power estimate and the filter; each costs as much as the first.
+    above_db : float or None
+        Gate: a clip is dereverberated only when its :func:`~ser_cnn.audio.denoise.floor_snr`
+        is at least this, in dB; None: every clip.
     """
 
     TABLE = "dereverb"
@@ -49,6 +56,7 @@ class DereverbConfig(Settings):
     taps: int = 10
     delay: int = 3
     iterations: int = 1
+    above_db: float | None = None
 
     def __post_init__(self) -> None:
         if min(self.taps, self.delay, self.iterations) < 1:
@@ -58,8 +66,17 @@ class DereverbConfig(Settings):
             )
 
 
+def needs_dereverberation(y: np.ndarray, sr: int, *, config: DereverbConfig) -> bool:
+    """Whether a front end dereverberates ``y``: its noise floor at least ``config.above_db``
+    below its speech (when set), and the clip at least two floor frames long."""
+    if len(y) < 2 * round(FLOOR_FRAME * sr):
+        return False
+    return config.above_db is None or floor_snr(y, sr) >= config.above_db
+
+
 def dereverberate(y: np.ndarray, sr: int, *, config: DereverbConfig) -> np.ndarray:
-    """``y`` with its late reverberation predicted and taken away.
+    """``y`` with its late reverberation predicted and taken away, whatever its gate says
+    (:func:`needs_dereverberation` is the front end's to ask).
 
     Parameters
     ----------

@@ -3,7 +3,9 @@
 Serving only: a run's recipe names its front end (``[denoise]`` and ``[dereverb]`` tables,
 :class:`ser_cnn.encoder.fit.HeadTraining`), and training clips and their degraded copies never
 pass through it. The denoiser comes first because its gate was chosen on clips as recorded
-(:mod:`ser_cnn.audio.denoise`), before any reverberation was taken from their pauses.
+(:mod:`ser_cnn.audio.denoise`), before any reverberation was taken from their pauses; the
+dereverberation gate too reads the clip as it arrives, not as the denoiser leaves it (whose
+pauses it has emptied).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ser_cnn.audio.denoise import DenoiseConfig, denoise, needs_denoising
-from ser_cnn.audio.dereverb import DereverbConfig, dereverberate
+from ser_cnn.audio.dereverb import DereverbConfig, dereverberate, needs_dereverberation
 
 
 @dataclass(frozen=True)
@@ -26,18 +28,21 @@ class FrontEnd:
     def __call__(self, y: np.ndarray, sr: int) -> np.ndarray:
         """``y`` (shape (n,), at ``sr`` Hz) through each stage; float32, the same length."""
         y = np.asarray(y, dtype=np.float32)
+        reverberant = self._dereverberates(y, sr)  # on the clip as it arrives
         if self.denoise is not None:
             y = denoise(y, sr, config=self.denoise)
-        if self.dereverb is not None:
+        if reverberant:
             y = dereverberate(y, sr, config=self.dereverb)
         return y
 
     def changes(self, y: np.ndarray, sr: int) -> bool:
-        """Whether any stage changes ``y``: dereverberation every clip, the denoiser only those
-        its gate lets in."""
-        return self.dereverb is not None or (
+        """Whether any stage changes ``y``: each only where its gate lets the clip in."""
+        return self._dereverberates(y, sr) or (
             self.denoise is not None and needs_denoising(y, sr, config=self.denoise)
         )
+
+    def _dereverberates(self, y: np.ndarray, sr: int) -> bool:
+        return self.dereverb is not None and needs_dereverberation(y, sr, config=self.dereverb)
 
     def to_dict(self) -> dict:
         """The stages present, by name (as a recipe's tables)."""
