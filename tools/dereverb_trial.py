@@ -133,10 +133,10 @@ def gate(cv_run: Path, ravdess) -> dict:
     noise = max(spread[n]["p95"] for n in NOISES)
     quiet = min(spread[n]["p5"] for n in CONDITIONS)
     return {
-        "what": "floor SNR of the validation actors' clips per condition (dB, capped at "
-        f"{cap}); the gate halfway between the added noises' highest p95 and the clean clips' "
-        "and rooms' lowest p5",
+        "what": "floor SNR of the validation actors' clips per condition (dB, capped); the gate "
+        "halfway between the added noises' highest p95 and the clean clips' and rooms' lowest p5",
         "cv_run": str(cv_run),
+        "capped_at_db": cap,
         "clips": {name: len(v) for name, v in floors.items()},
         "floor_snr_db": spread,
         "noises_highest_p95_db": noise,

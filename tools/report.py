@@ -61,6 +61,7 @@ DOCUMENTS = {
         "chain-ablation",
         "dereverb",
         "dereverb-front-end",
+        "dereverb-gate",
         "calibration",
         "leakage",
         "cost",
@@ -515,6 +516,27 @@ def dereverb_front_end(root: str) -> str:
         "median seconds per clip on one thread: "
         + ", ".join(f"{k} {v}" for k, v in d["seconds_per_clip"].items())
         + f". Source: {_link(root, DEREVERB_FRONT_END)}."
+    )
+
+
+def dereverb_gate(root: str) -> str:
+    """The dereverberation gate: the validation clips' floor SNR per condition, and where the
+    third stage's rule set it (tools/dereverb_trial.py --gate)."""
+    g = (_load(DEREVERB_FRONT_END) or {}).get("gate")
+    if g is None:
+        return "_(not measured yet: `python tools/dereverb_trial.py CV_RUN --gate`)_"
+    rows = [
+        "| floor SNR of the validation actors' clips (dB) | 5th percentile | median | 95th |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, p in g["floor_snr_db"].items():
+        rows.append(f"| {name} | {p['p5']:.1f} | {p['p50']:.1f} | {p['p95']:.1f} |")
+    gate = "none: they overlap" if g["above_db"] is None else f"{g['above_db']} dB"
+    return "\n".join(rows) + (
+        f"\n\nThe added noises' highest 95th percentile {g['noises_highest_p95_db']} dB, the "
+        f"clean clips' and rooms' lowest 5th {g['quiet_lowest_p5_db']} dB: the gate {gate} "
+        f"({sum(g['clips'].values()) // len(g['clips'])} clips a condition; floor SNRs above "
+        f"{g['capped_at_db']} dB written as that). Source: {_link(root, DEREVERB_FRONT_END)}."
     )
 
 
@@ -1231,6 +1253,7 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "chain-ablation": chain_ablation,
     "dereverb": dereverb,
     "dereverb-front-end": dereverb_front_end,
+    "dereverb-gate": dereverb_gate,
     "robust-headline": robust_headline,
     "limits": limits,
     "calibration": calibration,
