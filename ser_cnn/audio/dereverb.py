@@ -135,14 +135,15 @@ def istft(spectrum: np.ndarray, n: int, sr: int) -> np.ndarray:
     float64. The round trip returns the clip to within floating-point error."""
     frame, shift = _lengths(sr)
     window = _window(frame)
-    frames = scipy.fft.irfft(spectrum, n=frame, axis=1) * window
-    length = (len(frames) - 1) * shift + frame
-    out, weight = np.zeros(length), np.zeros(length)
-    for i, chunk in enumerate(frames):
-        out[i * shift : i * shift + frame] += chunk
-        weight[i * shift : i * shift + frame] += window**2
+    per = frame // shift  # each frame spans this many shifts: added shift by shift
+    frames = (scipy.fft.irfft(spectrum, n=frame, axis=1) * window).reshape(-1, per, shift)
+    squares = np.broadcast_to((window**2).reshape(per, shift), frames.shape)
+    out, weight = np.zeros((2, len(frames) + per - 1, shift))
+    for k in range(per):
+        out[k : k + len(frames)] += frames[:, k]
+        weight[k : k + len(frames)] += squares[:, k]
     start = frame - shift
-    return out[start : start + n] / weight[start : start + n]
+    return out.ravel()[start : start + n] / weight.ravel()[start : start + n]
 
 
 def _lengths(sr: int) -> tuple[int, int]:
