@@ -99,6 +99,11 @@ def floor_spread(y: np.ndarray, sr: int) -> float:
     return _spread_db(_frame_power(_frames(y, sr)))
 
 
+def has_floor(y: np.ndarray, sr: int) -> bool:
+    """Whether ``y`` is long enough for a noise floor: at least two ``FLOOR_FRAME`` frames."""
+    return len(y) >= 2 * round(FLOOR_FRAME * sr)
+
+
 def needs_denoising(y: np.ndarray, sr: int, *, config: DenoiseConfig) -> bool:
     """Whether :func:`denoise` changes ``y``: its floor within ``config.below_db`` of its speech,
     and steady (within ``config.steady_db``, when set)."""
@@ -145,7 +150,7 @@ def _frame_power(frames: np.ndarray) -> np.ndarray:
 def _framed(y: np.ndarray, sr: int, config: DenoiseConfig) -> tuple | None:
     """The clip's frames and their powers when it passes the gate; None when it does not (or
     is shorter than two frames)."""
-    if len(y) < 2 * round(FLOOR_FRAME * sr):
+    if not has_floor(y, sr):
         return None
     frames = _frames(y, sr)
     power = _frame_power(frames)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from ser_cnn.audio.denoise import FLOOR_FRAME, floor_snr
+from ser_cnn.audio.denoise import floor_snr, has_floor
 from ser_cnn.errors import ParameterError, SerError
 from ser_cnn.settings import Settings
 
@@ -69,9 +69,7 @@ class DereverbConfig(Settings):
 def needs_dereverberation(y: np.ndarray, sr: int, *, config: DereverbConfig) -> bool:
     """Whether a front end dereverberates ``y``: its noise floor at least ``config.above_db``
     below its speech (when set), and the clip at least two floor frames long."""
-    if len(y) < 2 * round(FLOOR_FRAME * sr):
-        return False
-    return config.above_db is None or floor_snr(y, sr) >= config.above_db
+    return has_floor(y, sr) and (config.above_db is None or floor_snr(y, sr) >= config.above_db)
 
 
 def dereverberate(y: np.ndarray, sr: int, *, config: DereverbConfig) -> np.ndarray:
