@@ -46,15 +46,20 @@ def distance_db(y: np.ndarray, target: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(target**2) / np.sum((target - fit) ** 2)))
 
 
+@pytest.mark.parametrize("shift", [0.008, 0.016])  # a quarter and half a frame
 @pytest.mark.parametrize("n", [1, 127, 512, 4_000, 57_657])
-def test_the_stft_returns_the_clip(n):
+def test_the_stft_returns_the_clip(n, shift):
     y = np.random.default_rng(n).standard_normal(n)
-    np.testing.assert_allclose(istft(stft(y, SR), n, SR), y, atol=1e-12)  # float64 rounding
+    back = istft(stft(y, SR, shift=shift), n, SR, shift=shift)
+    np.testing.assert_allclose(back, y, atol=1e-12)  # float64 rounding
 
 
-def test_wpe_takes_away_late_reverberation(room):
+@pytest.mark.parametrize(
+    "config", [DereverbConfig(), DereverbConfig(taps=10, delay=2, shift=0.016)], ids=str
+)
+def test_wpe_takes_away_late_reverberation(room, config):
     reverberant, early = room
-    out = dereverberate(reverberant, SR, config=DereverbConfig())
+    out = dereverberate(reverberant, SR, config=config)
     assert out.dtype == np.float32 and out.shape == reverberant.shape
     # Measured 9.5 dB before and 10.3 after here (a filter doing nothing gains 0); WPE takes
     # away part of the late tail only, and its phase errors count too.
@@ -75,6 +80,8 @@ def test_dereverb_settings_are_checked_and_travel_with_the_head_training():
     for bad in ({"taps": 0}, {"delay": 0}, {"iterations": 0}):
         with pytest.raises(ParameterError, match="at least 1"):
             DereverbConfig(**bad)
+    with pytest.raises(ParameterError, match="at most half a frame"):
+        DereverbConfig(shift=0.02)  # frames overlap too little for the overlap-add
     with pytest.raises(ParameterError, match="unknown dereverb settings"):
         DereverbConfig.from_dict({"tap": 10})
     training = HeadTraining.from_dict({"dereverb": {"taps": 20}, "denoise": {"below_db": 9.0}})

@@ -3,12 +3,15 @@
     pip install nara-wpe==0.0.11     # or ser_cnn's encoder extra, which brings it
     python tools/dereverb_trial.py CV_RUN --variants 10x1 20x1 --out results/dereverb_front_end.json
     python tools/dereverb_trial.py CV_RUN --gate
+    python tools/dereverb_trial.py CV_RUN --variants 10x1:16:2 20x1:16:2 20x1 \
+        --out results/dereverb_fast.json
 
 Every fold run of ``CV_RUN`` (an encoder cross-validation folder) answers its own validation
 actors' clips clean and in the robustness benchmark's two rooms (the same seeds as
 ``tools/robustness.py``), as recorded and dereverberated by the serving front end's WPE
 (:func:`ser_cnn.audio.dereverb.dereverberate`; each ``--variants`` entry TAPSxITERATIONS,
-the delay :class:`~ser_cnn.audio.dereverb.DereverbConfig`'s). Also recorded: how much energy
+or TAPSxITERATIONS:SHIFT_MS:DELAY; otherwise the shift and delay are
+:class:`~ser_cnn.audio.dereverb.DereverbConfig`'s). Also recorded: how much energy
 WPE takes away (dB) and its seconds per clip (one thread: run it alone on the machine). All
 of it on validation actors, never on test actors. ``--gate`` instead: the floor SNR
 (:func:`ser_cnn.audio.denoise.floor_snr`) of the same clips under every condition of the
@@ -36,7 +39,7 @@ from threadpoolctl import threadpool_limits
 
 from ser_cnn.audio.conditions import CONDITIONS as BENCHMARK
 from ser_cnn.audio.denoise import floor_snr
-from ser_cnn.audio.dereverb import FRAME, SHIFT, DereverbConfig, dereverberate
+from ser_cnn.audio.dereverb import FRAME, DereverbConfig, dereverberate
 from ser_cnn.audio.io import SAMPLE_RATE
 from ser_cnn.ravdess import scan
 
@@ -91,7 +94,6 @@ def trial(cv_run: Path, configs: list[DereverbConfig], ravdess) -> dict:
             "version": version("nara-wpe"),
             "front_end": "ser_cnn.audio.dereverb.dereverberate",
             "frame_s": FRAME,
-            "shift_s": SHIFT,
             "variants": {_variant(c): c.to_dict() for c in configs},
         },
         "accuracy": {k: round(accuracy(k), 4) for k in per_fold},
@@ -148,17 +150,30 @@ def gate(cv_run: Path, ravdess) -> dict:
 def _variant(config: DereverbConfig | None) -> str:
     if config is None:
         return "as recorded"
-    return f"WPE, {config.taps} taps, {config.iterations} iteration" + "s" * (config.iterations > 1)
+    name = f"WPE, {config.taps} taps, {config.iterations} iteration" + "s" * (config.iterations > 1)
+    if (config.shift, config.delay) != (DereverbConfig.shift, DereverbConfig.delay):
+        name += f", frames every {config.shift * 1000:g} ms, delay {config.delay}"
+    return name
 
 
 def _config(text: str) -> DereverbConfig:
-    """``TAPSxITERATIONS``, e.g. ``10x1``."""
-    taps, _, iterations = text.partition("x")
+    """``TAPSxITERATIONS`` or ``TAPSxITERATIONS:SHIFT_MS:DELAY``, e.g. ``10x1`` or ``10x1:16:2``."""
+    head, *frames = text.split(":")
+    taps, _, iterations = head.partition("x")
     try:
+        if frames:
+            shift_ms, delay = frames
+            return DereverbConfig(
+                taps=int(taps),
+                iterations=int(iterations),
+                shift=float(shift_ms) / 1000,
+                delay=int(delay),
+            )
         return DereverbConfig(taps=int(taps), iterations=int(iterations))
     except ValueError as err:
         raise argparse.ArgumentTypeError(
-            f"expected TAPSxITERATIONS such as 10x1, got {text!r}"
+            f"expected TAPSxITERATIONS such as 10x1, or TAPSxITERATIONS:SHIFT_MS:DELAY such as "
+            f"10x1:16:2, got {text!r}"
         ) from err
 
 

@@ -63,6 +63,7 @@ DOCUMENTS = {
         "dereverb-front-end",
         "dereverb-gate",
         "dereverb-verdict",
+        "dereverb-fast",
         "calibration",
         "leakage",
         "cost",
@@ -171,16 +172,25 @@ ENCODER_COPIES = f"cv_encoder_{ENCODER_HOME_ALONE}_copies.json"
 DENOISE_GATE = "denoise_gate.json"  # tools/denoise_trial.py: the front end's validation, surveys
 DEREVERB = "dereverb_trial.json"  # tools/dereverb_trial.py: WPE on validation actors
 DEREVERB_FRONT_END = "dereverb_front_end.json"  # the same through ser_cnn's own front end
-# The third stage's decision: the same refitted fold runs without and with the gated WPE
-# (robustness labels), each corpus left out (loco files), the cost (benchmark files)
-DEREVERB_RUNS = (
+DEREVERB_FAST = "dereverb_fast.json"  # the fourth stage's cheaper settings, the same way
+# A stage's decision: the same refitted fold runs without and with the gated WPE (robustness
+# labels), each corpus left out (loco files), the cost (benchmark files); without WPE first
+DEREVERB_BASELINE = (
     "noise- and home-gated head behind a denoising front end for steady noise, refitted "
     "(the dereverberation trial's baseline), six folds",
-    "noise- and home-gated head behind a front end for steady noise and reverberation in quiet "
-    "clips (trial), six folds",
+    "encoder_logistic_gated_steady_refitted",
 )
-DEREVERB_LOCO = ("encoder_logistic_gated_steady_refitted", "encoder_logistic_gated_reverb_quiet")
-DEREVERB_BENCHMARKS = ("benchmark_infer_dereverb_baseline.json", "benchmark_infer_dereverb.json")
+DEREVERB_STAGES = {
+    "third": (
+        (
+            DEREVERB_BASELINE[0],
+            "noise- and home-gated head behind a front end for steady noise and reverberation "
+            "in quiet clips (trial), six folds",
+        ),
+        (DEREVERB_BASELINE[1], "encoder_logistic_gated_reverb_quiet"),
+        ("benchmark_infer_dereverb_baseline.json", "benchmark_infer_dereverb.json"),
+    ),
+}
 DEREVERB_TOLERANCE = 0.005  # the plan's largest loss under a condition or on a corpus left out
 ENCODER = "frozen Whisper tiny.en encoder"
 ENCODER_SPEAKER = "cv_encoder_encoder_logistic_speaker.json"  # an explicit option, never shipped
@@ -514,21 +524,29 @@ def dereverb(root: str) -> str:
     )
 
 
-def dereverb_front_end(root: str) -> str:
+def dereverb_front_end(
+    root: str, name: str = DEREVERB_FRONT_END, variants: str = "10x1 20x1"
+) -> str:
     """The same trial through the serving front end (ser_cnn.audio.dereverb), one iteration."""
-    d = _load(DEREVERB_FRONT_END)
+    d = _load(name)
     if d is None:
-        return "_(not measured yet: `python tools/dereverb_trial.py CV_RUN --variants 10x1 20x1`)_"
+        return (
+            f"_(not measured yet: `python tools/dereverb_trial.py CV_RUN --variants {variants}`)_"
+        )
     w = d["wpe"]
+    # the second stage's file has one shift for all, written beside the variants
+    shifts = {v.get("shift", w.get("shift_s")) for v in w["variants"].values()}
     delays = {v["delay"] for v in w["variants"].values()}
     return _dereverb_table(d) + (
         f"\n\n`{w['front_end']}` ({w['package']} {w['version']}), frames of "
-        f"{w['frame_s'] * 1000:.0f} ms every {w['shift_s'] * 1000:.0f} ms, delay "
+        f"{w['frame_s'] * 1000:.0f} ms every "
+        + " or ".join(f"{x * 1000:.0f}" for x in sorted(shifts))
+        + " ms, delay "
         + ", ".join(map(str, sorted(delays)))
-        + " frames; the change in accuracy and the median energy taken away in brackets; "
-        "median seconds per clip on one thread: "
+        + " frames unless the row says otherwise; the change in accuracy and the median energy "
+        "taken away in brackets; median seconds per clip on one thread: "
         + ", ".join(f"{k} {v}" for k, v in d["seconds_per_clip"].items())
-        + f". Source: {_link(root, DEREVERB_FRONT_END)}."
+        + f". Source: {_link(root, name)}."
     )
 
 
@@ -553,17 +571,18 @@ def dereverb_gate(root: str) -> str:
     )
 
 
-def dereverb_verdict(root: str) -> str:
+def dereverb_verdict(root: str, stage: str = "third") -> str:
     """The gated WPE against the same runs without it, by the plan's five rules."""
+    runs, loco_names, bench_names = DEREVERB_STAGES[stage]
     robust, locos = (
         _load("robustness.json"),
-        [_load(f"loco_encoder_{n}.json") for n in DEREVERB_LOCO],
+        [_load(f"loco_encoder_{n}.json") for n in loco_names],
     )
-    benches = [_load(n) for n in DEREVERB_BENCHMARKS]
+    benches = [_load(n) for n in bench_names]
     labels = (robust or {}).get("labels", {})
-    if not all(r in labels for r in DEREVERB_RUNS) or None in locos or None in benches:
-        return "_(not measured yet: the third stage's Reproduce lines)_"
-    without, gated = (labels[r]["conditions"] for r in DEREVERB_RUNS)
+    if not all(r in labels for r in runs) or None in locos or None in benches:
+        return f"_(not measured yet: the {stage} stage's Reproduce lines)_"
+    without, gated = (labels[r]["conditions"] for r in runs)
 
     def acc(entry: dict, condition: str) -> float:
         return entry[condition]["encoder"]["mean"]["accuracy"]
@@ -604,8 +623,8 @@ def dereverb_verdict(root: str) -> str:
     row("(e) at most 1.5 s cold, one clip, every model (s)", *cold, cold[1] <= 1.5, ".2f")
     row("(e) at least 30 clips/s in a batch, every model", *batch, batch[1] >= 30, ".1f")
     sources = [_link(root, "robustness.json")]
-    sources += [_link(root, f"loco_encoder_{n}.json") for n in DEREVERB_LOCO]
-    sources += [_link(root, n) for n in DEREVERB_BENCHMARKS]
+    sources += [_link(root, f"loco_encoder_{n}.json") for n in loco_names]
+    sources += [_link(root, n) for n in bench_names]
     return "\n".join(rows) + (
         "\n\nThe same fold runs (refitted from one machine's caches) and fits; the cost on one "
         "machine, both runs measured in one session, the light runtime. Sources: "
@@ -1329,6 +1348,9 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "dereverb-front-end": dereverb_front_end,
     "dereverb-gate": dereverb_gate,
     "dereverb-verdict": dereverb_verdict,
+    "dereverb-fast": lambda root: dereverb_front_end(
+        root, DEREVERB_FAST, "10x1:16:2 20x1:16:2 20x1"
+    ),
     "robust-headline": robust_headline,
     "limits": limits,
     "calibration": calibration,

@@ -27,7 +27,6 @@ from ser_cnn.errors import ParameterError, SerError
 from ser_cnn.settings import Settings
 
 FRAME = 0.032  # s: STFT frames (512 samples at 16 kHz, nara-wpe's 16 kHz setting)
-SHIFT = 0.008  # s: between frames, a quarter frame, so a tap is 8 ms of the past
 LEVEL_RMS = 0.1  # the clip is brought to this RMS for the filter and back: WPE's power floor
 # is absolute, so this keeps the output proportional to the input at any recording level
 
@@ -39,16 +38,19 @@ class DereverbConfig(Settings):
     Attributes
     ----------
     taps : int
-        Frames of the past the prediction uses (each ``SHIFT`` s): 10 taps reach 80 ms
-        beyond the delay, 20 taps 160 ms.
+        Frames of the past the prediction uses (each ``shift`` s): at 8 ms, 10 taps reach
+        80 ms beyond the delay, 20 taps 160 ms.
     delay : int
-        Frames skipped before the prediction (3: 24 ms), whose direct sound and early
+        Frames skipped before the prediction (3 at 8 ms: 24 ms), whose direct sound and early
         reflections are kept.
     iterations : int
         Rounds of the power estimate and the filter; each costs as much as the first.
     above_db : float or None
         Gate: a clip is dereverberated only when its :func:`~ser_cnn.audio.denoise.floor_snr`
         is at least this, in dB; None: every clip.
+    shift : float
+        Seconds between STFT frames (each ``FRAME`` long): a quarter frame by default; half
+        a frame sees half the frames, and the same reach needs half the taps.
     """
 
     TABLE = "dereverb"
@@ -57,12 +59,18 @@ class DereverbConfig(Settings):
     delay: int = 3
     iterations: int = 1
     above_db: float | None = None
+    shift: float = 0.008  # s
 
     def __post_init__(self) -> None:
         if min(self.taps, self.delay, self.iterations) < 1:
             raise ParameterError(
                 "dereverb taps, delay and iterations must each be at least 1, got "
                 f"taps = {self.taps}, delay = {self.delay}, iterations = {self.iterations}"
+            )
+        if not 0 < self.shift <= FRAME / 2:
+            raise ParameterError(
+                f"dereverb shift must be above 0 and at most half a frame ({FRAME / 2} s), "
+                f"got {self.shift}"
             )
 
 
@@ -103,7 +111,7 @@ def dereverberate(y: np.ndarray, sr: int, *, config: DereverbConfig) -> np.ndarr
         return y
     # (frames, bins) in single precision: the filter takes half the time of double, and the
     # samples were float32
-    spectrum = stft(y * (LEVEL_RMS / rms), sr).astype(np.complex64)
+    spectrum = stft(y * (LEVEL_RMS / rms), sr, shift=config.shift).astype(np.complex64)
     clean = wpe(
         spectrum.T[:, None, :],  # nara-wpe's (frequency, channel, time)
         taps=config.taps,
@@ -111,27 +119,30 @@ def dereverberate(y: np.ndarray, sr: int, *, config: DereverbConfig) -> np.ndarr
         iterations=config.iterations,
         statistics_mode="full",
     )[:, 0, :].T
-    return (istft(clean, len(y), sr) * (rms / LEVEL_RMS)).astype(np.float32)
+    return (istft(clean, len(y), sr, shift=config.shift) * (rms / LEVEL_RMS)).astype(np.float32)
 
 
-def stft(y: np.ndarray, sr: int) -> np.ndarray:
-    """Complex spectrum of ``FRAME``-long Hann frames every ``SHIFT`` s, the clip padded by a
+def stft(y: np.ndarray, sr: int, *, shift: float = DereverbConfig.shift) -> np.ndarray:
+    """Complex spectrum of ``FRAME``-long Hann frames every ``shift`` s, the clip padded by a
     frame less a shift on each side so that every sample lies in equally many frames.
 
     Returns
     -------
     np.ndarray, shape (n_frames, frame // 2 + 1), complex128
     """
-    frame, shift = _lengths(sr)
+    frame, shift = _lengths(sr, shift)
     padded = np.pad(np.asarray(y, dtype=np.float64), frame - shift)
     frames = np.lib.stride_tricks.sliding_window_view(padded, frame)[::shift]
     return scipy.fft.rfft(frames * _window(frame), axis=1)
 
 
-def istft(spectrum: np.ndarray, n: int, sr: int) -> np.ndarray:
-    """Samples back from :func:`stft`'s spectrum by weighted overlap-add: ``n`` of them,
-    float64. The round trip returns the clip to within floating-point error."""
-    frame, shift = _lengths(sr)
+def istft(
+    spectrum: np.ndarray, n: int, sr: int, *, shift: float = DereverbConfig.shift
+) -> np.ndarray:
+    """Samples back from :func:`stft`'s spectrum (taken every ``shift`` s) by weighted
+    overlap-add: ``n`` of them, float64. The round trip returns the clip to within
+    floating-point error."""
+    frame, shift = _lengths(sr, shift)
     window = _window(frame)
     per = frame // shift  # each frame spans this many shifts: added shift by shift
     frames = (scipy.fft.irfft(spectrum, n=frame, axis=1) * window).reshape(-1, per, shift)
@@ -144,8 +155,8 @@ def istft(spectrum: np.ndarray, n: int, sr: int) -> np.ndarray:
     return out.ravel()[start : start + n] / weight.ravel()[start : start + n]
 
 
-def _lengths(sr: int) -> tuple[int, int]:
-    frame, shift = round(FRAME * sr), round(SHIFT * sr)
+def _lengths(sr: int, shift: float) -> tuple[int, int]:
+    frame, shift = round(FRAME * sr), round(shift * sr)
     if frame % shift:
         raise ParameterError(f"dereverb needs a frame a whole number of shifts long at {sr} Hz")
     return frame, shift
