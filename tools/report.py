@@ -64,6 +64,7 @@ DOCUMENTS = {
         "dereverb-gate",
         "dereverb-verdict",
         "dereverb-fast",
+        "dereverb-own",
         "calibration",
         "leakage",
         "cost",
@@ -173,6 +174,7 @@ DENOISE_GATE = "denoise_gate.json"  # tools/denoise_trial.py: the front end's va
 DEREVERB = "dereverb_trial.json"  # tools/dereverb_trial.py: WPE on validation actors
 DEREVERB_FRONT_END = "dereverb_front_end.json"  # the same through ser_cnn's own front end
 DEREVERB_FAST = "dereverb_fast.json"  # the fourth stage's cheaper settings, the same way
+DEREVERB_OWN = "dereverb_own.json"  # the fifth: the same through ser_cnn's own WPE
 # A stage's decision: the same refitted fold runs without and with the gated WPE (robustness
 # labels), each corpus left out (loco files), the cost (benchmark files); without WPE first
 DEREVERB_BASELINE = (
@@ -1351,6 +1353,7 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "dereverb-fast": lambda root: dereverb_front_end(
         root, DEREVERB_FAST, "10x1:16:2 20x1:16:2 20x1"
     ),
+    "dereverb-own": lambda root: dereverb_front_end(root, DEREVERB_OWN, "10x1:16:2 20x1:16:2 20x1"),
     "robust-headline": robust_headline,
     "limits": limits,
     "calibration": calibration,
