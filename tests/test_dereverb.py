@@ -15,6 +15,7 @@ from ser_cnn.audio.dereverb import (
     istft,
     needs_dereverberation,
     stft,
+    wpe,
 )
 from ser_cnn.audio.front_end import FrontEnd
 from ser_cnn.audio.io import load_audio
@@ -52,6 +53,34 @@ def test_the_stft_returns_the_clip(n, shift):
     y = np.random.default_rng(n).standard_normal(n)
     back = istft(stft(y, SR, shift=shift), n, SR, shift=shift)
     np.testing.assert_allclose(back, y, atol=1e-12)  # float64 rounding
+
+
+@pytest.mark.parametrize(
+    ("config", "dtype", "tolerance"),
+    [
+        # as served: float32 sums in another order, 1e-7 of the largest bin seen; a filter off
+        # by a tap or a weight is off by more than 1e-3
+        (DereverbConfig(taps=20), np.complex64, 1e-5),
+        # a second iteration's weights spread widely enough to make float32's rounding 1e-3:
+        # the algorithm's equality is shown in double precision (4e-12 seen)
+        (DereverbConfig(taps=20, delay=2, shift=0.016, iterations=2), np.complex128, 1e-9),
+    ],
+    ids=["as served", "two iterations"],
+)
+def test_the_filter_is_nara_wpes(room, config, dtype, tolerance):
+    nara = pytest.importorskip("nara_wpe.wpe")  # a dev dependency: the reference only
+    spectrum = stft(room[0] * 10, SR, shift=config.shift).astype(dtype).T
+    spectrum[:3] = 0  # bins with nothing in them: a singular correlation, solved all the same
+    ours = wpe(spectrum, config=config)
+    theirs = nara.wpe(
+        spectrum[:, None, :],
+        taps=config.taps,
+        delay=config.delay,
+        iterations=config.iterations,
+        statistics_mode="full",
+    )[:, 0, :]
+    assert ours.dtype == dtype and ours.shape == spectrum.shape
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=tolerance * np.abs(theirs).max())
 
 
 @pytest.mark.parametrize(

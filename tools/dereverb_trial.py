@@ -1,10 +1,9 @@
 """Would dereverberation help the encoder in a hall? Weighted prediction error on validation actors.
 
-    pip install nara-wpe==0.0.11     # or ser_cnn's encoder extra, which brings it
     python tools/dereverb_trial.py CV_RUN --variants 10x1 20x1 --out results/dereverb_front_end.json
     python tools/dereverb_trial.py CV_RUN --gate
     python tools/dereverb_trial.py CV_RUN --variants 10x1:16:2 20x1:16:2 20x1 \
-        --out results/dereverb_fast.json
+        --out results/dereverb_own.json
 
 Every fold run of ``CV_RUN`` (an encoder cross-validation folder) answers its own validation
 actors' clips clean and in the robustness benchmark's two rooms (the same seeds as
@@ -19,13 +18,14 @@ benchmark, and the gate (``DereverbConfig.above_db``) that the third stage's pla
 Either writes its part of ``--out``.
 
 ``results/dereverb_trial.json`` (the first stage, three iterations at 10 and 20 taps) was
-written by this tool as of commit 7170020, with nara-wpe's own STFT (Blackman frames).
+written by this tool as of commit 7170020, with nara-wpe's own STFT (Blackman frames);
+``results/dereverb_front_end.json`` and ``results/dereverb_fast.json`` (the second to fourth
+stages) as of commit 720b327, with nara-wpe's filter behind ser_cnn's STFT.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -90,8 +90,8 @@ def trial(cv_run: Path, configs: list[DereverbConfig], ravdess) -> dict:
         "what": "validation actors of every fold, each clip as recorded or dereverberated (WPE)",
         "cv_run": str(cv_run),
         "wpe": {
-            "package": "nara-wpe",
-            "version": version("nara-wpe"),
+            "package": "ser_cnn",  # its own filter (nara-wpe's before the fifth stage)
+            "version": version("ser_cnn"),
             "front_end": "ser_cnn.audio.dereverb.dereverberate",
             "frame_s": FRAME,
             "variants": {_variant(c): c.to_dict() for c in configs},
@@ -185,8 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, help="shared data folder (as tools/robustness.py)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
-    if importlib.util.find_spec("nara_wpe") is None and not args.gate:  # before the scoring
-        p.error("the trial needs nara-wpe: pip install nara-wpe==0.0.11")
     ravdess, _ = scan(robustness._corpus_dir("RAVDESS_DIR", args.data, "ravdess-speech"))
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     if args.gate:
