@@ -344,7 +344,7 @@ SERVING = {
     "ser_cnn.audio.io",
     "ser_cnn.audio.front_end",  # an encoder run's front end, its stages:
     "ser_cnn.audio.denoise",  # noisereduce imported only when a clip needs it
-    "ser_cnn.audio.dereverb",  # nara-wpe imported only when a run dereverberates
+    "ser_cnn.audio.dereverb",  # NumPy and SciPy's FFT only
     "ser_cnn.audio.degradations",  # the names a config's degradations may use; imports nothing
     "ser_cnn.features",
     "ser_cnn.features.classic",
