@@ -105,7 +105,7 @@ def test_wpe_is_proportional_to_the_level_and_keeps_silence(room):
     assert not dereverberate(silent, SR, config=DereverbConfig()).any()
 
 
-def test_dereverb_settings_are_checked_and_travel_with_the_head_training():
+def test_dereverb_settings_are_checked_and_travel_with_the_head_training(tmp_path):
     for bad in ({"taps": 0}, {"delay": 0}, {"iterations": 0}):
         with pytest.raises(ParameterError, match="at least 1"):
             DereverbConfig(**bad)
@@ -113,6 +113,14 @@ def test_dereverb_settings_are_checked_and_travel_with_the_head_training():
         DereverbConfig(shift=0.02)  # frames overlap too little for the overlap-add
     with pytest.raises(ParameterError, match="unknown dereverb settings"):
         DereverbConfig.from_dict({"tap": 10})
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('fit = "logistic"\n\n[dereverb]\ntaps = 20\nshift = 0.016\n')
+    assert FrontEnd.from_recipe(recipe) == FrontEnd(dereverb=DereverbConfig(taps=20, shift=0.016))
+    recipe.write_text('fit = "logistic"\n')
+    with pytest.raises(ParameterError, match="neither a \\[denoise\\] nor a \\[dereverb\\]"):
+        FrontEnd.from_recipe(recipe)
+    with pytest.raises(ParameterError, match="cannot read"):
+        FrontEnd.from_recipe(tmp_path / "missing.toml")
     training = HeadTraining.from_dict({"dereverb": {"taps": 20}, "denoise": {"below_db": 9.0}})
     assert training.front_end == FrontEnd(
         denoise=DenoiseConfig(below_db=9.0), dereverb=DereverbConfig(taps=20)

@@ -851,6 +851,46 @@ def test_the_shipped_encoder_run_is_fold_1_of_its_recipe():
     assert run.whole_corpora == ("ased", "nemo", "urdu")  # evaluate and robustness say so
 
 
+@pytest.fixture(scope="module")
+def room_clip() -> np.ndarray:
+    """An example clip in the robustness benchmark's hall (RT60 0.8 s), at 16 kHz."""
+    from ser_cnn.audio.degrade import apply_rir
+    from ser_cnn.audio.rooms import room_impulse_response
+
+    y = load_audio(EXAMPLES[-1], target_sr=16_000)
+    h = room_impulse_response(
+        16_000, rt60=0.8, room=(20.0, 15.0, 8.0), rng=np.random.default_rng(0)
+    )
+    return apply_rir(y, h).astype(np.float32)
+
+
+def test_a_recipes_front_end_serves_the_shipped_head(room_clip):
+    """``--front-end`` / ``front_end=``: the shipped head behind another recipe's front end
+    answers as it does for the clip that front end makes, served with no front end at all."""
+    import tomllib
+
+    from ser_cnn.audio.front_end import FrontEnd
+
+    shipped_encoder()
+    recipe = REPO / "configs" / "encoder_logistic_gated_reverb_fast.toml"
+    front_end = FrontEnd.from_recipe(recipe)
+    assert front_end == HeadTraining.from_dict(tomllib.loads(recipe.read_text())).front_end
+    assert front_end.dereverb is not None and front_end.changes(room_clip, 16_000)
+    rec = load_recognizer(models=("encoder",), front_end=recipe)
+    assert rec.encoder_front_end == front_end
+    bare = load_recognizer(models=("encoder",), front_end=FrontEnd())  # nothing before the mel
+    served, by_hand = (
+        rec.predict(room_clip, sr=16_000),
+        bare.predict(front_end(room_clip, 16_000), sr=16_000),
+    )
+    got, want = served.scores["encoder"].probabilities, by_hand.scores["encoder"].probabilities
+    assert got == pytest.approx(want, abs=1e-6)  # the same arrays through the same model
+    shipped = load_recognizer(models=("encoder",)).predict(room_clip, sr=16_000)
+    assert shipped.scores["encoder"].probabilities != pytest.approx(got, abs=1e-4)  # WPE counts
+    with pytest.raises(ParameterError, match="no encoder run is loaded"):
+        load_recognizer(models=("mlp",), front_end=recipe)
+
+
 def test_the_shipped_encoder_run_answers_through_infer():
     shipped_encoder()
     result = subprocess.run(

@@ -39,6 +39,7 @@ import numpy as np
 from ser_cnn import corpora
 from ser_cnn.audio.conditions import CONDITIONS, describe_conditions
 from ser_cnn.audio.degrade import BABBLE_TALKERS
+from ser_cnn.audio.front_end import FrontEnd
 from ser_cnn.audio.io import SAMPLE_RATE, load_audio
 from ser_cnn.errors import DataError, SerError
 from ser_cnn.ravdess import load_folds, scan
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             limit=args.limit,
             seed=args.seed,
             part=args.part,
-            front_end=args.front_end and _front_end(args.front_end),
+            front_end=args.front_end and FrontEnd.from_recipe(args.front_end),
         )
     except SerError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -441,18 +442,6 @@ def _write(out: Path, results: dict, label: str, entry: dict) -> None:
     out.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, out.with_suffix(".png"))
     print(table(results))
-
-
-def _front_end(recipe: Path):
-    """The ``FrontEnd`` of an encoder recipe (a HeadTraining TOML); it must have one."""
-    import tomllib
-
-    from ser_cnn.encoder.fit import HeadTraining
-
-    front_end = HeadTraining.from_dict(tomllib.loads(recipe.read_text())).front_end
-    if front_end is None:
-        raise SystemExit(f"error: {recipe} has neither a [denoise] nor a [dereverb] table")
-    return front_end
 
 
 def _configs(run_dir: Path) -> list[Path]:

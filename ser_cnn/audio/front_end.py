@@ -10,12 +10,16 @@ pauses it has emptied).
 
 from __future__ import annotations
 
+import os
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ser_cnn.audio.denoise import DenoiseConfig, denoise, needs_denoising
 from ser_cnn.audio.dereverb import DereverbConfig, dereverberate, needs_dereverberation
+from ser_cnn.errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,28 @@ class FrontEnd:
 
     def _dereverberates(self, y: np.ndarray, sr: int) -> bool:
         return self.dereverb is not None and needs_dereverberation(y, sr, config=self.dereverb)
+
+    @classmethod
+    def from_recipe(cls, path: str | os.PathLike) -> FrontEnd:
+        """The front end of a recipe TOML (a ``ser-cnn train --config`` file): its
+        ``[denoise]`` and ``[dereverb]`` tables, the rest of it ignored. A recipe without either
+        is an error: it names no front end."""
+        try:
+            tables = tomllib.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise ParameterError(
+                f"front end: cannot read {path} as a recipe TOML ({err})"
+            ) from None
+        front_end = cls(
+            denoise=DenoiseConfig.from_dict(tables["denoise"]) if "denoise" in tables else None,
+            dereverb=DereverbConfig.from_dict(tables["dereverb"]) if "dereverb" in tables else None,
+        )
+        if front_end == cls():
+            raise ParameterError(
+                f"front end: {path} has neither a [denoise] nor a [dereverb] table; expected a "
+                "recipe such as configs/encoder_logistic_gated_reverb_fast.toml"
+            )
+        return front_end
 
     def to_dict(self) -> dict:
         """The stages present, by name (as a recipe's tables)."""

@@ -6,6 +6,7 @@
     ser-cnn infer --window 3 --hop 1 long_interview.flac
     ser-cnn infer --run checkpoints/encoder_speaker_fold1 --speaker one_speaker/
     ser-cnn infer --run run_seed0 --run run_seed1 --run run_seed2 file.wav
+    ser-cnn infer --front-end configs/encoder_logistic_gated_reverb_fast.toml hall.wav
     ser-cnn infer --engine ray --out scores.parquet recordings/ manifest.csv s3://bucket/audio/
 
 ``python scripts/infer.py`` takes the same arguments.
@@ -65,6 +66,14 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         help="what runs the models: 'light' (LiteRT and NumPy: a start-up in well under a "
         "second), 'reference' (TensorFlow's SavedModel and scikit-learn), or 'auto' (light "
         "where the run folder has its files and LiteRT is installed; the default)",
+    )
+    p.add_argument(
+        "--front-end",
+        metavar="RECIPE",
+        default=None,
+        help="the encoder's clips through this recipe's front end (its [denoise] and [dereverb] "
+        "tables) instead of its run's own; e.g. configs/encoder_logistic_gated_reverb_fast.toml "
+        "adds dereverberation for echoing rooms (an option: docs/results.md, Dereverberation)",
     )
 
 
@@ -271,6 +280,7 @@ def load_from_options(args: argparse.Namespace):
             models=MODEL_CHOICES[args.model],
             calibrated=not args.raw,
             runtime=args.runtime,
+            front_end=args.front_end,
         )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ser_cnn.audio.front_end import FrontEnd
 from ser_cnn.audio.io import (
     AUDIO_SUFFIXES,
     BLOCK_SECONDS,
@@ -92,6 +93,11 @@ class Recognizer:
         :func:`ser_cnn.serving.runtime.load_model`). Default: the cores this process may run on (its
         CPU affinity: a container's share, not the machine's); a Ray actor of :mod:`ser_cnn.scale`
         uses 1.
+    front_end : FrontEnd or path, optional
+        What the encoder's clips pass through before its log-mel, instead of its run's own
+        (:class:`ser_cnn.audio.front_end.FrontEnd`, or a recipe TOML whose ``[denoise]`` and
+        ``[dereverb]`` tables make one: :meth:`FrontEnd.from_recipe`). The head is the run's;
+        a front end is a serving setting. Needs an encoder run.
     """
 
     def __init__(
@@ -102,6 +108,7 @@ class Recognizer:
         calibrated: bool = True,
         runtime: str = "auto",
         threads: int | None = None,
+        front_end: FrontEnd | str | os.PathLike | None = None,
     ):
         check_runtime(runtime)
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -133,6 +140,11 @@ class Recognizer:
         members = {m: found for m, found in members.items() if found}
         if models is None and "encoder" in members and len(members) > 1:
             members = _without_uninstalled_encoder(members)
+        if front_end is not None and "encoder" not in members:
+            raise ParameterError(
+                "front_end is the encoder's, and no encoder run is loaded here (models: "
+                f"{', '.join(members)})"
+            )
         self.run_dir = run_dirs[0] if len(run_dirs) == 1 else tuple(run_dirs)
         self.members = members  # the run folder of every loaded model, per kind
         self.runs = {}  # the first member's Run, per kind: they all share its interface
@@ -169,6 +181,12 @@ class Recognizer:
         if "encoder" in self.runs:
             self.encoder_config = self.runs["encoder"].features  # Whisper's log-mel
             self.encoder_front_end = self.runs["encoder"].training.front_end
+            if front_end is not None:
+                self.encoder_front_end = (
+                    front_end
+                    if isinstance(front_end, FrontEnd)
+                    else FrontEnd.from_recipe(front_end)
+                )
             self._encoder = [model for model, _ in loaded["encoder"]]  # predict_proba(log_mels)
         if "cnn" in self.runs:
             self.feature_config = self.runs["cnn"].features
@@ -589,12 +607,18 @@ def load_recognizer(
     calibrated: bool = True,
     runtime: str = "auto",
     threads: int | None = None,
+    front_end: FrontEnd | str | os.PathLike | None = None,
 ) -> Recognizer:
     """Load the shipped model (default), a run folder, or an ensemble of run folders.
 
     See :class:`Recognizer`."""
     return Recognizer(
-        run_dir, models=models, calibrated=calibrated, runtime=runtime, threads=threads
+        run_dir,
+        models=models,
+        calibrated=calibrated,
+        runtime=runtime,
+        threads=threads,
+        front_end=front_end,
     )
 
 
