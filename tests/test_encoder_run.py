@@ -887,6 +887,12 @@ def test_a_recipes_front_end_serves_the_shipped_head(room_clip):
     assert got == pytest.approx(want, abs=1e-6)  # the same arrays through the same model
     shipped = load_recognizer(models=("encoder",)).predict(room_clip, sr=16_000)
     assert shipped.scores["encoder"].probabilities != pytest.approx(got, abs=1e-4)  # WPE counts
+    # an evaluation says which front end served (ser-cnn evaluate --front-end)
+    from ser_cnn.training.evaluation import read_data, score
+
+    inputs, manifest, problems = read_data([str(REPO / "examples")])
+    notes = score(rec, manifest, problems=problems, data=inputs).notes
+    assert any("another front end than its run's" in n and "'shift': 0.016" in n for n in notes)
     with pytest.raises(ParameterError, match="no encoder run is loaded"):
         load_recognizer(models=("mlp",), front_end=recipe)
 

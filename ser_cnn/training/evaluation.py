@@ -299,6 +299,9 @@ def score(
         f"{n} clip(s) labelled {old!r} scored as {new!r}" for (old, new), n in renamed.items()
     ]
     notes += _heard(rec, manifest.loc[[i for i, _ in targets]])
+    if "encoder" in rec.runs and rec.encoder_front_end != rec.runs["encoder"].training.front_end:
+        served = rec.encoder_front_end and rec.encoder_front_end.to_dict()
+        notes.append(f"the encoder served behind another front end than its run's: {served}")
     n_left = len(manifest) - len(truth)
     return Evaluation(
         run=[str(r) for r in _run_dirs(rec)],
