@@ -169,6 +169,16 @@ def test_app_listens_on_this_machine_only_by_default():
         parse_args(["--max-mb", "0"])
 
 
+@pytest.mark.skipif(not HAS_GRADIO, reason="Gradio is not installed (pip install '.[app]')")
+def test_app_serves_the_front_end_it_is_given(tmp_path, capsys):
+    from ser_cnn.cli.app import main
+
+    # the recipe reaches load_recognizer, which refuses it before any page is served
+    assert main(["--front-end", str(tmp_path / "none.toml")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read" in err and "none.toml" in err
+
+
 def test_app_without_gradio_says_how_to_install_it(monkeypatch, capsys):
     from ser_cnn.cli import app
 

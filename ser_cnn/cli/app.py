@@ -14,7 +14,10 @@ import importlib.util
 import os
 import sys
 
-from ser_cnn.cli.infer import MODEL_CHOICES  # the same choices as infer and evaluate
+from ser_cnn.cli.infer import (  # the same choices as infer and evaluate
+    MODEL_CHOICES,
+    add_front_end_option,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -43,6 +46,7 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         default="all",
         help="(all: every model the run has; both: the CNN and the MLP)",
     )
+    add_front_end_option(p)
     p.add_argument(
         "--host",
         default=DEFAULT_HOST,
@@ -106,7 +110,9 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     limits = Limits(args.max_mb, args.max_minutes)
     try:
         with _native_stderr_silenced(not args.verbose):
-            rec = load_recognizer(args.run, models=MODEL_CHOICES[args.model])
+            rec = load_recognizer(
+                args.run, models=MODEL_CHOICES[args.model], front_end=args.front_end
+            )
         demo = build_app(rec, limits, workers=args.workers, live=args.live)
     except SerError as err:
         print(f"error: {err}", file=sys.stderr)

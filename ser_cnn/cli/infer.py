@@ -67,6 +67,12 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "second), 'reference' (TensorFlow's SavedModel and scikit-learn), or 'auto' (light "
         "where the run folder has its files and LiteRT is installed; the default)",
     )
+    add_front_end_option(p)
+
+
+def add_front_end_option(p: argparse.ArgumentParser) -> None:
+    """--front-end: the encoder served behind another recipe's front end (infer, listen,
+    evaluate, app)."""
     p.add_argument(
         "--front-end",
         metavar="RECIPE",
