@@ -140,11 +140,14 @@ class Recognizer:
         members = {m: found for m, found in members.items() if found}
         if models is None and "encoder" in members and len(members) > 1:
             members = _without_uninstalled_encoder(members)
-        if front_end is not None and "encoder" not in members:
-            raise ParameterError(
-                "front_end is the encoder's, and no encoder run is loaded here (models: "
-                f"{', '.join(members)})"
-            )
+        if front_end is not None:  # checked before any model loads
+            if "encoder" not in members:
+                raise ParameterError(
+                    "front_end is the encoder's, and no encoder run is loaded here (models: "
+                    f"{', '.join(members)})"
+                )
+            if not isinstance(front_end, FrontEnd):
+                front_end = FrontEnd.from_recipe(front_end)
         self.run_dir = run_dirs[0] if len(run_dirs) == 1 else tuple(run_dirs)
         self.members = members  # the run folder of every loaded model, per kind
         self.runs = {}  # the first member's Run, per kind: they all share its interface
@@ -180,13 +183,9 @@ class Recognizer:
             self.runtimes[m] = tuple(name for _, name in pairs)
         if "encoder" in self.runs:
             self.encoder_config = self.runs["encoder"].features  # Whisper's log-mel
-            self.encoder_front_end = self.runs["encoder"].training.front_end
-            if front_end is not None:
-                self.encoder_front_end = (
-                    front_end
-                    if isinstance(front_end, FrontEnd)
-                    else FrontEnd.from_recipe(front_end)
-                )
+            self.encoder_front_end = (
+                self.runs["encoder"].training.front_end if front_end is None else front_end
+            )
             self._encoder = [model for model, _ in loaded["encoder"]]  # predict_proba(log_mels)
         if "cnn" in self.runs:
             self.feature_config = self.runs["cnn"].features
