@@ -73,6 +73,7 @@ DOCUMENTS = {
         "demo",
         "encoder",
         "encoder-cross",
+        "inner-states",
         "encoder-robustness-validation",
         "speaker-stats",
     ),
@@ -173,6 +174,7 @@ ENCODER_CHOSEN = f"cv_encoder_{ENCODER_BEFORE}.json"
 ENCODER_COPIES = f"cv_encoder_{ENCODER_HOME_ALONE}_copies.json"
 DENOISE_GATE = "denoise_gate.json"  # tools/denoise_trial.py: the front end's validation, surveys
 DEREVERB = "dereverb_trial.json"  # tools/dereverb_trial.py: WPE on validation actors
+INNER = "inner_states_trial.json"  # tools/inner_trial.py: views from inside the blocks
 DEREVERB_FRONT_END = "dereverb_front_end.json"  # the same through ser_cnn's own front end
 DEREVERB_FAST = "dereverb_fast.json"  # the fourth stage's cheaper settings, the same way
 DEREVERB_OWN = "dereverb_own.json"  # the fifth: the same through ser_cnn's own WPE
@@ -242,6 +244,7 @@ ENCODER_TRIALS = (
     "encoder_logistic_gated_unheard",  # ... that pair softened for corpora no expert heard
     "encoder_logistic_gated_usual_copies",  # gated_usual, its copies drawn with three seeds
     "encoder_logistic_gated_reverb_quiet",  # unheard behind the gated WPE, clips as served
+    "encoder_logistic_gated_reverb_fast",  # ... its frames every 16 ms (own WPE), as served
 )
 CORPUS_NAMES = {"ravdess": "RAVDESS", "urdu": "URDU", "ased": "ASED", "nemo": "nEMO"}
 # cross-corpus result files: (file prefix, what was trained)
@@ -533,6 +536,27 @@ def dereverb(root: str) -> str:
         "median energy taken away in brackets; seconds per clip: "
         + ", ".join(f"{k} {v}" for k, v in d["seconds_per_clip"].items())
         + f". Source: {_link(root, DEREVERB)}."
+    )
+
+
+def inner_states(root: str) -> str:
+    """The views from inside the encoder's blocks (tools/inner_trial.py): validation actors."""
+    d = _load(INNER)
+    if d is None:
+        return "_(not measured yet: `python tools/inner_trial.py data/encoder/ravdess_noisy`)_"
+    folds = list(d["validation_clips"])
+    rows = [
+        "| the head sees | numbers | " + " | ".join(f"fold {f}" for f in folds) + " | accuracy |",
+        "| --- | --- |" + " --- |" * len(folds) + " --- |",
+    ]
+    for name, right in d["right"].items():
+        cells = " | ".join(str(right[f]) for f in folds)
+        rows.append(f"| {name} | {d['width'][name]:,} | {cells} | {d['accuracy'][name]:.3f} |")
+    total = sum(d["validation_clips"].values())
+    return "\n".join(rows) + (
+        f"\n\nClips answered right of each fold's validation actors ({total:,} in all, "
+        f"{d['clips']}); a logistic regression, C {d['fit']['C']}, classes balanced. "
+        f"Source: {_link(root, INNER)}."
     )
 
 
@@ -1374,6 +1398,7 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "demo": demo,
     "encoder": encoder,
     "encoder-cross": encoder_cross,
+    "inner-states": inner_states,
     "speaker-stats": speaker_stats,
     "encoder-robustness-validation": lambda root: robustness(
         root,
