@@ -6,6 +6,7 @@ architecture are still checked on small synthetic models written here.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import struct
 import subprocess
@@ -33,6 +34,7 @@ from ser_cnn.encoder.whisper import (
 )
 from ser_cnn.errors import DataError, ParameterError
 from ser_cnn.features.logmel import whisper_log_mel, whisper_log_mel_from_samples
+from tests.conftest import REPO
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SMALL = WhisperDimensions(
@@ -380,6 +382,31 @@ def test_numpy_encoder_batch_equals_each_clip_alone(small, monkeypatch):
     monkeypatch.setattr(light, "BATCH_FRAMES", 40)  # several forward passes, in order
     for got, own in zip(two.encode(mels), alone, strict=True):
         np.testing.assert_allclose(got, own, atol=SMALL_BATCH_ATOL)
+
+
+def test_the_inner_trials_encoder_keeps_what_it_names(small, monkeypatch):
+    """tools/inner_trial.py copies the light encoder's MLP step to keep two views inside each
+    block: each block's output, as the light encoder gives it, is the kept residual after
+    attention plus the kept MLP hidden layer through the block's last dense layer."""
+    spec = importlib.util.spec_from_file_location("inner_trial", REPO / "tools" / "inner_trial.py")
+    trial = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trial)
+    _, tensors = small
+    monkeypatch.setattr(light, "ROWS", 8)  # each block's rows in several pieces, kept in order
+    mel = np.random.default_rng(6).uniform(-1, 1, (SMALL.n_mels, 77)).astype(np.float32)
+    inner = trial._InnerEncoder.from_tensors(tensors, threads=1)
+    pooled = inner.inner(mel)
+    n, d = SMALL.n_audio_layer, SMALL.n_audio_state
+    assert pooled["attention"].shape == (n, 2 * d) and pooled["mlp"].shape == (n, 8 * d)
+    states = LightEncoder.from_tensors(tensors, threads=1).encode([mel])[0]
+    w = inner.weights
+    for i, block in enumerate(w.blocks):
+        after = np.concatenate(inner.kept["attention"][i])
+        after = after + np.concatenate(inner.kept["mlp"][i]) @ block.fc2_w + block.fc2_b
+        if i == n - 1:  # the last state has the final LayerNorm on it
+            after = light._normalize(after) * w.ln_gamma + w.ln_beta
+        np.testing.assert_allclose(after, states[i + 1], atol=SMALL_BATCH_ATOL)
+        assert not np.allclose(after, np.concatenate(inner.kept["attention"][i]))
 
 
 def test_numpy_encoder_reads_a_model_file_as_keras_does(small, tmp_path):

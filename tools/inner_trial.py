@@ -56,7 +56,8 @@ def _frame_norm(states: np.ndarray) -> np.ndarray:
 
 class _InnerEncoder(LightEncoder):
     """The light encoder, keeping each block's residual after attention and its MLP's hidden
-    layer (one thread, so each block's row slices come in order)."""
+    layer (one thread, so each block's row slices come in order). Its MLP step is the parent's
+    with two copies taken; ``tests/test_encoder.py`` checks the copies against its states."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
