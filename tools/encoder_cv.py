@@ -9,6 +9,7 @@
     python tools/encoder_cv.py CACHE --config C --extra OTHER --loco --wide-temperature-from F
     python tools/encoder_cv.py CACHE --config C --beside OTHER_ENCODER_CACHE  # two encoders
     python tools/encoder_cv.py CACHE --config C --view view   # + <cache>/view.copy<j>.npy
+    python tools/encoder_cv.py CACHE --config C --refit       # validation actors train too
 
 ``CACHE`` holds RAVDESS (tools/encode_cache.py). Six folds: the published test actors, the
 validation actors of ``ser_cnn.ravdess.split``, the other actors train, with every clip of the
@@ -256,12 +257,14 @@ def served_states(manifest, x, config: HeadTraining, features: dict) -> tuple[np
     return out, changed
 
 
-def six_folds(manifest, x, y, config, seed, *, gender=False, served=None) -> dict:
+def six_folds(manifest, x, y, config, seed, *, gender=False, served=None, refit=False) -> dict:
     """The published folds (``ser-cnn train --model encoder`` trains one, as here);
-    other corpora are training data only."""
+    other corpora are training data only. ``refit``: the validation actors train too (a
+    logistic fit selects nothing on them; their scores are then of heard voices)."""
     out = {}
     for fold in sorted(load_folds()):
         tr, va, te = ravdess_parts(manifest, split(fold))
+        tr = tr | va if refit else tr
         out[str(fold)], _ = fit_and_score(
             x, y, tr, va, te, config, seed, manifest=manifest, gender=gender, served=served
         )
@@ -412,12 +415,21 @@ def main(argv: list[str] | None = None) -> int:
         help="(--loco) each corpus left out takes the wide_temperature that LOCO_FILE fitted "
         "without it, instead of the config's",
     )
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="(six folds, a logistic fit) each fold's validation actors train too",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--name", help="result name (default: the config's stem)")
     args = p.parse_args(argv)
     if args.loco and not args.extra:
         p.error("--loco needs --extra corpora")
+    if args.refit and args.loco:
+        p.error("--refit is for the six folds (LOCO's validation speakers already differ)")
     config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
+    if args.refit and config.fit != "logistic":
+        p.error("--refit needs a logistic fit: a gradient fit selects its epoch on validation")
     by_seed = copy_seeds(args.cache)
     if len(by_seed) > 1 and (len(args.seeds) > 1 or args.beside or args.view):
         p.error("several caches (one per copies' seed) take one --seeds and no --beside, --view")
@@ -449,7 +461,9 @@ def main(argv: list[str] | None = None) -> int:
                 served=served,
             )
         else:
-            protocol = functools.partial(six_folds, gender=args.by_gender, served=served)
+            protocol = functools.partial(
+                six_folds, gender=args.by_gender, served=served, refit=args.refit
+            )
         for seed in args.seeds:
             key = str(copies_seed if len(by_seed) > 1 else seed)
             runs[key] = protocol(manifest, x, y, config, seed)
@@ -469,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         "corpus_norm": args.corpus_norm,
         "view": args.view,
         "by_gender": args.by_gender,
+        "refit": args.refit,  # the validation actors trained too ("val" then scores them heard)
         "changed_as_served": changed,  # clips the front end (training.front_end) changed
         "seeds": [int(k) for k in runs],
         # what a seed draws: the RAVDESS copies (one cache each) or the head's initialisation
