@@ -245,6 +245,7 @@ ENCODER_TRIALS = (
     "encoder_logistic_gated_usual_copies",  # gated_usual, its copies drawn with three seeds
     "encoder_logistic_gated_reverb_quiet",  # unheard behind the gated WPE, clips as served
     "encoder_logistic_gated_reverb_fast",  # ... its frames every 16 ms (own WPE), as served
+    "encoder_logistic_gated_usual_refit",  # gated_usual_copies, validation actors training too
 )
 CORPUS_NAMES = {"ravdess": "RAVDESS", "urdu": "URDU", "ased": "ASED", "nemo": "nEMO"}
 # cross-corpus result files: (file prefix, what was trained)
@@ -376,8 +377,9 @@ def encoder(root: str) -> str:
         cells = " | ".join(_pm(s, k) for k, _ in SCORES)
         seeds = ", ".join(str(x) for x in s["seeds"])
         seeds += " (copies)" if s.get("seed_of") == "copies" else ""  # the draw, not the head
+        heard = ", trained on" if s.get("refit") else ""  # --refit: validation actors train
         rows.append(
-            f"| `{trial}`{extra} | {seeds} | {val:.3f} (seed {first}) | {cells} | "
+            f"| `{trial}`{extra} | {seeds} | {val:.3f} (seed {first}{heard}) | {cells} | "
             f"{_link(root, name)} |"
         )
     return "\n".join(rows)
