@@ -10,6 +10,7 @@
     python tools/encoder_cv.py CACHE --config C --beside OTHER_ENCODER_CACHE  # two encoders
     python tools/encoder_cv.py CACHE --config C --view view   # + <cache>/view.copy<j>.npy
     python tools/encoder_cv.py CACHE --config C --refit       # validation actors train too
+    python tools/encoder_cv.py CACHE --config C --train-actors 6 --name N   # a learning curve
 
 ``CACHE`` holds RAVDESS (tools/encode_cache.py). Six folds: the published test actors, the
 validation actors of ``ser_cnn.ravdess.split``, the other actors train, with every clip of the
@@ -46,7 +47,7 @@ from ser_cnn.encoder.train import (
     pooled_norms,
     ravdess_parts,
 )
-from ser_cnn.ravdess import EMOTIONS, load_folds, split
+from ser_cnn.ravdess import EMOTIONS, gender_of, load_folds, split
 from ser_cnn.training.evaluation import restrict
 from ser_cnn.training.metrics import SCORES, evaluate, mean_std
 
@@ -257,14 +258,37 @@ def served_states(manifest, x, config: HeadTraining, features: dict) -> tuple[np
     return out, changed
 
 
-def six_folds(manifest, x, y, config, seed, *, gender=False, served=None, refit=False) -> dict:
+def fewer_actors(actors, n: int, seed: int) -> list[int]:
+    """``n`` of the RAVDESS ``actors``, as many women as men (one more man when ``n`` is odd),
+    drawn with ``seed``."""
+    rng = np.random.default_rng(seed)
+    men, women = ([a for a in sorted(actors) if gender_of(a) == g] for g in ("male", "female"))
+    if not 0 < n <= 2 * min(len(men), len(women)):
+        raise SystemExit(f"error: --train-actors must be 1 to {2 * min(len(men), len(women))}")
+    drawn = [
+        *rng.choice(men, (n + 1) // 2, replace=False),
+        *rng.choice(women, n // 2, replace=False),
+    ]
+    return sorted(int(a) for a in drawn)
+
+
+def six_folds(
+    manifest, x, y, config, seed, *, gender=False, served=None, refit=False, train_actors=0
+) -> dict:
     """The published folds (``ser-cnn train --model encoder`` trains one, as here);
     other corpora are training data only. ``refit``: the validation actors train too (a
-    logistic fit selects nothing on them; their scores are then of heard voices)."""
+    logistic fit selects nothing on them; their scores are then of heard voices).
+    ``train_actors``: only that many of a fold's training actors train (drawn with the fold's
+    number), for a learning curve."""
     out = {}
     for fold in sorted(load_folds()):
-        tr, va, te = ravdess_parts(manifest, split(fold))
+        parts = split(fold)
+        tr, va, te = ravdess_parts(manifest, parts)
         tr = tr | va if refit else tr
+        if train_actors:
+            ravdess = (manifest["corpus"] == "ravdess").to_numpy()
+            actors = pd.to_numeric(manifest["speaker"], errors="coerce").to_numpy()
+            tr &= ~ravdess | np.isin(actors, fewer_actors(parts.train, train_actors, fold))
         out[str(fold)], _ = fit_and_score(
             x, y, tr, va, te, config, seed, manifest=manifest, gender=gender, served=served
         )
@@ -420,13 +444,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="(six folds, a logistic fit) each fold's validation actors train too",
     )
+    p.add_argument(
+        "--train-actors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="(six folds) only N of each fold's training actors train, half of them women",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--name", help="result name (default: the config's stem)")
     args = p.parse_args(argv)
     if args.loco and not args.extra:
         p.error("--loco needs --extra corpora")
-    if args.refit and args.loco:
-        p.error("--refit is for the six folds (LOCO's validation speakers already differ)")
+    if (args.refit or args.train_actors) and args.loco:
+        p.error("--refit and --train-actors are for the six folds")
     config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
     if args.refit and config.fit != "logistic":
         p.error("--refit needs a logistic fit: a gradient fit selects its epoch on validation")
@@ -462,7 +493,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             protocol = functools.partial(
-                six_folds, gender=args.by_gender, served=served, refit=args.refit
+                six_folds,
+                gender=args.by_gender,
+                served=served,
+                refit=args.refit,
+                train_actors=args.train_actors,
             )
         for seed in args.seeds:
             key = str(copies_seed if len(by_seed) > 1 else seed)
@@ -484,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         "view": args.view,
         "by_gender": args.by_gender,
         "refit": args.refit,  # the validation actors trained too ("val" then scores them heard)
+        "train_actors": args.train_actors,  # of each fold's training actors (0: all of them)
         "changed_as_served": changed,  # clips the front end (training.front_end) changed
         "seeds": [int(k) for k in runs],
         # what a seed draws: the RAVDESS copies (one cache each) or the head's initialisation

@@ -74,6 +74,7 @@ DOCUMENTS = {
         "encoder",
         "encoder-cross",
         "inner-states",
+        "learning-curve",
         "encoder-robustness-validation",
         "speaker-stats",
     ),
@@ -175,6 +176,7 @@ ENCODER_COPIES = f"cv_encoder_{ENCODER_HOME_ALONE}_copies.json"
 DENOISE_GATE = "denoise_gate.json"  # tools/denoise_trial.py: the front end's validation, surveys
 DEREVERB = "dereverb_trial.json"  # tools/dereverb_trial.py: WPE on validation actors
 INNER = "inner_states_trial.json"  # tools/inner_trial.py: views from inside the blocks
+LEARNING_CURVE = (4, 8, 12, 16, 0)  # --train-actors of each curve's run (0: all of them)
 DEREVERB_FRONT_END = "dereverb_front_end.json"  # the same through ser_cnn's own front end
 DEREVERB_FAST = "dereverb_fast.json"  # the fourth stage's cheaper settings, the same way
 DEREVERB_OWN = "dereverb_own.json"  # the fifth: the same through ser_cnn's own WPE
@@ -560,6 +562,23 @@ def inner_states(root: str) -> str:
         f"{d['clips']}); a logistic regression, C {d['fit']['C']}, classes balanced. "
         f"Source: {_link(root, INNER)}."
     )
+
+
+def learning_curve(root: str) -> str:
+    """The RAVDESS half trained on fewer of each fold's actors (tools/encoder_cv.py
+    --train-actors), beside all of them."""
+    rows = [
+        "| training actors a fold | accuracy | UAR | macro-F1 | source |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for n in LEARNING_CURVE:
+        name = f"cv_encoder_{ENCODER_HOME_ALONE}{f'_actors{n}' if n else ''}.json"
+        s = _load(name)
+        if s is None:
+            continue
+        cells = " | ".join(_pm(s, k) for k, _ in SCORES)
+        rows.append(f"| {n or 'all 18'} | {cells} | {_link(root, name)} |")
+    return "\n".join(rows)
 
 
 def dereverb_front_end(
@@ -1401,6 +1420,7 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "encoder": encoder,
     "encoder-cross": encoder_cross,
     "inner-states": inner_states,
+    "learning-curve": learning_curve,
     "speaker-stats": speaker_stats,
     "encoder-robustness-validation": lambda root: robustness(
         root,
