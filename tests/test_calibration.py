@@ -185,6 +185,21 @@ def test_caches_of_one_recipe_are_runs_keyed_by_their_copies_seed(tmp_path):
         encoder_cv.copy_seeds([a, cache("e", seed=3, copies=2)])
 
 
+def test_a_learning_curves_actors_are_balanced_where_the_fold_allows():
+    """tools/encoder_cv.py --train-actors: as many women as men, unless the fold trains too few
+    of one (fold 2 trains 7 women of its 18); the same draw for the same seed."""
+    encoder_cv = load_tool("encoder_cv.py")
+    women = [2, 4, 6, 8, 10, 12, 14]  # RAVDESS: even actors are women
+    men = [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21]
+    for n, n_women in ((4, 2), (7, 3), (14, 7), (16, 7), (18, 7)):
+        drawn = encoder_cv.fewer_actors(men + women, n, seed=2)
+        assert len(set(drawn)) == n and set(drawn) <= set(men + women)
+        assert sum(a in women for a in drawn) == n_women
+        assert drawn == encoder_cv.fewer_actors(men + women, n, seed=2)
+    with pytest.raises(SystemExit, match="must be 1 to 18"):
+        encoder_cv.fewer_actors(men + women, 19, seed=2)
+
+
 def test_apply_temperature_keeps_the_order_and_equals_scaled_logits(synthetic):
     logits, p, _ = synthetic
     for t in (0.3, 1.7, 8.0):

@@ -259,15 +259,17 @@ def served_states(manifest, x, config: HeadTraining, features: dict) -> tuple[np
 
 
 def fewer_actors(actors, n: int, seed: int) -> list[int]:
-    """``n`` of the RAVDESS ``actors``, as many women as men (one more man when ``n`` is odd),
-    drawn with ``seed``."""
+    """``n`` of the RAVDESS ``actors``, as many women as men (one more man when ``n`` is odd)
+    where the fold has them, else all of the fewer and the rest of the others; drawn with
+    ``seed``."""
     rng = np.random.default_rng(seed)
     men, women = ([a for a in sorted(actors) if gender_of(a) == g] for g in ("male", "female"))
-    if not 0 < n <= 2 * min(len(men), len(women)):
-        raise SystemExit(f"error: --train-actors must be 1 to {2 * min(len(men), len(women))}")
+    if not 0 < n <= len(men) + len(women):
+        raise SystemExit(f"error: --train-actors must be 1 to {len(men) + len(women)}")
+    n_men = min(max((n + 1) // 2, n - len(women)), len(men))
     drawn = [
-        *rng.choice(men, (n + 1) // 2, replace=False),
-        *rng.choice(women, n // 2, replace=False),
+        *rng.choice(men, n_men, replace=False),
+        *rng.choice(women, n - n_men, replace=False),
     ]
     return sorted(int(a) for a in drawn)
 
@@ -449,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         metavar="N",
-        help="(six folds) only N of each fold's training actors train, half of them women",
+        help="(six folds) only N of each fold's training actors train, half of them women "
+        "where the fold has them",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--name", help="result name (default: the config's stem)")

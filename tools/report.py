@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
+import itertools
 import json
 import math
 import re
@@ -176,7 +177,7 @@ ENCODER_COPIES = f"cv_encoder_{ENCODER_HOME_ALONE}_copies.json"
 DENOISE_GATE = "denoise_gate.json"  # tools/denoise_trial.py: the front end's validation, surveys
 DEREVERB = "dereverb_trial.json"  # tools/dereverb_trial.py: WPE on validation actors
 INNER = "inner_states_trial.json"  # tools/inner_trial.py: views from inside the blocks
-LEARNING_CURVE = (4, 8, 12, 16, 0)  # --train-actors of each curve's run (0: all of them)
+LEARNING_CURVE = (4, 8, 12, 16, 18)  # --train-actors of each curve's run (18: all of them)
 DEREVERB_FRONT_END = "dereverb_front_end.json"  # the same through ser_cnn's own front end
 DEREVERB_FAST = "dereverb_fast.json"  # the fourth stage's cheaper settings, the same way
 DEREVERB_OWN = "dereverb_own.json"  # the fifth: the same through ser_cnn's own WPE
@@ -571,14 +572,21 @@ def learning_curve(root: str) -> str:
         "| training actors a fold | accuracy | UAR | macro-F1 | source |",
         "| --- | --- | --- | --- | --- |",
     ]
+    accuracy = {}
     for n in LEARNING_CURVE:
-        name = f"cv_encoder_{ENCODER_HOME_ALONE}{f'_actors{n}' if n else ''}.json"
+        name = f"cv_encoder_{ENCODER_HOME_ALONE}_actors{n}.json"
         s = _load(name)
         if s is None:
             continue
         cells = " | ".join(_pm(s, k) for k, _ in SCORES)
-        rows.append(f"| {n or 'all 18'} | {cells} | {_link(root, name)} |")
-    return "\n".join(rows)
+        rows.append(f"| {n} | {cells} | {_link(root, name)} |")
+        accuracy[n] = s["mean"]["accuracy"]
+    steps = [
+        f"{a} to {b} actors {accuracy[b] - accuracy[a]:+.3f} "
+        f"({(accuracy[b] - accuracy[a]) / math.log2(b / a):+.3f} per doubling of the actors)"
+        for a, b in itertools.pairwise(sorted(accuracy))
+    ]
+    return "\n".join(rows) + (f"\n\nAccuracy gained from {', '.join(steps)}." if steps else "")
 
 
 def dereverb_front_end(
