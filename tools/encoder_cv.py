@@ -11,6 +11,7 @@
     python tools/encoder_cv.py CACHE --config C --view view   # + <cache>/view.copy<j>.npy
     python tools/encoder_cv.py CACHE --config C --refit       # validation actors train too
     python tools/encoder_cv.py CACHE --config C --train-actors 6 --name N   # a learning curve
+    python tools/encoder_cv.py CACHE --config C --train-actors 6 --actor-draw 1 --name N2
 
 ``CACHE`` holds RAVDESS (tools/encode_cache.py). Six folds: the published test actors, the
 validation actors of ``ser_cnn.ravdess.split``, the other actors train, with every clip of the
@@ -275,13 +276,23 @@ def fewer_actors(actors, n: int, seed: int) -> list[int]:
 
 
 def six_folds(
-    manifest, x, y, config, seed, *, gender=False, served=None, refit=False, train_actors=0
+    manifest,
+    x,
+    y,
+    config,
+    seed,
+    *,
+    gender=False,
+    served=None,
+    refit=False,
+    train_actors=0,
+    actor_draw=0,
 ) -> dict:
     """The published folds (``ser-cnn train --model encoder`` trains one, as here);
     other corpora are training data only. ``refit``: the validation actors train too (a
     logistic fit selects nothing on them; their scores are then of heard voices).
-    ``train_actors``: only that many of a fold's training actors train (drawn with the fold's
-    number), for a learning curve."""
+    ``train_actors``: only that many of a fold's training actors train, for a learning curve
+    (``actor_draw`` 0 draws them with the fold's number, draw k with it plus 6 k)."""
     out = {}
     for fold in sorted(load_folds()):
         parts = split(fold)
@@ -290,7 +301,9 @@ def six_folds(
         if train_actors:
             ravdess = (manifest["corpus"] == "ravdess").to_numpy()
             actors = pd.to_numeric(manifest["speaker"], errors="coerce").to_numpy()
-            tr &= ~ravdess | np.isin(actors, fewer_actors(parts.train, train_actors, fold))
+            tr &= ~ravdess | np.isin(
+                actors, fewer_actors(parts.train, train_actors, fold + 6 * actor_draw)
+            )
         out[str(fold)], _ = fit_and_score(
             x, y, tr, va, te, config, seed, manifest=manifest, gender=gender, served=served
         )
@@ -454,6 +467,13 @@ def main(argv: list[str] | None = None) -> int:
         help="(six folds) only N of each fold's training actors train, half of them women "
         "where the fold has them",
     )
+    p.add_argument(
+        "--actor-draw",
+        type=int,
+        default=0,
+        metavar="K",
+        help="(--train-actors) which draw of the actors (0: seeded with the fold's number)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--name", help="result name (default: the config's stem)")
     args = p.parse_args(argv)
@@ -461,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--loco needs --extra corpora")
     if (args.refit or args.train_actors) and args.loco:
         p.error("--refit and --train-actors are for the six folds")
+    if args.actor_draw and not args.train_actors:
+        p.error("--actor-draw draws the actors of --train-actors")
     config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))
     if args.refit and config.fit != "logistic":
         p.error("--refit needs a logistic fit: a gradient fit selects its epoch on validation")
@@ -501,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
                 served=served,
                 refit=args.refit,
                 train_actors=args.train_actors,
+                actor_draw=args.actor_draw,
             )
         for seed in args.seeds:
             key = str(copies_seed if len(by_seed) > 1 else seed)
@@ -523,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         "by_gender": args.by_gender,
         "refit": args.refit,  # the validation actors trained too ("val" then scores them heard)
         "train_actors": args.train_actors,  # of each fold's training actors (0: all of them)
+        "actor_draw": args.actor_draw,  # which draw of them (seeded with fold + 6 x draw)
         "changed_as_served": changed,  # clips the front end (training.front_end) changed
         "seeds": [int(k) for k in runs],
         # what a seed draws: the RAVDESS copies (one cache each) or the head's initialisation

@@ -76,6 +76,7 @@ DOCUMENTS = {
         "encoder-cross",
         "inner-states",
         "learning-curve",
+        "learning-curve-draws",
         "encoder-robustness-validation",
         "speaker-stats",
     ),
@@ -178,6 +179,7 @@ DENOISE_GATE = "denoise_gate.json"  # tools/denoise_trial.py: the front end's va
 DEREVERB = "dereverb_trial.json"  # tools/dereverb_trial.py: WPE on validation actors
 INNER = "inner_states_trial.json"  # tools/inner_trial.py: views from inside the blocks
 LEARNING_CURVE = (4, 8, 12, 16, 18)  # --train-actors of each curve's run (18: all of them)
+ACTOR_DRAWS = (1, 2)  # --actor-draw of the curve's further draws (18 actors has only one)
 DEREVERB_FRONT_END = "dereverb_front_end.json"  # the same through ser_cnn's own front end
 DEREVERB_FAST = "dereverb_fast.json"  # the fourth stage's cheaper settings, the same way
 DEREVERB_OWN = "dereverb_own.json"  # the fifth: the same through ser_cnn's own WPE
@@ -587,6 +589,27 @@ def learning_curve(root: str) -> str:
         for a, b in itertools.pairwise(sorted(accuracy))
     ]
     return "\n".join(rows) + (f"\n\nAccuracy gained from {', '.join(steps)}." if steps else "")
+
+
+def learning_curve_draws(root: str) -> str:
+    """Each point of the curve over its draws of the actors (``--actor-draw``)."""
+    draws = ("", *(f"_draw{k}" for k in ACTOR_DRAWS))
+    head = " | ".join(f"draw {k}" for k in (0, *ACTOR_DRAWS))
+    rows = [
+        f"| training actors a fold | {head} | mean of the draws |",
+        "| --- |" + " --- |" * (len(draws) + 1),
+    ]
+    for n in LEARNING_CURVE[:-1]:  # all of them: one draw only
+        found = [_load(f"cv_encoder_{ENCODER_HOME_ALONE}_actors{n}{d}.json") for d in draws]
+        if any(s is None for s in found):
+            continue
+        accuracy = [s["mean"]["accuracy"] for s in found]
+        cells = " | ".join(f"{a:.3f}" for a in accuracy)
+        rows.append(f"| {n} | {cells} | {sum(accuracy) / len(accuracy):.3f} |")
+    return "\n".join(rows) + (
+        f"\n\nSix-fold accuracy; sources: `results/cv_encoder_{ENCODER_HOME_ALONE}_actorsN"
+        f"[_drawK].json`."
+    )
 
 
 def dereverb_front_end(
@@ -1429,6 +1452,7 @@ SECTIONS: dict[str, Callable[[str], str]] = {
     "encoder-cross": encoder_cross,
     "inner-states": inner_states,
     "learning-curve": learning_curve,
+    "learning-curve-draws": learning_curve_draws,
     "speaker-stats": speaker_stats,
     "encoder-robustness-validation": lambda root: robustness(
         root,
