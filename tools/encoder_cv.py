@@ -292,9 +292,10 @@ def six_folds(
     other corpora are training data only. ``refit``: the validation actors train too (a
     logistic fit selects nothing on them; their scores are then of heard voices).
     ``train_actors``: only that many of a fold's training actors train, for a learning curve
-    (``actor_draw`` 0 draws them with the fold's number, draw k with it plus 6 k)."""
-    out = {}
-    for fold in sorted(load_folds()):
+    (``actor_draw`` 0 draws them with the fold's number, draw k with it plus k times the
+    number of folds)."""
+    out, folds = {}, load_folds()
+    for fold in sorted(folds):
         parts = split(fold)
         tr, va, te = ravdess_parts(manifest, parts)
         tr = tr | va if refit else tr
@@ -302,7 +303,7 @@ def six_folds(
             ravdess = (manifest["corpus"] == "ravdess").to_numpy()
             actors = pd.to_numeric(manifest["speaker"], errors="coerce").to_numpy()
             tr &= ~ravdess | np.isin(
-                actors, fewer_actors(parts.train, train_actors, fold + 6 * actor_draw)
+                actors, fewer_actors(parts.train, train_actors, fold + len(folds) * actor_draw)
             )
         out[str(fold)], _ = fit_and_score(
             x, y, tr, va, te, config, seed, manifest=manifest, gender=gender, served=served
@@ -546,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         "by_gender": args.by_gender,
         "refit": args.refit,  # the validation actors trained too ("val" then scores them heard)
         "train_actors": args.train_actors,  # of each fold's training actors (0: all of them)
-        "actor_draw": args.actor_draw,  # which draw of them (seeded with fold + 6 x draw)
+        "actor_draw": args.actor_draw,  # which draw of them (seeded: fold + 6 x draw)
         "changed_as_served": changed,  # clips the front end (training.front_end) changed
         "seeds": [int(k) for k in runs],
         # what a seed draws: the RAVDESS copies (one cache each) or the head's initialisation
