@@ -7,6 +7,7 @@
     python tools/encode_cache.py --data $RAVDESS_DIR --out data/encoder/ravdess_noisy \
         --copies 4 --noisy 2      # copies 3, 4 always noisy: a noise-gated recipe's cache
     python tools/encode_cache.py ... --copies 4 --noise-p 1 --snr 0 20 --from-copy 3  # the same
+    python tools/encode_cache.py ... --copies 4 --speed-p 1 --from-copy 3  # 3, 4: other voices
 
 Inputs are anything the corpus layer reads (``ser_cnn.corpora``). Babble in a RAVDESS clip's
 copies comes from the actors tested in the same published fold, so no fold ever trains on a
@@ -50,10 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--snr", type=float, nargs=2, metavar=("LO", "HI"), help="its SNR range, dB")
     p.add_argument(
+        "--speed-p",
+        type=float,
+        help="probability of a speed change in a copy, the talker's pitch and formants with it "
+        "(the training chain's default otherwise)",
+    )
+    p.add_argument(
         "--from-copy",
         type=int,
         default=1,
-        help="--noise-p and --snr for copies from this one on (1: all; the others as default)",
+        help="--noise-p, --snr and --speed-p for copies from this one on (1: all; the others "
+        "as default)",
     )
     p.add_argument(
         "--noisy",
@@ -63,11 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         "(ser_cnn.encoder.cache.NOISY_CHAIN); instead of --noise-p, --snr and --from-copy",
     )
     args = p.parse_args(argv)
-    if args.noisy and (args.noise_p is not None or args.snr or args.from_copy > 1):
-        p.error("--noisy sets the noise of its copies: leave out --noise-p, --snr, --from-copy")
+    if args.noisy and (
+        args.noise_p is not None or args.snr or args.speed_p is not None or args.from_copy > 1
+    ):
+        p.error(
+            "--noisy sets its copies' chain: leave out --noise-p, --snr, --speed-p, --from-copy"
+        )
     chain = {}  # the copies' chain where it differs from the default (recorded in the cache)
-    if args.noise_p is not None:
-        chain["p"] = {"noise": args.noise_p}
+    for kind, value in (("noise", args.noise_p), ("speed", args.speed_p)):
+        if value is not None:
+            chain.setdefault("p", {})[kind] = value
     if args.snr is not None:
         chain["snr_range"] = list(args.snr)
     if chain and args.from_copy > 1:
