@@ -253,6 +253,8 @@ ENCODER_TRIALS = (
     "encoder_logistic_gated_usual_refit",  # gated_usual_copies, validation actors training too
     "encoder_logistic_rebuilt",  # encoder_logistic on data/encoder/ravdess_voices' copies 0-2
     "encoder_logistic_voices",  # ... and its two copies more, always another speed (voice)
+    "encoder_logistic_rebuilt_copies",  # the same two on three draws of the copies
+    "encoder_logistic_voices_copies",
 )
 CORPUS_NAMES = {"ravdess": "RAVDESS", "urdu": "URDU", "ased": "ASED", "nemo": "nEMO"}
 # cross-corpus result files: (file prefix, what was trained)
