@@ -297,14 +297,11 @@ def six_folds(
     out, folds = {}, load_folds()
     for fold in sorted(folds):
         parts = split(fold)
+        if train_actors:
+            seed = fold + len(folds) * actor_draw
+            parts = replace(parts, train=tuple(fewer_actors(parts.train, train_actors, seed)))
         tr, va, te = ravdess_parts(manifest, parts)
         tr = tr | va if refit else tr
-        if train_actors:
-            ravdess = (manifest["corpus"] == "ravdess").to_numpy()
-            actors = pd.to_numeric(manifest["speaker"], errors="coerce").to_numpy()
-            tr &= ~ravdess | np.isin(
-                actors, fewer_actors(parts.train, train_actors, fold + len(folds) * actor_draw)
-            )
         out[str(fold)], _ = fit_and_score(
             x, y, tr, va, te, config, seed, manifest=manifest, gender=gender, served=served
         )
@@ -482,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--loco needs --extra corpora")
     if (args.refit or args.train_actors) and args.loco:
         p.error("--refit and --train-actors are for the six folds")
+    if args.refit and args.train_actors:
+        p.error("--refit and --train-actors: choose one (which actors train)")
     if args.actor_draw and not args.train_actors:
         p.error("--actor-draw draws the actors of --train-actors")
     config = HeadTraining.from_dict(tomllib.loads(args.config.read_text()))

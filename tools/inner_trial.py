@@ -97,26 +97,23 @@ def main(argv: list[str] | None = None) -> int:
         {k: v for k, v in settings["features"].items() if k != "kind"}
     )
     encoder = _InnerEncoder.load(settings["encoder"], threads=1)
-    views: dict[str, list[np.ndarray]] = {
-        "attention": [],
-        "mlp": [],
-        "mlp_mean": [],
-        "frame_norm": [],
-    }
+    views: dict[str, list[np.ndarray]] = {"attention": [], "mlp": [], "frame_norm": []}
     for path, key in zip(manifest["path"], manifest["key"], strict=True):
         sr = features.sample_rate
         mel = features.compute(load_audio(path, target_sr=sr), sr=sr)  # as the cache's clips
         inner = encoder.inner(mel)
-        width = inner["mlp"].shape[-1] // 2
         views["attention"].append(inner["attention"].reshape(-1))
         views["mlp"].append(inner["mlp"].reshape(-1))
-        views["mlp_mean"].append(inner["mlp"][:, :width].reshape(-1))
         cached = np.load(args.cache / state_file(key)).astype(np.float32)
         views["frame_norm"].append(pool(_frame_norm(cached)).reshape(-1))
     encoded = time.perf_counter() - started
     blocks = {"states": pooled[0].reshape(len(manifest), -1)} | {
         k: np.stack(v) for k, v in views.items()
     }
+    # each block's pooled MLP hidden layer is its means, then its spreads: the means alone
+    n_layer = len(encoder.weights.blocks)
+    blocks["mlp_mean"] = blocks["mlp"].reshape(len(manifest), n_layer, 2, -1)[:, :, 0]
+    blocks["mlp_mean"] = blocks["mlp_mean"].reshape(len(manifest), -1)
     y = manifest["emotion"].to_numpy()
     actors = manifest["speaker"].astype(int).to_numpy()
     c = HeadTraining().logistic_c

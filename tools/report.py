@@ -571,6 +571,17 @@ def inner_states(root: str) -> str:
     )
 
 
+def _curve_runs(n: int) -> list[tuple[str, dict | None]]:
+    """The learning curve's result files for ``n`` training actors a fold, by draw of the
+    actors (all of them: one draw only): (file name, its summary or None)."""
+    every = max(LEARNING_CURVE)
+    names = [
+        f"cv_encoder_{ENCODER_HOME_ALONE}_actors{n}{f'_draw{k}' if k else ''}.json"
+        for k in ((0,) if n == every else (0, *ACTOR_DRAWS))
+    ]
+    return [(name, _load(name)) for name in names]
+
+
 def learning_curve(root: str) -> str:
     """The RAVDESS half trained on fewer of each fold's actors (tools/encoder_cv.py
     --train-actors), beside all of them."""
@@ -579,8 +590,7 @@ def learning_curve(root: str) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for n in LEARNING_CURVE:
-        name = f"cv_encoder_{ENCODER_HOME_ALONE}_actors{n}.json"
-        s = _load(name)
+        name, s = _curve_runs(n)[0]
         if s is None:
             continue
         cells = " | ".join(_pm(s, k) for k, _ in SCORES)
@@ -592,39 +602,38 @@ def learning_curve_draws(root: str) -> str:
     """Each point of the curve over its draws of the actors (``--actor-draw``), and what the
     means of the draws say: the gain per doubling of the actors, and how many actors of
     RAVDESS's kind the issue's target would take at the rate from 8 to 16."""
-    draws = ("", *(f"_draw{k}" for k in ACTOR_DRAWS))
+    columns = len(ACTOR_DRAWS) + 1
     head = " | ".join(f"draw {k}" for k in (0, *ACTOR_DRAWS))
     rows = [
         f"| training actors a fold | {head} | mean of the draws |",
-        "| --- |" + " --- |" * (len(draws) + 1),
+        "| --- |" + " --- |" * (columns + 1),
     ]
     mean = {}
     for n in LEARNING_CURVE:
-        found = [_load(f"cv_encoder_{ENCODER_HOME_ALONE}_actors{n}{d}.json") for d in draws]
-        found = found[:1] if n == max(LEARNING_CURVE) else found  # all of them: one draw
+        found = [s for _, s in _curve_runs(n)]
         if any(s is None for s in found):
             continue
         accuracy = [s["mean"]["accuracy"] for s in found]
         mean[n] = sum(accuracy) / len(accuracy)
-        cells = " | ".join(f"{a:.3f}" for a in accuracy)
-        cells += " | –" * (len(draws) - len(found))
+        cells = " | ".join(f"{a:.3f}" for a in accuracy) + " | –" * (columns - len(found))
         rows.append(f"| {n} | {cells} | {mean[n]:.3f} |")
     text = "\n".join(rows) + (
         f"\n\nSix-fold accuracy; sources: `results/cv_encoder_{ENCODER_HOME_ALONE}_actorsN"
         "[_drawK].json`."
     )
-    if not {4, 8, 16, 18} <= mean.keys():
+    every = max(LEARNING_CURVE)
+    if not {4, 8, 16, every} <= mean.keys():
         return text
     per_doubling = {(a, b): (mean[b] - mean[a]) / math.log2(b / a) for a, b in ((4, 8), (8, 16))}
-    actors = 18 * 2 ** ((ACCURACY_TARGET - mean[18]) / per_doubling[8, 16])
-    against = ", ".join(f"{n} actors {mean[n] - mean[18]:+.3f}" for n in (4, 8, 12, 16))
+    actors = every * 2 ** ((ACCURACY_TARGET - mean[every]) / per_doubling[8, 16])
+    fewer = ", ".join(f"{n} actors {mean[n] - mean[every]:+.3f}" for n in LEARNING_CURVE[:-1])
     return text + (
-        f" The means of the draws against all 18: {against}. Accuracy gained "
+        f" The means of the draws against all {every}: {fewer}. Accuracy gained "
         f"{per_doubling[4, 8]:+.3f} per doubling of the actors from 4 to 8, "
         f"{per_doubling[8, 16]:+.3f} from 8 to 16; at that rate the issue's "
         f"{ACCURACY_TARGET} would take about {actors:.0f} training actors of RAVDESS's kind a "
-        f"fold, if the rate held beyond 16 (the two steps measured beyond it: 16 to 18 here "
-        f"{mean[18] - mean[16]:+.3f}, 18 to 20 the refit above)."
+        f"fold, if the rate held beyond 16 (the two steps measured beyond it: 16 to {every} "
+        f"here {mean[every] - mean[16]:+.3f}, {every} to {every + 2} the refit above)."
     )
 
 
