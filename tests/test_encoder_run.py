@@ -976,6 +976,66 @@ def test_clip_version_gives_the_very_audio_the_cache_encoded(encoder_cache):
     assert degraded >= 3
 
 
+def test_a_cache_made_as_served_holds_what_the_front_end_makes_of_every_version(
+    encoder_cache, tmp_path
+):
+    """``front_end``: each version, as recorded and degraded, passes the run's front end before
+    its log-mel (tools/encode_cache.py --front-end), and the cache says so."""
+    from ser_cnn.audio.front_end import FrontEnd
+    from ser_cnn.corpora import load_many
+    from ser_cnn.encoder.cache import (
+        _same_corpus_other_speakers,
+        build_cache,
+        cache_settings,
+        clip_keys,
+        clip_version,
+        state_file,
+    )
+    from ser_cnn.encoder.light import LightEncoder
+
+    front_end = FrontEnd.from_recipe(REPO / "configs" / "encoder_logistic_gated_reverb_fast.toml")
+    manifest, _ = load_many([str(REPO / "examples")])
+    config, encoder, seed = WhisperFeatureConfig(), LightEncoder.load(), 0
+    served = build_cache(
+        manifest,
+        tmp_path / "served",
+        encoder=encoder,
+        feature_config=config,
+        copies=1,
+        seed=seed,
+        front_end=front_end,
+        progress=False,
+    )
+    assert cache_settings(served)["front_end"] == front_end.to_dict()
+    manifest["key"] = clip_keys(manifest)
+    sr, changed = config.sample_rate, 0
+
+    def samples(k):
+        return load_audio(manifest.at[k, "path"], target_sr=sr)
+
+    for i, key in enumerate(manifest["key"]):
+        for j in (0, 1):
+            y = clip_version(
+                manifest,
+                i,
+                j,
+                sr=sr,
+                seed=seed,
+                pool=_same_corpus_other_speakers,
+                samples=samples,
+                usable=lambda k: True,
+            )
+            expected = encoder.encode([config.compute(front_end(y, sr), sr=sr)])[0]
+            cached = np.load(served / state_file(key, j)).astype(np.float32)
+            # the cache stores float16: its rounding (~5e-4 relative) of states up to ~10
+            np.testing.assert_allclose(expected, cached, atol=0.02)
+            plain = np.load(encoder_cache / state_file(key, j)).astype(np.float32)
+            changed += plain.shape != cached.shape or not np.allclose(plain, cached, atol=0.02)
+    assert changed >= 5  # the studio clips all pass the WPE gate: the front end is not idle
+    with pytest.raises(DataError, match="other settings"):  # never completed without it
+        build_cache(manifest, served, encoder=encoder, feature_config=config, progress=False)
+
+
 def test_a_chain_changes_only_the_copies_it_names():
     """``chain``: copies from ``from_copy`` on drawn with other settings, the others as ever."""
     from ser_cnn.audio.degrade import CHAIN_KINDS

@@ -8,6 +8,7 @@
         --copies 4 --noisy 2      # copies 3, 4 always noisy: a noise-gated recipe's cache
     python tools/encode_cache.py ... --copies 4 --noise-p 1 --snr 0 20 --from-copy 3  # the same
     python tools/encode_cache.py ... --copies 4 --speed-p 1 --from-copy 3  # 3, 4: other voices
+    python tools/encode_cache.py ... --copies 4 --noisy 2 --front-end RECIPE.toml  # as served
 
 Inputs are anything the corpus layer reads (``ser_cnn.corpora``). Babble in a RAVDESS clip's
 copies comes from the actors tested in the same published fold, so no fold ever trains on a
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
+from ser_cnn.audio.front_end import FrontEnd
 from ser_cnn.corpora import load_many
 from ser_cnn.encoder.cache import build_cache, fold_group_pool, noisy_chain
 from ser_cnn.encoder.light import LightEncoder
@@ -70,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the last N copies always noisy, as a noise-gated recipe's noisy_copies = N "
         "(ser_cnn.encoder.cache.NOISY_CHAIN); instead of --noise-p, --snr and --from-copy",
     )
+    p.add_argument(
+        "--front-end",
+        type=Path,
+        metavar="RECIPE",
+        help="every version (as recorded and each copy) through the front end of an encoder "
+        "recipe (its [denoise] and [dereverb] tables) before its log-mel, as a run with that "
+        "front end hears it when served",
+    )
     args = p.parse_args(argv)
     if args.noisy and (
         args.noise_p is not None or args.snr or args.speed_p is not None or args.from_copy > 1
@@ -100,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             babble_pool=fold_group_pool(load_folds()),
             chain=noisy_chain(args.copies, args.noisy) if args.noisy else chain or None,
+            front_end=None if args.front_end is None else FrontEnd.from_recipe(args.front_end),
         )
     print(f"{args.out}: {len(manifest)} clips in {time.perf_counter() - started:.0f} s")
     return 0

@@ -7,7 +7,8 @@ encoder → cache. Layout::
 
     settings.json    feature settings, encoder source (package, version, sha256), copies, seed
                      (and ``babble``, where the copies' babble follows a data split; ``chain``,
-                     where the copies' degradations are drawn otherwise than by default)
+                     where the copies' degradations are drawn otherwise than by default;
+                     ``front_end``, where every version passed through a run's front end)
     manifest.csv     the manifest's rows, each with its ``key`` and frame count
     errors.csv       clips whose audio could not be analysed (left out; retried next time)
     pooled.copy<j>.npy        every clip's pooled states (:func:`load_pooled`), made on demand
@@ -32,12 +33,16 @@ import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ser_cnn.errors import AudioError, DataError
 from ser_cnn.features.cache import RAVDESS, atomic_save, atomic_write_text, cache_keys
+
+if TYPE_CHECKING:
+    from ser_cnn.audio.front_end import FrontEnd
 
 SETTINGS_FILE = "settings.json"
 MANIFEST_FILE = "manifest.csv"
@@ -93,6 +98,7 @@ def build_cache(
     babble_pool: Callable[[pd.DataFrame, int], Sequence[int]] | None = None,
     babble: str | None = None,
     chain: dict | None = None,
+    front_end: FrontEnd | None = None,
     strict: bool = False,
     progress: bool = True,
 ) -> Path:
@@ -120,6 +126,10 @@ def build_cache(
         default: ``p`` (probabilities of some kinds, the others as ``AUGMENT_P``) and
         ``snr_range`` (dB), for copies ``from_copy`` on (default 1: every copy; the copies
         before it are drawn as by default); stored in the settings.
+    front_end : ser_cnn.audio.front_end.FrontEnd, optional
+        What a run's front end would make of each version (as recorded and every copy), as it
+        is served; stored in the settings. Default: the versions as they are (what serving's
+        front end later hears then differs from what the head was fitted on).
     strict : bool
         Raise on a clip whose audio cannot be analysed; otherwise it is left out of the
         manifest, listed in ``errors.csv`` and tried again next time.
@@ -153,6 +163,7 @@ def build_cache(
         }
         | ({"babble": babble} if babble is not None else {})
         | ({"chain": chain} if chain else {})
+        | ({"front_end": front_end.to_dict()} if front_end is not None else {})
     )
     _prepare(out_dir, settings)
     sr = feature_config.sample_rate
@@ -213,6 +224,8 @@ def build_cache(
                 usable=usable,
                 chain=chain,
             )
+            if front_end is not None:  # as served: each stage where its gate lets it in
+                y = front_end(y, sr)
             try:
                 log_mel = feature_config.compute(y, sr=sr)
             except AudioError as err:  # e.g. silent: no speech to trim to
