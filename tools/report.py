@@ -66,6 +66,7 @@ DOCUMENTS = {
         "dereverb-fast",
         "dereverb-own",
         "dereverb-own-verdict",
+        "served-verdict",
         "calibration",
         "leakage",
         "cost",
@@ -211,6 +212,17 @@ DEREVERB_STAGES = {
     ),
 }
 DEREVERB_TOLERANCE = 0.005  # the plan's largest loss under a condition or on a corpus left out
+# The served trial (configs/encoder_logistic_gated_served.toml): one recipe fitted on versions
+# as recorded, then as served (robustness labels, then encoder_cv names)
+SERVED_RUNS = (
+    "noise-gated head behind the fast WPE option's front end, fitted on versions as recorded "
+    "(the served trial's baseline), six folds",
+    "noise-gated head behind the fast WPE option's front end, fitted on versions as served "
+    "(trial), six folds",
+)
+SERVED_CV = ("encoder_logistic_gated_served_baseline", "encoder_logistic_gated_served")
+SERVED_GAIN = 0.01  # its plan's gain where a target is unmet; DEREVERB_TOLERANCE its losses
+SERVED_UNMET = ("white 5 dB", "babble 10 dB", "reverb 0.8 s")  # conditions beyond 0.08 of clean
 ENCODER = "frozen Whisper tiny.en encoder"
 ENCODER_SPEAKER = "cv_encoder_encoder_logistic_speaker.json"  # an explicit option, never shipped
 # tools/encoder_cv.py result files of the encoder's trials on RAVDESS, in the order tried
@@ -255,6 +267,8 @@ ENCODER_TRIALS = (
     "encoder_logistic_voices",  # ... and its two copies more, always another speed (voice)
     "encoder_logistic_rebuilt_copies",  # the same two on three draws of the copies
     "encoder_logistic_voices_copies",
+    "encoder_logistic_gated_served_baseline",  # gated_usual behind the fast WPE front end
+    "encoder_logistic_gated_served",  # ... fitted on versions through that front end
 )
 CORPUS_NAMES = {"ravdess": "RAVDESS", "urdu": "URDU", "ased": "ASED", "nemo": "nEMO"}
 # cross-corpus result files: (file prefix, what was trained)
@@ -742,6 +756,56 @@ def dereverb_verdict(root: str, stage: str = "third") -> str:
         "\n\nThe same fold runs (refitted from one machine's caches) and fits; the cost on one "
         "machine, both runs measured in one session, the light runtime. Sources: "
         + ", ".join(sources)
+        + "."
+    )
+
+
+def served_verdict(root: str) -> str:
+    """The served trial against its baseline, by its plan's three rules."""
+    labels = (_load("robustness.json") or {}).get("labels", {})
+    cvs = [_load(f"cv_encoder_{n}.json") for n in SERVED_CV]
+    if not all(r in labels for r in SERVED_RUNS) or None in cvs:
+        return "_(not measured yet: the served trial's Reproduce lines)_"
+    recorded, served = (labels[r]["conditions"] for r in SERVED_RUNS)
+
+    def acc(entry: dict, condition: str) -> float:
+        return entry[condition]["encoder"]["mean"]["accuracy"]
+
+    six = [cv["mean"]["accuracy"] for cv in cvs]
+    gains = {"six folds as served": six[1] - six[0]}
+    gains |= {c: acc(served, c) - acc(recorded, c) for c in SERVED_UNMET}
+    best = max(gains, key=gains.get)
+    worst = min(recorded, key=lambda c: acc(served, c) - acc(recorded, c))
+    rows = [
+        "| rule | as recorded | as served | change | met |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for rule, a, b, ok in (
+        (
+            f"(a) six folds as served, not below -{DEREVERB_TOLERANCE}",
+            *six,
+            six[1] - six[0] >= -DEREVERB_TOLERANCE,
+        ),
+        (
+            f"(b) +{SERVED_GAIN} where a target is unmet (best: {best})",
+            six[0] if best == "six folds as served" else acc(recorded, best),
+            six[1] if best == "six folds as served" else acc(served, best),
+            gains[best] >= SERVED_GAIN - 1e-9,
+        ),
+        (
+            f"(c) no condition below -{DEREVERB_TOLERANCE} (lowest change: {worst})",
+            acc(recorded, worst),
+            acc(served, worst),
+            acc(served, worst) - acc(recorded, worst) >= -DEREVERB_TOLERANCE,
+        ),
+    ):
+        rows.append(f"| {rule} | {a:.3f} | {b:.3f} | {b - a:+.3f} | {'yes' if ok else '**no**'} |")
+    changes = ", ".join(f"{c} {g:+.3f}" for c, g in gains.items())
+    sources = [_link(root, f"cv_encoder_{n}.json") for n in SERVED_CV]
+    return "\n".join(rows) + (
+        f"\n\nThe head fitted on versions as served against as recorded: {changes}. Seed 0, "
+        "the same clips, copies and front end. Sources: "
+        + ", ".join([*sources, _link(root, "robustness.json")])
         + "."
     )
 
@@ -1467,6 +1531,7 @@ SECTIONS: dict[str, Callable[[str], str]] = {
         root, DEREVERB_FAST, "10x1:16:2 20x1:16:2 20x1"
     ),
     "dereverb-own": lambda root: dereverb_front_end(root, DEREVERB_OWN, "10x1:16:2 20x1:16:2 20x1"),
+    "served-verdict": served_verdict,
     "robust-headline": robust_headline,
     "limits": limits,
     "calibration": calibration,

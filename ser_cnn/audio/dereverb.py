@@ -14,8 +14,8 @@ stacked past frames cost more than the arithmetic. The STFT around it is SciPy's
 the features already load. WPE models reverberant speech
 without added noise; where noise fills the pauses it predicts the noise, so a gate
 (:func:`needs_dereverberation`) may keep it to clips whose pauses are quiet, read by the
-denoiser's noise-floor SNR. Serving only, as :mod:`ser_cnn.audio.denoise`: training clips and
-their degraded copies never pass through it.
+denoiser's noise-floor SNR. Part of a run's front end (:mod:`ser_cnn.audio.front_end`), as
+:mod:`ser_cnn.audio.denoise` is.
 """
 
 from __future__ import annotations

@@ -84,9 +84,9 @@ class HeadTraining:
     # sure; ``tools/encoder_cv.py --loco`` fits this factor on corpora left out of training
     # (``wide_temperature`` in its file). 1: the experts as fitted.
     wide_temperature: float = 1.0
-    # Serving only: spectral gating, before the Whisper log-mel, of a clip buried in steady
-    # noise (:mod:`ser_cnn.audio.denoise`: its gate); training clips and copies never pass
-    # through it. None: every clip as recorded.
+    # The front end (:mod:`ser_cnn.audio.front_end`): spectral gating, before the Whisper
+    # log-mel, of a clip buried in steady noise (:mod:`ser_cnn.audio.denoise`: its gate);
+    # training versions pass through it only in a cache made as served. None: none.
     denoise: DenoiseConfig | None = None
     # Serving only, after the denoiser: single-channel WPE of every clip, taking away a room's
     # late reverberation (:mod:`ser_cnn.audio.dereverb`). None: none.
