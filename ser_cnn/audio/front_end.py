@@ -2,8 +2,8 @@
 
 Serving: a run's recipe names its front end (``[denoise]`` and ``[dereverb]`` tables,
 :class:`ser_cnn.encoder.fit.HeadTraining`). Training clips and their degraded copies pass
-through it only in an encoder cache made as served (``tools/encode_cache.py --front-end``, a
-trial's: ``configs/encoder_logistic_gated_served.toml``). The denoiser comes first because its
+through it only in an encoder cache made as served (``tools/encode_cache.py --front-end``:
+two trials, ``configs/encoder_logistic_gated_served*.toml``). The denoiser comes first because its
 gate was chosen on clips as recorded (:mod:`ser_cnn.audio.denoise`), before any reverberation
 was taken from their pauses; the dereverberation gate too reads the clip as it arrives, not as
 the denoiser leaves it (whose pauses it has emptied).

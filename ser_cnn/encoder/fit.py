@@ -88,7 +88,7 @@ class HeadTraining:
     # log-mel, of a clip buried in steady noise (:mod:`ser_cnn.audio.denoise`: its gate);
     # training versions pass through it only in a cache made as served. None: none.
     denoise: DenoiseConfig | None = None
-    # Serving only, after the denoiser: single-channel WPE of every clip, taking away a room's
+    # The front end, after the denoiser: single-channel WPE of every clip, taking away a room's
     # late reverberation (:mod:`ser_cnn.audio.dereverb`). None: none.
     dereverb: DereverbConfig | None = None
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
