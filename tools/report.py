@@ -708,6 +708,16 @@ def dereverb_gate(root: str) -> str:
     )
 
 
+def _accuracy(conditions: dict, condition: str) -> float:
+    """The encoder's mean accuracy under ``condition`` of a robustness entry's conditions."""
+    return conditions[condition]["encoder"]["mean"]["accuracy"]
+
+
+def _verdict_row(rule: str, a: float, b: float, ok: bool, fmt: str = ".3f") -> str:
+    """A plan's rule as a table row: before, after, the change and whether it was met."""
+    return f"| {rule} | {a:{fmt}} | {b:{fmt}} | {b - a:+{fmt}} | {'yes' if ok else '**no**'} |"
+
+
 def dereverb_verdict(root: str, stage: str = "third") -> str:
     """The gated WPE against the same runs without it, by the plan's five rules."""
     runs, loco_names, bench_names = DEREVERB_STAGES[stage]
@@ -720,16 +730,11 @@ def dereverb_verdict(root: str, stage: str = "third") -> str:
     if not all(r in labels for r in runs) or None in locos or None in benches:
         return f"_(not measured yet: the {stage} stage's Reproduce lines)_"
     without, gated = (labels[r]["conditions"] for r in runs)
-
-    def acc(entry: dict, condition: str) -> float:
-        return entry[condition]["encoder"]["mean"]["accuracy"]
-
+    acc = _accuracy
     rows = ["| rule | without WPE | gated WPE | change | met |", "| --- | --- | --- | --- | --- |"]
 
-    def row(rule: str, a: float, b: float, ok: bool, fmt: str = ".3f") -> None:
-        rows.append(
-            f"| {rule} | {a:{fmt}} | {b:{fmt}} | {b - a:+{fmt}} | {'yes' if ok else '**no**'} |"
-        )
+    def row(*cells) -> None:
+        rows.append(_verdict_row(*cells))
 
     row(
         "(a) clean accuracy not lower",
@@ -779,10 +784,7 @@ def served_verdict(root: str, trial: str) -> str:
     if not all(r in labels for r in runs) or None in cvs:
         return f"_(not measured yet: the Reproduce lines of {trial})_"
     recorded, served = (labels[r]["conditions"] for r in runs)
-
-    def acc(entry: dict, condition: str) -> float:
-        return entry[condition]["encoder"]["mean"]["accuracy"]
-
+    acc = _accuracy
     six = [cv["mean"]["accuracy"] for cv in cvs]
     gains = {"six folds as served": six[1] - six[0]}
     gains |= {c: acc(served, c) - acc(recorded, c) for c in SERVED_UNMET}
@@ -811,7 +813,7 @@ def served_verdict(root: str, trial: str) -> str:
             acc(served, worst) - acc(recorded, worst) >= -DEREVERB_TOLERANCE,
         ),
     ):
-        rows.append(f"| {rule} | {a:.3f} | {b:.3f} | {b - a:+.3f} | {'yes' if ok else '**no**'} |")
+        rows.append(_verdict_row(rule, a, b, ok))
     changes = ", ".join(f"{c} {g:+.3f}" for c, g in gains.items())
     sources = [_link(root, f"cv_encoder_{n}.json") for n in names]
     return "\n".join(rows) + (
